@@ -1,0 +1,26 @@
+GO        ?= go
+BIN       := bin/payrail
+PKG       := ./...
+
+# Integration tests talk to these services; .ci/run and a developer's
+# machine both have them on loopback.
+export PAYRAIL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable
+export PAYRAIL_TEST_NATS_URL     ?= nats://127.0.0.1:4222
+
+.PHONY: build run test lint fmt
+build:
+	$(GO) build -o $(BIN) ./cmd/payrail
+
+run: build
+	./$(BIN) dev
+
+test: lint
+	$(GO) test -race -count=1 -timeout 15m $(PKG)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKG)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')

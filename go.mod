@@ -1,0 +1,3 @@
+module github.com/payrail/payrail
+
+go 1.26
