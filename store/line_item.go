@@ -1,0 +1,359 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Line item statuses (Canopy's enum; SPEC §3 says which are final).
+const (
+	StatusValid      = "VALID"
+	StatusInvalid    = "INVALID"
+	StatusPending    = "PENDING"
+	StatusAuthorized = "AUTHORIZED"
+	StatusDeclined   = "DECLINED"
+	StatusVoid       = "VOID"
+	StatusPosted     = "POSTED"
+	StatusOffset     = "OFFSET"
+	StatusReversed   = "REVERSED"
+)
+
+// Line item types payrail creates.
+const (
+	TypePayment         = "PAYMENT"
+	TypeCharge          = "CHARGE"
+	TypePaymentReversal = "PAYMENT_REVERSAL"
+)
+
+// Final reports whether a status can never change again.
+func Final(status string) bool {
+	switch status {
+	case StatusDeclined, StatusInvalid, StatusVoid, StatusReversed:
+		return true
+	}
+	return false
+}
+
+// LineItem is one entry of an account's ledger.
+type LineItem struct {
+	AccountID              string
+	LineItemID             string
+	ProductID              string
+	Type                   string
+	Status                 string
+	Description            string
+	AmountCents            int64
+	EffectiveAt            time.Time
+	ValidAt                *time.Time
+	CreatedAt              time.Time
+	UpdatedAt              time.Time
+	MerchantData           json.RawMessage // nil when absent
+	IssuerProcessorDetails json.RawMessage // nil when absent
+	ExternalFields         []ExternalField
+	Origin                 string // the route that created it
+	Processor              string // "" unless a processor executes it
+	RelatedLineItemID      string
+	Seq                    int64 // ledger order; backs pagination cursors
+}
+
+// NewLineItem is the input of CreateLineItem.
+type NewLineItem struct {
+	AccountID              string
+	LineItemID             string
+	Type                   string
+	Status                 string
+	Description            string
+	AmountCents            int64
+	EffectiveAt            time.Time
+	MerchantData           json.RawMessage
+	IssuerProcessorDetails json.RawMessage
+	ExternalFields         []ExternalField
+	Origin                 string
+	Processor              string
+	RequestHash            []byte
+	ClientID               string
+	IdempotencyKey         string // "" when the request carried none
+}
+
+const lineItemColumns = `li.account_id, li.line_item_id, a.product_id, li.line_item_type, li.status, li.description,
+	li.original_amount_cents, li.effective_at, li.valid_at, li.created_at, li.updated_at, li.merchant_data,
+	li.issuer_processor_details, li.external_fields, li.origin, COALESCE(li.processor, ''),
+	COALESCE(li.related_line_item_id, ''), li.seq`
+
+func scanLineItem(row pgx.Row) (LineItem, error) {
+	var li LineItem
+	err := row.Scan(&li.AccountID, &li.LineItemID, &li.ProductID, &li.Type, &li.Status, &li.Description,
+		&li.AmountCents, &li.EffectiveAt, &li.ValidAt, &li.CreatedAt, &li.UpdatedAt, &li.MerchantData,
+		&li.IssuerProcessorDetails, &li.ExternalFields, &li.Origin, &li.Processor, &li.RelatedLineItemID, &li.Seq)
+	if err != nil {
+		return LineItem{}, err
+	}
+	li.EffectiveAt, li.CreatedAt, li.UpdatedAt = li.EffectiveAt.UTC(), li.CreatedAt.UTC(), li.UpdatedAt.UTC()
+	if li.ValidAt != nil {
+		v := li.ValidAt.UTC()
+		li.ValidAt = &v
+	}
+	return li, nil
+}
+
+// insertLineItem inserts the line item and its first transition in one
+// statement; it returns no row when the account is missing or the line
+// item id (or idempotency key) is already taken.
+const insertLineItem = `
+WITH acct AS (
+    SELECT org_id, account_id, product_id FROM accounts WHERE org_id = $1 AND account_id = $2
+), li AS (
+    INSERT INTO line_items (org_id, account_id, line_item_id, line_item_type, status, description,
+        original_amount_cents, effective_at, valid_at, created_at, updated_at, merchant_data,
+        issuer_processor_details, external_fields, origin, processor, request_hash, client_id, idempotency_key)
+    SELECT acct.org_id, acct.account_id, $3, $4, $5, $6, $7, $8,
+           CASE WHEN $5 = 'VALID' THEN $9::timestamptz END, $9, $9, $10, $11, $12, $13, NULLIF($14, ''), $15, $16,
+           NULLIF($17, '')
+      FROM acct
+    ON CONFLICT DO NOTHING
+    RETURNING *
+), tr AS (
+    INSERT INTO line_item_transitions (org_id, account_id, line_item_id, from_status, to_status, amount_cents,
+        actor, reason, at)
+    SELECT org_id, account_id, line_item_id, NULL, status, original_amount_cents, client_id, 'created via ' || origin, $9
+      FROM li
+)
+SELECT ` + lineItemColumns + ` FROM li JOIN acct a ON true`
+
+// CreateLineItem records a new line item. A replay of the same request
+// (same line item id, or same Idempotency-Key, with the same request hash)
+// returns the stored line item with created=false. A different request
+// under a used id is ErrConflict; under a used key, ErrIdempotencyKeyReused.
+// A missing account (or another org's) is ErrNotFound.
+func (s *Store) CreateLineItem(ctx context.Context, orgID string, in NewLineItem) (li LineItem, created bool, err error) {
+	now := time.Now().UTC()
+	li, err = scanLineItem(s.pool.QueryRow(ctx, insertLineItem,
+		orgID, in.AccountID, in.LineItemID, in.Type, in.Status, in.Description, in.AmountCents,
+		in.EffectiveAt.UTC(), now, nullJSON(in.MerchantData), nullJSON(in.IssuerProcessorDetails),
+		nonNil(in.ExternalFields), in.Origin, in.Processor, in.RequestHash, in.ClientID, in.IdempotencyKey))
+	if err == nil {
+		return li, true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return LineItem{}, false, fmt.Errorf("store: create line item %q on account %q: %w", in.LineItemID, in.AccountID, err)
+	}
+	// Nothing inserted: a replay, a conflict, or no such account.
+	if in.IdempotencyKey != "" {
+		li, hash, err := s.lineItemByIdempotencyKey(ctx, orgID, in.ClientID, in.IdempotencyKey)
+		switch {
+		case err == nil && string(hash) == string(in.RequestHash):
+			return li, false, nil
+		case err == nil:
+			return LineItem{}, false, ErrIdempotencyKeyReused
+		case !errors.Is(err, ErrNotFound):
+			return LineItem{}, false, err
+		}
+	}
+	li, hash, err := s.lineItemWithHash(ctx, orgID, in.AccountID, in.LineItemID)
+	switch {
+	case err == nil && string(hash) == string(in.RequestHash):
+		return li, false, nil
+	case err == nil:
+		return LineItem{}, false, ErrConflict
+	default:
+		return LineItem{}, false, err // ErrNotFound: the account does not exist for this org
+	}
+}
+
+func (s *Store) lineItemWithHash(ctx context.Context, orgID, accountID, lineItemID string) (LineItem, []byte, error) {
+	return s.queryLineItemWithHash(ctx,
+		`SELECT `+lineItemColumns+`, li.request_hash FROM line_items li
+		   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+		  WHERE li.org_id = $1 AND li.account_id = $2 AND li.line_item_id = $3`,
+		orgID, accountID, lineItemID)
+}
+
+func (s *Store) lineItemByIdempotencyKey(ctx context.Context, orgID, clientID, key string) (LineItem, []byte, error) {
+	return s.queryLineItemWithHash(ctx,
+		`SELECT `+lineItemColumns+`, li.request_hash FROM line_items li
+		   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+		  WHERE li.org_id = $1 AND li.client_id = $2 AND li.idempotency_key = $3`,
+		orgID, clientID, key)
+}
+
+func (s *Store) queryLineItemWithHash(ctx context.Context, sql string, args ...any) (LineItem, []byte, error) {
+	var li LineItem
+	var hash []byte
+	err := s.pool.QueryRow(ctx, sql, args...).Scan(&li.AccountID, &li.LineItemID, &li.ProductID, &li.Type,
+		&li.Status, &li.Description, &li.AmountCents, &li.EffectiveAt, &li.ValidAt, &li.CreatedAt, &li.UpdatedAt,
+		&li.MerchantData, &li.IssuerProcessorDetails, &li.ExternalFields, &li.Origin, &li.Processor,
+		&li.RelatedLineItemID, &li.Seq, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return LineItem{}, nil, ErrNotFound
+	}
+	if err != nil {
+		return LineItem{}, nil, fmt.Errorf("store: read line item: %w", err)
+	}
+	li.EffectiveAt, li.CreatedAt, li.UpdatedAt = li.EffectiveAt.UTC(), li.CreatedAt.UTC(), li.UpdatedAt.UTC()
+	if li.ValidAt != nil {
+		v := li.ValidAt.UTC()
+		li.ValidAt = &v
+	}
+	return li, hash, nil
+}
+
+// LineItem returns one line item of an account.
+func (s *Store) LineItem(ctx context.Context, orgID, accountID, lineItemID string) (LineItem, error) {
+	li, _, err := s.lineItemWithHash(ctx, orgID, accountID, lineItemID)
+	return li, err
+}
+
+// ListQuery selects a page of an account's ledger, newest first.
+type ListQuery struct {
+	Statuses      []string // empty: any
+	Types         []string // empty: any
+	StartingAfter int64    // seq cursor: items older than it
+	EndingBefore  int64    // seq cursor: items newer than it
+	Limit         int
+}
+
+// ListLineItems returns one page of line items, newest first, and whether
+// more exist beyond the page in the direction of travel. A missing account
+// is ErrNotFound. Both queries travel in one round trip.
+func (s *Store) ListLineItems(ctx context.Context, orgID, accountID string, q ListQuery) ([]LineItem, bool, error) {
+	order := "DESC"
+	if q.EndingBefore > 0 {
+		order = "ASC" // walk towards newer items, then flip
+	}
+	batch := &pgx.Batch{}
+	batch.Queue(`SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id = $1 AND account_id = $2)`, orgID, accountID)
+	batch.Queue(`SELECT `+lineItemColumns+` FROM line_items li
+		   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+		  WHERE li.org_id = $1 AND li.account_id = $2
+		    AND (cardinality($3::text[]) = 0 OR li.status = ANY($3))
+		    AND (cardinality($4::text[]) = 0 OR li.line_item_type = ANY($4))
+		    AND ($5::bigint = 0 OR li.seq < $5)
+		    AND ($6::bigint = 0 OR li.seq > $6)
+		  ORDER BY li.seq `+order+` LIMIT $7`,
+		orgID, accountID, nonNilStrings(q.Statuses), nonNilStrings(q.Types), q.StartingAfter, q.EndingBefore, q.Limit+1)
+	br := s.pool.SendBatch(ctx, batch)
+	defer br.Close()
+
+	var exists bool
+	if err := br.QueryRow().Scan(&exists); err != nil {
+		return nil, false, fmt.Errorf("store: list line items of %q: %w", accountID, err)
+	}
+	rows, err := br.Query()
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list line items of %q: %w", accountID, err)
+	}
+	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LineItem, error) { return scanLineItem(r) })
+	if err != nil {
+		return nil, false, fmt.Errorf("store: list line items of %q: %w", accountID, err)
+	}
+	if !exists {
+		return nil, false, ErrNotFound
+	}
+	more := len(items) > q.Limit
+	if more {
+		items = items[:q.Limit]
+	}
+	if order == "ASC" {
+		slices.Reverse(items)
+	}
+	return items, more, nil
+}
+
+// LineItemUpdate is a requested change to a line item. Nil fields are left
+// as they are.
+type LineItemUpdate struct {
+	Status      *string
+	AmountCents *int64
+	Actor       string
+	Reason      string
+}
+
+// UpdateLineItem applies SPEC §3's rules and records the transition. A
+// refused change is a *TransitionError; repeating an applied change is a
+// no-op that returns the line item.
+func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID string, u LineItemUpdate) (LineItem, error) {
+	var out LineItem
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		cur, err := scanLineItem(tx.QueryRow(ctx, `SELECT `+lineItemColumns+` FROM line_items li
+			   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+			  WHERE li.org_id = $1 AND li.account_id = $2 AND li.line_item_id = $3
+			    FOR UPDATE OF li`, orgID, accountID, lineItemID))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		to, amount := cur.Status, cur.AmountCents
+		if u.Status != nil {
+			to = *u.Status
+		}
+		if u.AmountCents != nil {
+			amount = *u.AmountCents
+		}
+		if to == cur.Status && amount == cur.AmountCents {
+			out = cur
+			return nil
+		}
+		if err := checkEdit(cur, to, amount); err != nil {
+			return err
+		}
+		now := time.Now().UTC()
+		out, err = scanLineItem(tx.QueryRow(ctx, `
+			WITH li AS (
+			    UPDATE line_items SET status = $4, original_amount_cents = $5, updated_at = $6,
+			           valid_at = CASE WHEN $4 = 'VALID' AND valid_at IS NULL THEN $6 ELSE valid_at END
+			     WHERE org_id = $1 AND account_id = $2 AND line_item_id = $3
+			    RETURNING *
+			), tr AS (
+			    INSERT INTO line_item_transitions (org_id, account_id, line_item_id, from_status, to_status,
+			        amount_cents, actor, reason, at)
+			    SELECT org_id, account_id, line_item_id, $7, status, original_amount_cents, $8, $9, $6 FROM li
+			)
+			SELECT `+lineItemColumns+` FROM li JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id`,
+			orgID, accountID, lineItemID, to, amount, now, cur.Status, u.Actor, u.Reason))
+		return err
+	})
+	var te *TransitionError
+	if errors.Is(err, ErrNotFound) || errors.As(err, &te) {
+		return LineItem{}, err
+	}
+	if err != nil {
+		return LineItem{}, fmt.Errorf("store: update line item %q: %w", lineItemID, err)
+	}
+	return out, nil
+}
+
+// checkEdit enforces the state rules of a manual edit (SPEC §3).
+func checkEdit(cur LineItem, to string, amount int64) error {
+	refuse := func(reason string) error { return &TransitionError{From: cur.Status, To: to, Reason: reason} }
+	switch {
+	case Final(cur.Status):
+		return refuse(cur.Status + " is a final state")
+	case cur.Processor != "" && cur.Status == StatusPending:
+		return refuse("the payment's execution by " + cur.Processor + " is in flight")
+	case cur.Processor != "" && amount != cur.AmountCents:
+		return refuse("the amount of a payment executed by " + cur.Processor + " cannot change")
+	}
+	return nil
+}
+
+func nullJSON(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return raw
+}
+
+func nonNilStrings(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}

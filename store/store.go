@@ -1,0 +1,126 @@
+// Package store keeps payrail's system of record in PostgreSQL: orgs, API
+// clients, accounts with their payment processor configuration, the org's
+// NACHA configuration and the line item ledger with its transition history.
+//
+// Every method takes the org id and every query is scoped by it; a row of
+// another org is reported exactly like a missing one (ErrNotFound).
+package store
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/payrail/payrail/keyring"
+)
+
+// Outcomes callers branch on.
+var (
+	// ErrNotFound: no such row for this org.
+	ErrNotFound = errors.New("store: not found")
+	// ErrConflict: the id exists with a different request body.
+	ErrConflict = errors.New("store: id already used with a different request")
+	// ErrIdempotencyKeyReused: the Idempotency-Key was used for a different request.
+	ErrIdempotencyKeyReused = errors.New("store: idempotency key already used with a different request")
+)
+
+// TransitionError explains why a line item change was refused.
+type TransitionError struct {
+	From, To string
+	Reason   string
+}
+
+func (e *TransitionError) Error() string {
+	return fmt.Sprintf("store: cannot move line item from %s to %s: %s", e.From, e.To, e.Reason)
+}
+
+// Store is the PostgreSQL-backed system of record. It is safe for
+// concurrent use.
+type Store struct {
+	pool *pgxpool.Pool
+	ring *keyring.Ring
+}
+
+// New returns a Store over pool. ring seals bank account numbers at rest.
+func New(pool *pgxpool.Pool, ring *keyring.Ring) *Store {
+	return &Store{pool: pool, ring: ring}
+}
+
+// Pool exposes the connection pool for readiness checks.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// Ping reports whether PostgreSQL answers.
+func (s *Store) Ping(ctx context.Context) error { return s.pool.Ping(ctx) }
+
+// NewID returns prefix followed by 20 random base32 characters (100 bits).
+func NewID(prefix string) string {
+	var b [13]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("store: crypto/rand failed: %v", err)) // the OS RNG never fails on Linux
+	}
+	return prefix + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b[:]))[:20]
+}
+
+// EnsureOrg creates the org if it does not exist.
+func (s *Store) EnsureOrg(ctx context.Context, orgID, name string) error {
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO orgs (org_id, name) VALUES ($1, $2) ON CONFLICT (org_id) DO NOTHING`, orgID, name)
+	if err != nil {
+		return fmt.Errorf("store: ensure org %q: %w", orgID, err)
+	}
+	return nil
+}
+
+// Client is an API client: the principal behind an access token.
+type Client struct {
+	ClientID   string
+	OrgID      string
+	Name       string
+	Role       string
+	SecretHash string
+	Disabled   bool
+}
+
+// CreateClient stores a new API client. The org must exist.
+func (s *Store) CreateClient(ctx context.Context, c Client) error {
+	_, err := s.pool.Exec(ctx,
+		`INSERT INTO api_clients (client_id, org_id, name, role, secret_hash) VALUES ($1, $2, $3, $4, $5)`,
+		c.ClientID, c.OrgID, c.Name, c.Role, c.SecretHash)
+	if err != nil {
+		return fmt.Errorf("store: create client for org %q: %w", c.OrgID, err)
+	}
+	return nil
+}
+
+// ClientByID looks up an API client across orgs: the client id is what a
+// caller authenticates with, before any org is known.
+func (s *Store) ClientByID(ctx context.Context, clientID string) (Client, error) {
+	var c Client
+	err := s.pool.QueryRow(ctx,
+		`SELECT client_id, org_id, name, role, secret_hash, disabled_at IS NOT NULL
+		   FROM api_clients WHERE client_id = $1`, clientID).
+		Scan(&c.ClientID, &c.OrgID, &c.Name, &c.Role, &c.SecretHash, &c.Disabled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Client{}, ErrNotFound
+	}
+	if err != nil {
+		return Client{}, fmt.Errorf("store: look up client: %w", err)
+	}
+	return c, nil
+}
+
+// OrgExists reports whether an org exists.
+func (s *Store) OrgExists(ctx context.Context, orgID string) (bool, error) {
+	var ok bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM orgs WHERE org_id = $1)`, orgID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("store: look up org %q: %w", orgID, err)
+	}
+	return ok, nil
+}
