@@ -194,3 +194,6 @@ func CheckSecret(encoded, secret string) bool {
 	got := argon2.IDKey([]byte(secret), salt, t, mem, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
 }
+
+// Key returns the signing key, from which other server secrets may be derived.
+func (s *Signer) Key() []byte { return s.key }

@@ -70,7 +70,7 @@ type NewLineItem struct {
 	Status                 string
 	Description            string
 	AmountCents            int64
-	EffectiveAt            time.Time
+	EffectiveAt            time.Time // zero: the creation time
 	MerchantData           json.RawMessage
 	IssuerProcessorDetails json.RawMessage
 	ExternalFields         []ExternalField
@@ -133,6 +133,9 @@ SELECT ` + lineItemColumns + ` FROM li JOIN acct a ON true`
 // A missing account (or another org's) is ErrNotFound.
 func (s *Store) CreateLineItem(ctx context.Context, orgID string, in NewLineItem) (li LineItem, created bool, err error) {
 	now := time.Now().UTC()
+	if in.EffectiveAt.IsZero() {
+		in.EffectiveAt = now
+	}
 	li, err = scanLineItem(s.pool.QueryRow(ctx, insertLineItem,
 		orgID, in.AccountID, in.LineItemID, in.Type, in.Status, in.Description, in.AmountCents,
 		in.EffectiveAt.UTC(), now, nullJSON(in.MerchantData), nullJSON(in.IssuerProcessorDetails),

@@ -1,13 +1,60 @@
-// Command payrail runs the payrail payment-execution service: the API, the
-// workers, the outbox relay and the operator tools, chosen by subcommand.
+// Command payrail runs the payrail payment-execution service: the API and
+// the operator tools, chosen by subcommand (see usage).
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
+	"syscall"
 )
 
+const usage = `payrail: asynchronous payment execution behind a Canopy-compatible API
+
+Usage:
+  payrail dev      [flags]   API with a local database, dev org and client (for a laptop)
+  payrail api      [flags]   the HTTP API (production role)
+  payrail migrate  [flags]   apply the embedded schema migrations
+  payrail clients create --org ORG --name NAME [--role ROLE] [--json]
+                             create an API client; prints its secret once
+
+Run "payrail COMMAND -h" for a command's flags. Every flag has a PAYRAIL_*
+environment variable; see README.md.
+`
+
 func main() {
-	fmt.Fprintln(os.Stderr, "payrail: under construction; see README.md")
-	os.Exit(2)
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:]); err != nil {
+		if !errors.Is(err, errUsage) {
+			fmt.Fprintln(os.Stderr, "payrail:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, args[1:])
+	case "api":
+		return runAPI(ctx, args[1:])
+	case "migrate":
+		return runMigrate(ctx, args[1:])
+	case "clients":
+		return runClients(ctx, args[1:])
+	case "-h", "-help", "--help", "help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprintf(os.Stderr, "payrail: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
 }

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
+
+	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/intake"
+	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/schema"
+	"github.com/payrail/payrail/store"
+)
+
+func runMigrate(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
+	dbURL := fs.String("database-url", env("PAYRAIL_DATABASE_URL", defaultDatabaseURL), "PostgreSQL URL (PAYRAIL_DATABASE_URL)")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	from, to, err := migrateDB(ctx, *dbURL)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("schema at version %d (was %d)\n", to, from)
+	return nil
+}
+
+func migrateDB(ctx context.Context, dbURL string) (from, to int32, err error) {
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		return 0, 0, fmt.Errorf("connect to PostgreSQL (%s): %w", redactURL(dbURL), err)
+	}
+	defer conn.Close(context.Background())
+	return schema.Migrate(ctx, conn)
+}
+
+// ensureDatabase creates the database named in dbURL when it is missing,
+// by connecting to the server's "postgres" database.
+func ensureDatabase(ctx context.Context, dbURL string) error {
+	cfg, err := pgx.ParseConfig(dbURL)
+	if err != nil {
+		return fmt.Errorf("parse database URL: %w", err)
+	}
+	name := cfg.Database
+	cfg.Database = "postgres"
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to PostgreSQL at %s:%d: %w", cfg.Host, cfg.Port, err)
+	}
+	defer conn.Close(context.Background())
+	var exists bool
+	if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)`, name).Scan(&exists); err != nil {
+		return fmt.Errorf("look up database %q: %w", name, err)
+	}
+	if exists {
+		return nil
+	}
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		var already interface{ SQLState() string }
+		if errors.As(err, &already) && already.SQLState() == "42P04" { // created concurrently
+			return nil
+		}
+		return fmt.Errorf("create database %q: %w", name, err)
+	}
+	return nil
+}
+
+func redactURL(u string) string {
+	cfg, err := pgx.ParseConfig(u)
+	if err != nil {
+		return "an unparseable URL"
+	}
+	return fmt.Sprintf("%s:%d/%s", cfg.Host, cfg.Port, cfg.Database)
+}
+
+// services is what the long-running roles share.
+type services struct {
+	cfg      *config
+	log      *slog.Logger
+	pool     *pgxpool.Pool
+	store    *store.Store
+	signer   *auth.Signer
+	registry *prometheus.Registry
+}
+
+func openServices(ctx context.Context, cfg *config) (*services, error) {
+	log, err := cfg.logger()
+	if err != nil {
+		return nil, err
+	}
+	key, err := cfg.jwtKey()
+	if err != nil {
+		return nil, err
+	}
+	signer, err := auth.NewSigner(key, cfg.TokenTTL)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.EncryptionKey == "" {
+		return nil, errors.New("PAYRAIL_ENCRYPTION_KEYS is not set: give id=base64key pairs of 32-byte AES keys")
+	}
+	ring, err := keyring.Parse(cfg.EncryptionKey, cfg.EncryptionKID)
+	if err != nil {
+		return nil, err
+	}
+	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL pool (%s): %w", redactURL(cfg.DatabaseURL), err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("reach PostgreSQL (%s): %w", redactURL(cfg.DatabaseURL), err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &services{cfg: cfg, log: log, pool: pool, store: store.New(pool, ring), signer: signer, registry: reg}, nil
+}
+
+func (s *services) close() { s.pool.Close() }
+
+// serveAPI runs the HTTP API until ctx ends, then drains in-flight
+// requests for up to 20 seconds.
+func (s *services) serveAPI(ctx context.Context, ln net.Listener) error {
+	api, err := intake.New(intake.Config{
+		Store: s.store, Signer: s.signer, Logger: s.log, Registry: s.registry,
+		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
+		Ready: []intake.Check{{Name: "postgres", Fn: s.store.Ping}},
+	})
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.log.Info("API listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("HTTP server: %w", err)
+	case <-ctx.Done():
+	}
+	s.log.Info("shutting down API: draining requests")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("drain HTTP server: %w", err)
+	}
+	return nil
+}
+
+func runAPI(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("api", flag.ContinueOnError)
+	cfg := bindConfig(fs, "json")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	svc, err := openServices(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	return svc.serveAPI(ctx, ln)
+}
+
+const (
+	devOrg     = "dev"
+	devAccount = "acct_dev"
+)
+
+func runDev(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	cfg := bindConfig(fs, "text")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if err := cfg.ensureDevSecrets(keyring.NewKey); err != nil {
+		return fmt.Errorf("prepare dev secrets under %s: %w", cfg.VarDir, err)
+	}
+	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	if _, _, err := migrateDB(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	svc, err := openServices(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	creds, err := devClient(ctx, svc)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	printDevBanner(ln.Addr().String(), creds)
+	return svc.serveAPI(ctx, ln)
+}
+
+type clientCredentials struct {
+	ClientID     string `json:"client_id"`
+	ClientSecret string `json:"client_secret"`
+	OrgID        string `json:"org_id"`
+	Role         string `json:"role"`
+}
+
+// devClient makes sure the dev org, an admin client and a demo account
+// exist. The client's secret is kept in the var directory (secrets are
+// stored hashed, so it could not be printed again otherwise).
+func devClient(ctx context.Context, svc *services) (clientCredentials, error) {
+	if err := svc.store.EnsureOrg(ctx, devOrg, "payrail dev org"); err != nil {
+		return clientCredentials{}, err
+	}
+	path := filepath.Join(svc.cfg.VarDir, "dev-client.json")
+	var creds clientCredentials
+	if b, err := os.ReadFile(path); err == nil && json.Unmarshal(b, &creds) == nil {
+		if c, err := svc.store.ClientByID(ctx, creds.ClientID); err == nil && auth.CheckSecret(c.SecretHash, creds.ClientSecret) {
+			return creds, ensureDevAccount(ctx, svc)
+		}
+	}
+	creds, err := createClient(ctx, svc.store, devOrg, "dev", auth.RoleAdmin)
+	if err != nil {
+		return clientCredentials{}, err
+	}
+	b, _ := json.MarshalIndent(creds, "", "  ")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return clientCredentials{}, fmt.Errorf("save dev client: %w", err)
+	}
+	return creds, ensureDevAccount(ctx, svc)
+}
+
+func ensureDevAccount(ctx context.Context, svc *services) error {
+	_, err := svc.store.Account(ctx, devOrg, devAccount)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	_, _, err = svc.store.CreateAccount(ctx, devOrg, store.NewAccount{
+		AccountID: devAccount, ProductID: "dev_product", CustomerName: "Dev Customer",
+		RequestHash: []byte("payrail dev account"),
+	})
+	return err
+}
+
+func createClient(ctx context.Context, st *store.Store, org, name, role string) (clientCredentials, error) {
+	secret, err := auth.NewSecret()
+	if err != nil {
+		return clientCredentials{}, err
+	}
+	hash, err := auth.HashSecret(secret)
+	if err != nil {
+		return clientCredentials{}, err
+	}
+	c := store.Client{ClientID: store.NewID("cli_"), OrgID: org, Name: name, Role: role, SecretHash: hash}
+	if err := st.CreateClient(ctx, c); err != nil {
+		return clientCredentials{}, err
+	}
+	return clientCredentials{ClientID: c.ClientID, ClientSecret: secret, OrgID: org, Role: role}, nil
+}
+
+func printDevBanner(addr string, c clientCredentials) {
+	base := "http://" + addr
+	fmt.Printf(`
+payrail dev is running at %[1]s  (Ctrl-C stops it)
+
+  org:           %[2]s
+  client_id:     %[3]s
+  client_secret: %[4]s
+  role:          %[5]s
+  account:       %[6]s
+
+Get a token and create a charge:
+
+TOKEN=$(curl -s -X POST %[1]s/auth/token -H 'Content-Type: application/json' \
+  -d '{"client_id":"%[3]s","client_secret":"%[4]s"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+curl -s -X POST %[1]s/accounts/%[6]s/line_items/charges \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"original_amount_cents":200,"line_item_status":"VALID","external_fields":[{"key":"order","value":"A-1"}]}'
+
+`, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount)
+}
+
+func runClients(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] != "create" {
+		fmt.Fprintln(os.Stderr, "usage: payrail clients create --org ORG --name NAME [--role ROLE] [--json]")
+		return errUsage
+	}
+	fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
+	dbURL := fs.String("database-url", env("PAYRAIL_DATABASE_URL", defaultDatabaseURL), "PostgreSQL URL (PAYRAIL_DATABASE_URL)")
+	org := fs.String("org", "", "org id; created if it does not exist (required)")
+	name := fs.String("name", "", "a name for the client (required)")
+	role := fs.String("role", auth.RoleServicing, "admin, servicing, operations or readonly")
+	asJSON := fs.Bool("json", false, "print one JSON object with client_id and client_secret")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	var missing []string
+	if *org == "" {
+		missing = append(missing, "--org")
+	}
+	if *name == "" {
+		missing = append(missing, "--name")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("clients create: %s required", strings.Join(missing, " and "))
+	}
+	if !auth.ValidRole(*role) {
+		return fmt.Errorf("clients create: --role must be admin, servicing, operations or readonly, got %q", *role)
+	}
+	pool, err := pgxpool.New(ctx, *dbURL)
+	if err != nil {
+		return fmt.Errorf("open PostgreSQL (%s): %w", redactURL(*dbURL), err)
+	}
+	defer pool.Close()
+	// Clients are only created; nothing is sealed, so no keys are needed.
+	st := store.New(pool, nil)
+	if err := st.EnsureOrg(ctx, *org, *org); err != nil {
+		return err
+	}
+	creds, err := createClient(ctx, st, *org, *name, *role)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return json.NewEncoder(os.Stdout).Encode(creds)
+	}
+	fmt.Printf("client_id:     %s\nclient_secret: %s\norg:           %s\nrole:          %s\n\nThe secret is shown once; store it now.\n",
+		creds.ClientID, creds.ClientSecret, creds.OrgID, creds.Role)
+	return nil
+}

@@ -1,0 +1,339 @@
+// Package intake is payrail's HTTP API: the Canopy-compatible line item
+// routes, authentication and tenancy, validation, idempotency, rate
+// limiting, health and metrics. It turns requests into store calls and
+// store results into Canopy-shaped responses.
+package intake
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/time/rate"
+
+	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/store"
+)
+
+// Check is a readiness probe of one dependency.
+type Check struct {
+	Name string
+	Fn   func(ctx context.Context) error
+}
+
+// Config wires a Server.
+type Config struct {
+	Store  *store.Store
+	Signer *auth.Signer
+	Logger *slog.Logger
+	// Registry receives the HTTP metrics and is served at /metrics.
+	Registry *prometheus.Registry
+	// RateLimit and RateBurst size each API client's token bucket.
+	RateLimit rate.Limit
+	RateBurst int
+	// Ready lists what /readyz checks.
+	Ready []Check
+	// Now is the clock (tests move it); nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is the HTTP API.
+type Server struct {
+	store          *store.Store
+	signer         *auth.Signer
+	log            *slog.Logger
+	ready          []Check
+	now            func() time.Time
+	fingerprintKey []byte
+	limits         *limiter
+	metrics        *httpMetrics
+	mux            *http.ServeMux
+	handler        http.Handler
+}
+
+// New builds the Server and its routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Store == nil || cfg.Signer == nil || cfg.Registry == nil {
+		return nil, errors.New("intake: Store, Signer and Registry are required")
+	}
+	if cfg.RateLimit <= 0 || cfg.RateBurst <= 0 {
+		return nil, fmt.Errorf("intake: rate limit %v/s burst %d must both be positive", cfg.RateLimit, cfg.RateBurst)
+	}
+	s := &Server{
+		store:  cfg.Store,
+		signer: cfg.Signer,
+		log:    cfg.Logger,
+		ready:  cfg.Ready,
+		now:    cfg.Now,
+		limits: &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
+		mux:    http.NewServeMux(),
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	// Replays are recognized by an HMAC of the normalized body; its key is
+	// derived from the token signing key so there is one secret to manage.
+	mac := hmac.New(sha256.New, cfg.Signer.Key())
+	mac.Write([]byte("payrail request fingerprint v1"))
+	s.fingerprintKey = mac.Sum(nil)
+
+	metrics, err := newHTTPMetrics(cfg.Registry)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = metrics
+	s.routes(cfg.Registry)
+	s.handler = s.recoverPanics(s.observe(http.HandlerFunc(s.dispatch)))
+	return s, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
+
+func (s *Server) routes(reg *prometheus.Registry) {
+	m := s.mux
+	m.HandleFunc("POST /auth/token", s.handleError(s.token))
+
+	m.HandleFunc("POST /accounts", s.authed(auth.PermWrite, s.createAccount))
+	m.HandleFunc("GET /accounts/{account_id}", s.authed(auth.PermRead, s.getAccount))
+	m.HandleFunc("PUT /accounts/{account_id}/payment_processor_config", s.authed(auth.PermConfigure, s.putProcessorConfig))
+	m.HandleFunc("PUT /organization/nacha_config", s.authed(auth.PermConfigure, s.putNachaConfig))
+	m.HandleFunc("GET /organization/nacha_config", s.authed(auth.PermRead, s.getNachaConfig))
+
+	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_record", s.authed(auth.PermWrite, s.createPaymentRecord))
+	m.HandleFunc("POST /accounts/{account_id}/line_items/charges", s.authed(auth.PermWrite, s.createCharge))
+	m.HandleFunc("PUT /accounts/{account_id}/line_items/{line_item_id}", s.authed(auth.PermWrite, s.updateLineItem))
+	m.HandleFunc("GET /accounts/{account_id}/line_items", s.authed(auth.PermRead, s.listLineItems))
+	m.HandleFunc("GET /accounts/{account_id}/line_items/{line_item_id}", s.authed(auth.PermRead, s.getLineItem))
+
+	m.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	m.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/yaml")
+		_, _ = w.Write(OpenAPI)
+	})
+}
+
+// dispatch routes through the mux but answers the mux's own 404 and 405
+// (and its path-cleaning redirects' absence of a route) in the JSON error
+// format instead of its plain text.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r) // only ServeHTTP fills in r.PathValue
+		return
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	switch rec.Code {
+	case http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", rec.Header().Get("Allow"))
+		writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
+	case http.StatusNotFound:
+		writeError(w, errorf(http.StatusNotFound, codeRouteNotFound, "no route %s %s", r.Method, r.URL.Path))
+	default: // redirects to the cleaned path
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(rec.Body.Bytes())
+	}
+}
+
+type principalKey struct{}
+
+func principal(r *http.Request) auth.Claims {
+	c, _ := r.Context().Value(principalKey{}).(auth.Claims)
+	return c
+}
+
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// handleError answers a handler's error: an *apiError as it says, anything
+// else as a logged 500 that reveals nothing.
+func (s *Server) handleError(h handlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		err := h(w, r)
+		if err == nil {
+			return
+		}
+		var ae *apiError
+		if errors.As(err, &ae) {
+			writeError(w, ae)
+			return
+		}
+		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
+			"client_id", principal(r).ClientID, "err", err)
+		writeError(w, errorf(http.StatusInternalServerError, codeInternal, "an unexpected error occurred; it has been logged"))
+	}
+}
+
+// authed requires a valid bearer token whose role allows p, then applies
+// the client's rate limit.
+func (s *Server) authed(p auth.Permission, h handlerFunc) http.HandlerFunc {
+	inner := s.handleError(h)
+	return func(w http.ResponseWriter, r *http.Request) {
+		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+		if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="payrail"`)
+			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "send Authorization: Bearer <access_token> from POST /auth/token"))
+			return
+		}
+		claims, err := s.signer.Verify(strings.TrimSpace(token))
+		if err != nil {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="payrail", error="invalid_token"`)
+			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "the access token is malformed, expired or not ours"))
+			return
+		}
+		if !auth.Allows(claims.Role, p) {
+			writeError(w, errorf(http.StatusForbidden, codeForbidden, "role %s may not do this", claims.Role))
+			return
+		}
+		if wait, ok := s.limits.allow(claims.ClientID); !ok {
+			writeError(w, &apiError{Status: http.StatusTooManyRequests, Code: codeRateLimited,
+				Message: "too many requests for this API client", RetryAfter: wait})
+			return
+		}
+		inner(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, claims)))
+	}
+}
+
+// limiter keeps one token bucket per API client. Limits are per process:
+// with N API replicas a client gets up to N times the configured rate.
+type limiter struct {
+	rps     rate.Limit
+	burst   int
+	mu      sync.Mutex
+	buckets map[string]*rate.Limiter
+}
+
+// allow takes a token for key, or says how many seconds until one is free.
+func (l *limiter) allow(key string) (retryAfter int, ok bool) {
+	l.mu.Lock()
+	b, found := l.buckets[key]
+	if !found {
+		b = rate.NewLimiter(l.rps, l.burst)
+		l.buckets[key] = b
+	}
+	l.mu.Unlock()
+	now := time.Now()
+	res := b.ReserveN(now, 1)
+	if delay := res.DelayFrom(now); delay > 0 {
+		res.CancelAt(now)
+		return int(math.Ceil(delay.Seconds())), false
+	}
+	return 0, true
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status := map[string]string{}
+	ready := true
+	for _, c := range s.ready {
+		if err := c.Fn(ctx); err != nil {
+			status[c.Name] = "unavailable"
+			ready = false
+			s.log.WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
+		} else {
+			status[c.Name] = "ok"
+		}
+	}
+	if !ready {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{
+			"error":  errorPayload{Code: codeNotReady, Message: "a dependency is unavailable"},
+			"checks": status,
+		})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": status})
+}
+
+// recoverPanics turns a panic into a 500 without a stack trace in the
+// response; the stack goes to the log.
+func (s *Server) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.ErrorContext(r.Context(), "panic serving request", "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeError(w, errorf(http.StatusInternalServerError, codeInternal, "an unexpected error occurred; it has been logged"))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+type httpMetrics struct {
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+func newHTTPMetrics(reg *prometheus.Registry) (*httpMetrics, error) {
+	m := &httpMetrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payrail_http_requests_total", Help: "HTTP requests by route pattern and status code.",
+		}, []string{"route", "code"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "payrail_http_request_duration_seconds", Help: "HTTP request latency by route pattern.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+		}, []string{"route"}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("intake: register HTTP metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// observe records metrics and an access log line per request. The route
+// label is the mux pattern, so ids never become label values.
+func (s *Server) observe(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		_, pattern := s.mux.Handler(r)
+		if pattern == "" {
+			pattern = "unmatched"
+		}
+		elapsed := time.Since(start)
+		s.metrics.requests.WithLabelValues(pattern, strconv.Itoa(rec.code)).Inc()
+		s.metrics.latency.WithLabelValues(pattern).Observe(elapsed.Seconds())
+		s.log.DebugContext(r.Context(), "http request", "method", r.Method, "route", pattern, "status", rec.code,
+			"duration_ms", float64(elapsed.Microseconds())/1000)
+	})
+}
