@@ -60,7 +60,9 @@ type problems struct {
 	details []Detail
 }
 
-func (p *problems) add(field, msg string) { p.details = append(p.details, Detail{Field: field, Message: msg}) }
+func (p *problems) add(field, msg string) {
+	p.details = append(p.details, Detail{Field: field, Message: msg})
+}
 
 func (p *problems) err() *apiError {
 	if len(p.details) == 0 {
