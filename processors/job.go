@@ -1,0 +1,64 @@
+package processors
+
+import "time"
+
+// Payment types of payment_details (SPEC §2).
+const (
+	PaymentTypeACH   = "ACH"
+	PaymentTypeDebit = "DEBIT"
+)
+
+// Job is one payment attempt as a worker hands it to a processor. The
+// payment details inside travel sealed (see Seal) and exist in clear text
+// only in memory.
+type Job struct {
+	OrgID      string
+	AccountID  string
+	LineItemID string
+	// AttemptID identifies this execution attempt; processors derive their
+	// idempotency keys from it (NACHA entry key, Authorize.Net invoice
+	// number and refId).
+	AttemptID   string
+	Processor   string
+	PaymentType string // ACH or DEBIT
+	// Origin is the route that asked for execution: guest_payment or
+	// payment_transfer.
+	Origin      string
+	AmountCents int64
+	EffectiveAt time.Time // UTC
+	CreatedAt   time.Time // UTC, when the intake accepted the payment
+	// Delivery is the 1-based delivery count of this job's message.
+	Delivery int
+
+	// Exactly one of these is set, matching PaymentType and Origin.
+	ACH     *ACHDetails
+	Card    *CardDetails
+	Profile *ProfileDetails
+}
+
+// ACHDetails is a bank account to debit.
+type ACHDetails struct {
+	RoutingNumber      string // 9-digit ABA
+	AccountNumber      string
+	AccountType        string // CHECKING or SAVINGS
+	StandardEntryClass string // WEB, PPD, CCD or TEL
+	Name               string // account holder
+}
+
+// CardDetails is a card to charge (guest DEBIT). CVV is empty when the job
+// was published by the relay rather than the intake's fast path: CVV is
+// never written to PostgreSQL, even sealed (SPEC §7).
+type CardDetails struct {
+	Number         string
+	ExpirationDate string // MM/YY
+	CVV            string
+	Zip            string
+	Name           string
+}
+
+// ProfileDetails is an Authorize.Net customer payment profile (the
+// account's debit config for payment_transfer): tokens, never a card.
+type ProfileDetails struct {
+	CustomerProfileID string
+	PaymentProfileID  string
+}
