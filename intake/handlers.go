@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/canopy"
 	"github.com/payrail/payrail/store"
 )
 
@@ -319,8 +320,8 @@ type pagingJSON struct {
 }
 
 type listJSON struct {
-	Results []lineItemJSON `json:"results"`
-	Paging  pagingJSON     `json:"paging"`
+	Results []canopy.LineItem `json:"results"`
+	Paging  pagingJSON        `json:"paging"`
 }
 
 func (s *Server) listLineItems(w http.ResponseWriter, r *http.Request) error {
@@ -335,7 +336,7 @@ func (s *Server) listLineItems(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	out := listJSON{Results: make([]lineItemJSON, 0, len(items)), Paging: pagingJSON{HasMore: more}}
+	out := listJSON{Results: make([]canopy.LineItem, 0, len(items)), Paging: pagingJSON{HasMore: more}}
 	for _, li := range items {
 		out.Results = append(out.Results, renderLineItem(li))
 	}

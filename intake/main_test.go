@@ -30,6 +30,7 @@ var testSigningKey = []byte("0123456789abcdef0123456789abcdef")
 type harness struct {
 	t     *testing.T
 	srv   *httptest.Server
+	httpc *http.Client // checks every response against openapi.yaml
 	api   *Server
 	store *store.Store
 	org   string
@@ -49,7 +50,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	st := store.New(env.Pool, env.Ring)
-	cfg := Config{Store: st, Signer: signer, Registry: prometheus.NewRegistry(), RateLimit: 1000, RateBurst: 1000,
+	cfg := Config{Store: st, Ring: env.Ring, Signer: signer, Registry: prometheus.NewRegistry(), RateLimit: 1000, RateBurst: 1000,
 		Ready: []Check{{Name: "postgres", Fn: st.Ping}}}
 	for _, o := range opts {
 		o(&cfg)
@@ -61,6 +62,11 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
 	h := &harness{t: t, srv: srv, api: api, store: st, org: testenv.UniqueID("org_")}
+	c, err := loadContract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.httpc = &http.Client{Transport: contractTransport{next: srv.Client().Transport, contract: c, h: h}}
 	if err := st.EnsureOrg(context.Background(), h.org, "test org"); err != nil {
 		t.Fatal(err)
 	}
@@ -182,7 +188,7 @@ func (h *harness) do(method, path, token string, body any, headers ...string) re
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	res, err := h.srv.Client().Do(req)
+	res, err := h.httpc.Do(req)
 	if err != nil {
 		h.t.Fatal(err)
 	}

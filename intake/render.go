@@ -1,88 +1,17 @@
 package intake
 
 import (
-	"encoding/json"
 	"time"
+
+	"github.com/payrail/payrail/canopy"
 
 	"github.com/payrail/payrail/store"
 )
 
-// timeFormat is RFC 3339 in UTC with PostgreSQL's microsecond precision.
-const timeFormat = "2006-01-02T15:04:05.999999Z07:00"
+func formatTime(t time.Time) string { return canopy.FormatTime(t) }
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeFormat) }
-
-type lineItemJSON struct {
-	AccountID              string                `json:"account_id"`
-	LineItemID             string                `json:"line_item_id"`
-	EffectiveAt            string                `json:"effective_at"`
-	ValidAt                *string               `json:"valid_at,omitempty"`
-	CreatedAt              string                `json:"created_at"`
-	UpdatedAt              string                `json:"updated_at"`
-	ProductID              string                `json:"product_id"`
-	Overview               lineItemOverview      `json:"line_item_overview"`
-	Summary                lineItemSummary       `json:"line_item_summary"`
-	MerchantData           json.RawMessage       `json:"merchant_data"`
-	IssuerProcessorDetails json.RawMessage       `json:"issuer_processor_details"`
-	ExternalFields         []store.ExternalField `json:"external_fields"`
-}
-
-type lineItemOverview struct {
-	Status      string `json:"line_item_status"`
-	Type        string `json:"line_item_type"`
-	Description string `json:"description"`
-}
-
-// lineItemSummary: payrail keeps no interest engine, so balances follow
-// the amount and the interest buckets are zero (SPEC §2).
-type lineItemSummary struct {
-	OriginalAmountCents          int64 `json:"original_amount_cents"`
-	BalanceCents                 int64 `json:"balance_cents"`
-	PrincipalCents               int64 `json:"principal_cents"`
-	InterestBalanceCents         int64 `json:"interest_balance_cents"`
-	AmInterestBalanceCents       int64 `json:"am_interest_balance_cents"`
-	DeferredInterestBalanceCents int64 `json:"deferred_interest_balance_cents"`
-	AmDeferredInterestCents      int64 `json:"am_deferred_interest_balance_cents"`
-	AmFeesBalanceCents           int64 `json:"am_fees_balance_cents"`
-	TotalInterestPaidToDateCents int64 `json:"total_interest_paid_to_date_cents"`
-}
-
-var nullJSON = json.RawMessage("null")
-
-func renderLineItem(li store.LineItem) lineItemJSON {
-	out := lineItemJSON{
-		AccountID:   li.AccountID,
-		LineItemID:  li.LineItemID,
-		EffectiveAt: formatTime(li.EffectiveAt),
-		CreatedAt:   formatTime(li.CreatedAt),
-		UpdatedAt:   formatTime(li.UpdatedAt),
-		ProductID:   li.ProductID,
-		Overview:    lineItemOverview{Status: li.Status, Type: li.Type, Description: li.Description},
-		Summary: lineItemSummary{
-			OriginalAmountCents: li.AmountCents,
-			BalanceCents:        li.AmountCents,
-			PrincipalCents:      li.AmountCents,
-		},
-		MerchantData:           orNull(li.MerchantData),
-		IssuerProcessorDetails: orNull(li.IssuerProcessorDetails),
-		ExternalFields:         li.ExternalFields,
-	}
-	if out.ExternalFields == nil {
-		out.ExternalFields = []store.ExternalField{}
-	}
-	if li.ValidAt != nil {
-		v := formatTime(*li.ValidAt)
-		out.ValidAt = &v
-	}
-	return out
-}
-
-func orNull(raw json.RawMessage) json.RawMessage {
-	if len(raw) == 0 {
-		return nullJSON
-	}
-	return raw
-}
+// renderLineItem is the line item as the API (and every event) shows it.
+func renderLineItem(li store.LineItem) canopy.LineItem { return li.Canopy() }
 
 type accountJSON struct {
 	AccountID      string                `json:"account_id"`

@@ -25,6 +25,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/keyring"
 	"github.com/payrail/payrail/store"
 )
 
@@ -36,7 +37,9 @@ type Check struct {
 
 // Config wires a Server.
 type Config struct {
-	Store  *store.Store
+	Store *store.Store
+	// Ring seals the payment details inside jobs.
+	Ring   *keyring.Ring
 	Signer *auth.Signer
 	Logger *slog.Logger
 	// Registry receives the HTTP metrics and is served at /metrics.
@@ -53,6 +56,7 @@ type Config struct {
 // Server is the HTTP API.
 type Server struct {
 	store          *store.Store
+	ring           *keyring.Ring
 	signer         *auth.Signer
 	log            *slog.Logger
 	ready          []Check
@@ -66,14 +70,15 @@ type Server struct {
 
 // New builds the Server and its routes.
 func New(cfg Config) (*Server, error) {
-	if cfg.Store == nil || cfg.Signer == nil || cfg.Registry == nil {
-		return nil, errors.New("intake: Store, Signer and Registry are required")
+	if cfg.Store == nil || cfg.Ring == nil || cfg.Signer == nil || cfg.Registry == nil {
+		return nil, errors.New("intake: Store, Ring, Signer and Registry are required")
 	}
 	if cfg.RateLimit <= 0 || cfg.RateBurst <= 0 {
 		return nil, fmt.Errorf("intake: rate limit %v/s burst %d must both be positive", cfg.RateLimit, cfg.RateBurst)
 	}
 	s := &Server{
 		store:  cfg.Store,
+		ring:   cfg.Ring,
 		signer: cfg.Signer,
 		log:    cfg.Logger,
 		ready:  cfg.Ready,
@@ -117,6 +122,9 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	m.HandleFunc("GET /organization/nacha_config", s.authed(auth.PermRead, s.getNachaConfig))
 
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_record", s.authed(auth.PermWrite, s.createPaymentRecord))
+	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/guest_payment", s.authed(auth.PermExecute, s.guestPayment))
+	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_transfer", s.authed(auth.PermExecute, s.paymentTransfer))
+	m.HandleFunc("POST /accounts/{account_id}/line_items/payments", s.authed(auth.PermExecute, s.deprecatedPayments))
 	m.HandleFunc("POST /accounts/{account_id}/line_items/charges", s.authed(auth.PermWrite, s.createCharge))
 	m.HandleFunc("PUT /accounts/{account_id}/line_items/{line_item_id}", s.authed(auth.PermWrite, s.updateLineItem))
 	m.HandleFunc("GET /accounts/{account_id}/line_items", s.authed(auth.PermRead, s.listLineItems))

@@ -27,8 +27,12 @@ type Job struct {
 	AmountCents int64
 	EffectiveAt time.Time // UTC
 	CreatedAt   time.Time // UTC, when the intake accepted the payment
-	// Delivery is the 1-based delivery count of this job's message.
+	// Delivery is the 1-based delivery count of this job's message; 0 when
+	// the job is rebuilt for Resolve.
 	Delivery int
+	// TransactionID is the processor's id from an earlier call, when one
+	// is known (set for Resolve on held attempts).
+	TransactionID string
 
 	// Exactly one of these is set, matching PaymentType and Origin.
 	ACH     *ACHDetails

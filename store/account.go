@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/payrail/payrail/canopy"
 )
 
 // Payment processor names (SPEC §2).
@@ -17,10 +19,7 @@ const (
 )
 
 // ExternalField relates a payrail record to an entity in another system.
-type ExternalField struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
+type ExternalField = canopy.ExternalField
 
 // Account is a customer account that line items belong to.
 type Account struct {
@@ -211,4 +210,40 @@ func nonNil(f []ExternalField) []ExternalField {
 		return []ExternalField{}
 	}
 	return f
+}
+
+// PaymentMethods returns the account with its processor configuration,
+// the ACH account number opened from its sealed form: what a
+// payment_transfer job needs. The caller must keep the number in memory
+// only (it goes into a sealed job).
+func (s *Store) PaymentMethods(ctx context.Context, orgID, accountID string) (Account, error) {
+	var a Account
+	var sealed []byte
+	err := s.pool.QueryRow(ctx, `
+		SELECT a.product_id, COALESCE(a.customer_name, ''),
+		       COALESCE(c.ach_processor, 'NONE'), COALESCE(c.ach_routing_number, ''), c.ach_account_number_enc,
+		       COALESCE(c.ach_account_last_four, ''), COALESCE(c.ach_account_type, ''),
+		       COALESCE(c.debit_processor, 'NONE'), COALESCE(c.anet_customer_profile_id, ''),
+		       COALESCE(c.anet_payment_profile_id, '')
+		  FROM accounts a
+		  LEFT JOIN account_processor_configs c ON c.org_id = a.org_id AND c.account_id = a.account_id
+		 WHERE a.org_id = $1 AND a.account_id = $2`, orgID, accountID).Scan(
+		&a.ProductID, &a.CustomerName, &a.Processors.ACH.Processor, &a.Processors.ACH.RoutingNumber, &sealed,
+		&a.Processors.ACH.LastFour, &a.Processors.ACH.AccountType, &a.Processors.Debit.Processor,
+		&a.Processors.Debit.CustomerProfileID, &a.Processors.Debit.PaymentProfileID)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Account{}, ErrNotFound
+	}
+	if err != nil {
+		return Account{}, fmt.Errorf("store: read payment methods of account %q: %w", accountID, err)
+	}
+	a.AccountID = accountID
+	if sealed != nil {
+		clear, err := s.ring.Open(sealed, accountNumberContext(orgID, accountID))
+		if err != nil {
+			return Account{}, fmt.Errorf("store: open bank account number of account %q: %w", accountID, err)
+		}
+		a.Processors.ACH.AccountNumber = string(clear)
+	}
+	return a, nil
 }

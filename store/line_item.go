@@ -60,6 +60,9 @@ type LineItem struct {
 	Processor              string // "" unless a processor executes it
 	RelatedLineItemID      string
 	Seq                    int64 // ledger order; backs pagination cursors
+	// Attempt is the execution of an executed payment; nil for records,
+	// charges and reversals.
+	Attempt *Attempt
 }
 
 // NewLineItem is the input of CreateLineItem.
@@ -84,14 +87,23 @@ type NewLineItem struct {
 const lineItemColumns = `li.account_id, li.line_item_id, a.product_id, li.line_item_type, li.status, li.description,
 	li.original_amount_cents, li.effective_at, li.valid_at, li.created_at, li.updated_at, li.merchant_data,
 	li.issuer_processor_details, li.external_fields, li.origin, COALESCE(li.processor, ''),
-	COALESCE(li.related_line_item_id, ''), li.seq`
+	COALESCE(li.related_line_item_id, ''), li.seq, ` + attemptColumns
 
-func scanLineItem(row pgx.Row) (LineItem, error) {
+// lineItemFrom joins what a LineItem is read from; queries name the line
+// item li, the account a and the attempt pa.
+const lineItemFrom = ` line_items li
+	JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+	LEFT JOIN payment_attempts pa ON pa.org_id = li.org_id AND pa.account_id = li.account_id AND pa.line_item_id = li.line_item_id `
+
+// scanLineItem reads lineItemColumns, then extra destinations.
+func scanLineItem(row pgx.Row, extra ...any) (LineItem, error) {
 	var li LineItem
-	err := row.Scan(&li.AccountID, &li.LineItemID, &li.ProductID, &li.Type, &li.Status, &li.Description,
+	var at attemptScan
+	dest := append([]any{&li.AccountID, &li.LineItemID, &li.ProductID, &li.Type, &li.Status, &li.Description,
 		&li.AmountCents, &li.EffectiveAt, &li.ValidAt, &li.CreatedAt, &li.UpdatedAt, &li.MerchantData,
-		&li.IssuerProcessorDetails, &li.ExternalFields, &li.Origin, &li.Processor, &li.RelatedLineItemID, &li.Seq)
-	if err != nil {
+		&li.IssuerProcessorDetails, &li.ExternalFields, &li.Origin, &li.Processor, &li.RelatedLineItemID, &li.Seq},
+		at.dest()...)
+	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return LineItem{}, err
 	}
 	li.EffectiveAt, li.CreatedAt, li.UpdatedAt = li.EffectiveAt.UTC(), li.CreatedAt.UTC(), li.UpdatedAt.UTC()
@@ -99,6 +111,7 @@ func scanLineItem(row pgx.Row) (LineItem, error) {
 		v := li.ValidAt.UTC()
 		li.ValidAt = &v
 	}
+	li.Attempt = at.attempt()
 	return li, nil
 }
 
@@ -124,26 +137,57 @@ WITH acct AS (
     SELECT org_id, account_id, line_item_id, NULL, status, original_amount_cents, client_id, 'created via ' || origin, $9
       FROM li
 )
-SELECT ` + lineItemColumns + ` FROM li JOIN acct a ON true`
+SELECT ` + lineItemColumns + ` FROM li JOIN acct a ON true LEFT JOIN payment_attempts pa ON false`
 
-// CreateLineItem records a new line item. A replay of the same request
-// (same line item id, or same Idempotency-Key, with the same request hash)
-// returns the stored line item with created=false. A different request
-// under a used id is ErrConflict; under a used key, ErrIdempotencyKeyReused.
-// A missing account (or another org's) is ErrNotFound.
+// errReplay rolls back a create whose id or key was already taken.
+var errReplay = errors.New("store: line item id already taken")
+
+// CreateLineItem records a new line item and emits its creation event. A
+// replay of the same request (same line item id, or same Idempotency-Key,
+// with the same request hash) returns the stored line item with
+// created=false. A different request under a used id is ErrConflict; under
+// a used key, ErrIdempotencyKeyReused. A missing account (or another
+// org's) is ErrNotFound.
 func (s *Store) CreateLineItem(ctx context.Context, orgID string, in NewLineItem) (li LineItem, created bool, err error) {
+	return s.createLineItem(ctx, orgID, in, nil)
+}
+
+// createLineItem inserts the line item, lets then add rows of its own in
+// the same transaction, and emits the creation event.
+func (s *Store) createLineItem(ctx context.Context, orgID string, in NewLineItem,
+	then func(tx pgx.Tx, li *LineItem, emit func(...OutboxMessage)) error) (li LineItem, created bool, err error) {
 	now := time.Now().UTC()
 	if in.EffectiveAt.IsZero() {
 		in.EffectiveAt = now
 	}
-	li, err = scanLineItem(s.pool.QueryRow(ctx, insertLineItem,
-		orgID, in.AccountID, in.LineItemID, in.Type, in.Status, in.Description, in.AmountCents,
-		in.EffectiveAt.UTC(), now, nullJSON(in.MerchantData), nullJSON(in.IssuerProcessorDetails),
-		nonNil(in.ExternalFields), in.Origin, in.Processor, in.RequestHash, in.ClientID, in.IdempotencyKey))
+	err = s.writeTx(ctx, func(tx pgx.Tx, emit func(...OutboxMessage)) error {
+		var err error
+		li, err = scanLineItem(tx.QueryRow(ctx, insertLineItem,
+			orgID, in.AccountID, in.LineItemID, in.Type, in.Status, in.Description, in.AmountCents,
+			in.EffectiveAt.UTC(), now, nullJSON(in.MerchantData), nullJSON(in.IssuerProcessorDetails),
+			nonNil(in.ExternalFields), in.Origin, in.Processor, in.RequestHash, in.ClientID, in.IdempotencyKey))
+		if errors.Is(err, pgx.ErrNoRows) {
+			return errReplay
+		}
+		if err != nil {
+			return err
+		}
+		if then != nil {
+			if err := then(tx, &li, emit); err != nil {
+				return err
+			}
+		}
+		ev, err := statusEvent(li, "", in.ClientID, "created via "+in.Origin, now)
+		if err != nil {
+			return err
+		}
+		emit(ev)
+		return insertOutbox(ctx, tx, s.fastPath != nil, []OutboxMessage{ev})
+	})
 	if err == nil {
 		return li, true, nil
 	}
-	if !errors.Is(err, pgx.ErrNoRows) {
+	if !errors.Is(err, errReplay) {
 		return LineItem{}, false, fmt.Errorf("store: create line item %q on account %q: %w", in.LineItemID, in.AccountID, err)
 	}
 	// Nothing inserted: a replay, a conflict, or no such account.
@@ -171,37 +215,26 @@ func (s *Store) CreateLineItem(ctx context.Context, orgID string, in NewLineItem
 
 func (s *Store) lineItemWithHash(ctx context.Context, orgID, accountID, lineItemID string) (LineItem, []byte, error) {
 	return s.queryLineItemWithHash(ctx,
-		`SELECT `+lineItemColumns+`, li.request_hash FROM line_items li
-		   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+		`SELECT `+lineItemColumns+`, li.request_hash FROM`+lineItemFrom+`
 		  WHERE li.org_id = $1 AND li.account_id = $2 AND li.line_item_id = $3`,
 		orgID, accountID, lineItemID)
 }
 
 func (s *Store) lineItemByIdempotencyKey(ctx context.Context, orgID, clientID, key string) (LineItem, []byte, error) {
 	return s.queryLineItemWithHash(ctx,
-		`SELECT `+lineItemColumns+`, li.request_hash FROM line_items li
-		   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+		`SELECT `+lineItemColumns+`, li.request_hash FROM`+lineItemFrom+`
 		  WHERE li.org_id = $1 AND li.client_id = $2 AND li.idempotency_key = $3`,
 		orgID, clientID, key)
 }
 
 func (s *Store) queryLineItemWithHash(ctx context.Context, sql string, args ...any) (LineItem, []byte, error) {
-	var li LineItem
 	var hash []byte
-	err := s.pool.QueryRow(ctx, sql, args...).Scan(&li.AccountID, &li.LineItemID, &li.ProductID, &li.Type,
-		&li.Status, &li.Description, &li.AmountCents, &li.EffectiveAt, &li.ValidAt, &li.CreatedAt, &li.UpdatedAt,
-		&li.MerchantData, &li.IssuerProcessorDetails, &li.ExternalFields, &li.Origin, &li.Processor,
-		&li.RelatedLineItemID, &li.Seq, &hash)
+	li, err := scanLineItem(s.pool.QueryRow(ctx, sql, args...), &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return LineItem{}, nil, ErrNotFound
 	}
 	if err != nil {
 		return LineItem{}, nil, fmt.Errorf("store: read line item: %w", err)
-	}
-	li.EffectiveAt, li.CreatedAt, li.UpdatedAt = li.EffectiveAt.UTC(), li.CreatedAt.UTC(), li.UpdatedAt.UTC()
-	if li.ValidAt != nil {
-		v := li.ValidAt.UTC()
-		li.ValidAt = &v
 	}
 	return li, hash, nil
 }
@@ -231,8 +264,7 @@ func (s *Store) ListLineItems(ctx context.Context, orgID, accountID string, q Li
 	}
 	batch := &pgx.Batch{}
 	batch.Queue(`SELECT EXISTS (SELECT 1 FROM accounts WHERE org_id = $1 AND account_id = $2)`, orgID, accountID)
-	batch.Queue(`SELECT `+lineItemColumns+` FROM line_items li
-		   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+	batch.Queue(`SELECT `+lineItemColumns+` FROM`+lineItemFrom+`
 		  WHERE li.org_id = $1 AND li.account_id = $2
 		    AND (cardinality($3::text[]) = 0 OR li.status = ANY($3))
 		    AND (cardinality($4::text[]) = 0 OR li.line_item_type = ANY($4))
@@ -277,14 +309,13 @@ type LineItemUpdate struct {
 	Reason      string
 }
 
-// UpdateLineItem applies SPEC §3's rules and records the transition. A
-// refused change is a *TransitionError; repeating an applied change is a
-// no-op that returns the line item.
+// UpdateLineItem applies SPEC §3's rules, records the transition and
+// emits its event. A refused change is a *TransitionError; repeating an
+// applied change is a no-op that returns the line item.
 func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID string, u LineItemUpdate) (LineItem, error) {
 	var out LineItem
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		cur, err := scanLineItem(tx.QueryRow(ctx, `SELECT `+lineItemColumns+` FROM line_items li
-			   JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+	err := s.writeTx(ctx, func(tx pgx.Tx, emit func(...OutboxMessage)) error {
+		cur, err := scanLineItem(tx.QueryRow(ctx, `SELECT `+lineItemColumns+` FROM`+lineItemFrom+`
 			  WHERE li.org_id = $1 AND li.account_id = $2 AND li.line_item_id = $3
 			    FOR UPDATE OF li`, orgID, accountID, lineItemID))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -307,20 +338,7 @@ func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID
 		if err := checkEdit(cur, to, amount); err != nil {
 			return err
 		}
-		now := time.Now().UTC()
-		out, err = scanLineItem(tx.QueryRow(ctx, `
-			WITH li AS (
-			    UPDATE line_items SET status = $4, original_amount_cents = $5, updated_at = $6,
-			           valid_at = CASE WHEN $4 = 'VALID' AND valid_at IS NULL THEN $6 ELSE valid_at END
-			     WHERE org_id = $1 AND account_id = $2 AND line_item_id = $3
-			    RETURNING *
-			), tr AS (
-			    INSERT INTO line_item_transitions (org_id, account_id, line_item_id, from_status, to_status,
-			        amount_cents, actor, reason, at)
-			    SELECT org_id, account_id, line_item_id, $7, status, original_amount_cents, $8, $9, $6 FROM li
-			)
-			SELECT `+lineItemColumns+` FROM li JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id`,
-			orgID, accountID, lineItemID, to, amount, now, cur.Status, u.Actor, u.Reason))
+		out, err = s.transition(ctx, tx, emit, orgID, accountID, lineItemID, to, amount, cur.Status, u.Actor, u.Reason)
 		return err
 	})
 	var te *TransitionError
@@ -331,6 +349,41 @@ func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID
 		return LineItem{}, fmt.Errorf("store: update line item %q: %w", lineItemID, err)
 	}
 	return out, nil
+}
+
+// transition sets a line item's status and amount inside tx, records the
+// transition and writes its event. from is the status the caller read
+// under lock.
+func (s *Store) transition(ctx context.Context, tx pgx.Tx, emit func(...OutboxMessage),
+	orgID, accountID, lineItemID, to string, amount int64, from, actor, reason string) (LineItem, error) {
+	now := time.Now().UTC()
+	li, err := scanLineItem(tx.QueryRow(ctx, `
+		WITH li AS (
+		    UPDATE line_items SET status = $4, original_amount_cents = $5, updated_at = $6,
+		           valid_at = CASE WHEN $4 = 'VALID' AND valid_at IS NULL THEN $6 ELSE valid_at END
+		     WHERE org_id = $1 AND account_id = $2 AND line_item_id = $3
+		    RETURNING *
+		), tr AS (
+		    INSERT INTO line_item_transitions (org_id, account_id, line_item_id, from_status, to_status,
+		        amount_cents, actor, reason, at)
+		    SELECT org_id, account_id, line_item_id, $7, status, original_amount_cents, $8, $9, $6 FROM li
+		)
+		SELECT `+lineItemColumns+` FROM li JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+		  LEFT JOIN payment_attempts pa ON pa.org_id = li.org_id AND pa.account_id = li.account_id
+		       AND pa.line_item_id = li.line_item_id`,
+		orgID, accountID, lineItemID, to, amount, now, from, actor, reason))
+	if err != nil {
+		return LineItem{}, err
+	}
+	if from == to {
+		return li, nil // an amount-only edit is not a status event
+	}
+	ev, err := statusEvent(li, from, actor, reason, now)
+	if err != nil {
+		return LineItem{}, err
+	}
+	emit(ev)
+	return li, insertOutbox(ctx, tx, s.fastPath != nil, []OutboxMessage{ev})
 }
 
 // checkEdit enforces the state rules of a manual edit (SPEC §3).

@@ -43,14 +43,20 @@ func (e *TransitionError) Error() string {
 // Store is the PostgreSQL-backed system of record. It is safe for
 // concurrent use.
 type Store struct {
-	pool *pgxpool.Pool
-	ring *keyring.Ring
+	pool     *pgxpool.Pool
+	ring     *keyring.Ring
+	fastPath FastPath
 }
 
 // New returns a Store over pool. ring seals bank account numbers at rest.
 func New(pool *pgxpool.Pool, ring *keyring.Ring) *Store {
 	return &Store{pool: pool, ring: ring}
 }
+
+// SetFastPath makes the store hand every outbox row it commits to fp.
+// Call it once, before the store is shared; without it the relay alone
+// publishes.
+func (s *Store) SetFastPath(fp FastPath) { s.fastPath = fp }
 
 // Pool exposes the connection pool for readiness checks.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -23,6 +23,7 @@ import (
 	"github.com/payrail/payrail/auth"
 	"github.com/payrail/payrail/intake"
 	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/schema"
 	"github.com/payrail/payrail/store"
 )
@@ -91,12 +92,14 @@ func redactURL(u string) string {
 
 // services is what the long-running roles share.
 type services struct {
-	cfg      *config
-	log      *slog.Logger
-	pool     *pgxpool.Pool
-	store    *store.Store
-	signer   *auth.Signer
-	registry *prometheus.Registry
+	cfg           *config
+	log           *slog.Logger
+	pool          *pgxpool.Pool
+	store         *store.Store
+	ring          *keyring.Ring
+	signer        *auth.Signer
+	registry      *prometheus.Registry
+	outboxMetrics *outbox.Metrics
 }
 
 func openServices(ctx context.Context, cfg *config) (*services, error) {
@@ -129,18 +132,18 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &services{cfg: cfg, log: log, pool: pool, store: store.New(pool, ring), signer: signer, registry: reg}, nil
+	return &services{cfg: cfg, log: log, pool: pool, store: store.New(pool, ring), ring: ring, signer: signer, registry: reg}, nil
 }
 
 func (s *services) close() { s.pool.Close() }
 
 // serveAPI runs the HTTP API until ctx ends, then drains in-flight
 // requests for up to 20 seconds.
-func (s *services) serveAPI(ctx context.Context, ln net.Listener) error {
+func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) error {
 	api, err := intake.New(intake.Config{
-		Store: s.store, Signer: s.signer, Logger: s.log, Registry: s.registry,
+		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
-		Ready: []intake.Check{{Name: "postgres", Fn: s.store.Ping}},
+		Ready: []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping}},
 	})
 	if err != nil {
 		return err
@@ -176,6 +179,7 @@ func runAPI(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	cfg.NATSURL = cfg.natsURLOrDefault()
 	svc, err := openServices(ctx, cfg)
 	if err != nil {
 		return err
@@ -185,7 +189,92 @@ func runAPI(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return svc.serveAPI(ctx, ln)
+	return svc.runRoles(ctx, "api", roles{api: ln, relay: cfg.APIRelay})
+}
+
+func runWorker(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	cfg := bindConfig(fs, "json")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg.NATSURL = cfg.natsURLOrDefault()
+	svc, err := openServices(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	return svc.runRoles(ctx, "worker", roles{worker: true})
+}
+
+func runRelay(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	cfg := bindConfig(fs, "json")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	cfg.NATSURL = cfg.natsURLOrDefault()
+	svc, err := openServices(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	return svc.runRoles(ctx, "relay", roles{relay: true})
+}
+
+// roles says what one process runs.
+type roles struct {
+	api    net.Listener // nil: no HTTP API
+	relay  bool
+	worker bool
+}
+
+// runRoles runs the chosen roles until ctx ends (SIGTERM), then drains
+// them: the API finishes its requests, the worker its jobs, the publisher
+// its pending PubAcks, and the relay its batch.
+func (s *services) runRoles(ctx context.Context, name string, r roles) error {
+	p, err := s.openPipeline(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer p.nats.close()
+	g, gctx := newGroup(ctx)
+	g.go_("publisher", func() error { return p.publisher.Run(gctx) })
+	if r.relay || r.worker {
+		// Relays and workers need the streams before they start.
+		if err := ensureTopology(gctx, p.nats.js, s.topology(), s.log); err != nil {
+			g.stop()
+			_ = g.wait()
+			return err
+		}
+	} else {
+		g.go_("topology", func() error { return ensureTopology(gctx, p.nats.js, s.topology(), s.log) })
+	}
+	if r.relay {
+		relay := s.relay(p)
+		g.go_("relay", func() error { return relay.Run(gctx) })
+	}
+	if r.worker {
+		reg, err := s.processors(gctx)
+		if err != nil {
+			g.stop()
+			_ = g.wait()
+			return err
+		}
+		w, err := s.worker(p, reg)
+		if err != nil {
+			g.stop()
+			_ = g.wait()
+			return err
+		}
+		g.go_("worker", func() error { return w.Run(gctx) })
+	}
+	if r.api != nil {
+		g.go_("api", func() error { return s.serveAPI(gctx, r.api, p) })
+	}
+	err = g.wait()
+	s.log.Info("payrail stopped", "role", name)
+	return err
 }
 
 const (
@@ -201,6 +290,16 @@ func runDev(ctx context.Context, args []string) error {
 	}
 	if err := cfg.ensureDevSecrets(keyring.NewKey); err != nil {
 		return fmt.Errorf("prepare dev secrets under %s: %w", cfg.VarDir, err)
+	}
+	if cfg.NATSURL == "" {
+		ns, url, err := startEmbeddedNATS(filepath.Join(cfg.VarDir, "nats"), cfg.NATSEmbeddedAddr)
+		if err != nil {
+			return err
+		}
+		// Shut down after every role has drained its NATS connection.
+		defer ns.WaitForShutdown()
+		defer ns.Shutdown()
+		cfg.NATSURL = url
 	}
 	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err
@@ -222,7 +321,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	printDevBanner(ln.Addr().String(), creds)
-	return svc.serveAPI(ctx, ln)
+	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true})
 }
 
 type clientCredentials struct {

@@ -28,6 +28,16 @@ type config struct {
 	EncryptionKID string // PAYRAIL_ENCRYPTION_KEY_ID: which key seals new values
 	LogLevel      string
 	LogFormat     string
+
+	NATSURL           string        // PAYRAIL_NATS_URL; empty in payrail dev starts an embedded server
+	NATSEmbeddedAddr  string        // PAYRAIL_NATS_EMBEDDED_ADDR, payrail dev only
+	StreamReplicas    int           // PAYRAIL_STREAM_REPLICAS
+	DuplicateWindow   time.Duration // PAYRAIL_DUPLICATE_WINDOW
+	RelayGrace        time.Duration // PAYRAIL_RELAY_GRACE
+	APIRelay          bool          // PAYRAIL_API_RELAY: payrail api also runs a relay
+	WorkerConcurrency int           // PAYRAIL_WORKER_CONCURRENCY
+	AckWait           time.Duration // PAYRAIL_ACK_WAIT
+	MaxDeliver        int           // PAYRAIL_MAX_DELIVER
 }
 
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/payrail?sslmode=disable"
@@ -53,7 +63,31 @@ func bindConfig(fs *flag.FlagSet, logFormat string) *config {
 	fs.StringVar(&c.EncryptionKID, "encryption-key-id", env("PAYRAIL_ENCRYPTION_KEY_ID", ""), "key id that seals new values; default the first (PAYRAIL_ENCRYPTION_KEY_ID)")
 	fs.StringVar(&c.LogLevel, "log-level", env("PAYRAIL_LOG_LEVEL", "info"), "debug, info, warn or error (PAYRAIL_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", env("PAYRAIL_LOG_FORMAT", logFormat), "json or text (PAYRAIL_LOG_FORMAT)")
+	fs.StringVar(&c.NATSURL, "nats-url", env("PAYRAIL_NATS_URL", ""), "NATS server URL (PAYRAIL_NATS_URL); payrail dev embeds a server when empty, other roles default to nats://127.0.0.1:4222")
+	fs.StringVar(&c.NATSEmbeddedAddr, "nats-embedded-addr", env("PAYRAIL_NATS_EMBEDDED_ADDR", ""), "host:port for payrail dev's embedded NATS; default a free loopback port (PAYRAIL_NATS_EMBEDDED_ADDR)")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", envInt("PAYRAIL_STREAM_REPLICAS", 1), "replicas of the JetStream streams (PAYRAIL_STREAM_REPLICAS)")
+	fs.DurationVar(&c.DuplicateWindow, "duplicate-window", envDuration("PAYRAIL_DUPLICATE_WINDOW", 2*time.Hour), "JetStream duplicate window (PAYRAIL_DUPLICATE_WINDOW)")
+	fs.DurationVar(&c.RelayGrace, "relay-grace", envDuration("PAYRAIL_RELAY_GRACE", 2*time.Second), "how long the relay leaves a fast-path row to its publisher (PAYRAIL_RELAY_GRACE)")
+	fs.BoolVar(&c.APIRelay, "api-relay", envBool("PAYRAIL_API_RELAY", true), "payrail api also runs a relay (PAYRAIL_API_RELAY)")
+	fs.IntVar(&c.WorkerConcurrency, "worker-concurrency", envInt("PAYRAIL_WORKER_CONCURRENCY", 32), "jobs in flight per processor (PAYRAIL_WORKER_CONCURRENCY)")
+	fs.DurationVar(&c.AckWait, "ack-wait", envDuration("PAYRAIL_ACK_WAIT", 30*time.Second), "JetStream AckWait for jobs (PAYRAIL_ACK_WAIT)")
+	fs.IntVar(&c.MaxDeliver, "max-deliver", envInt("PAYRAIL_MAX_DELIVER", 10), "deliveries of one job before it is dead (PAYRAIL_MAX_DELIVER)")
 	return c
+}
+
+// natsURLOrDefault is the URL a production role connects to.
+func (c *config) natsURLOrDefault() string {
+	if c.NATSURL == "" {
+		return "nats://127.0.0.1:4222"
+	}
+	return c.NATSURL
+}
+
+func envBool(name string, def bool) bool {
+	if b, err := strconv.ParseBool(env(name, "")); err == nil {
+		return b
+	}
+	return def
 }
 
 func envDuration(name string, def time.Duration) time.Duration {

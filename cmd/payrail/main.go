@@ -14,8 +14,10 @@ import (
 const usage = `payrail: asynchronous payment execution behind a Canopy-compatible API
 
 Usage:
-  payrail dev      [flags]   API with a local database, dev org and client (for a laptop)
-  payrail api      [flags]   the HTTP API (production role)
+  payrail dev      [flags]   everything in one process, with embedded NATS
+  payrail api      [flags]   the HTTP API, its fast-path publisher and a relay
+  payrail worker   [flags]   execute payment jobs (one consumer per processor)
+  payrail relay    [flags]   publish outbox rows the fast path missed
   payrail migrate  [flags]   apply the embedded schema migrations
   payrail clients create --org ORG --name NAME [--role ROLE] [--json]
                              create an API client; prints its secret once
@@ -47,6 +49,10 @@ func run(ctx context.Context, args []string) error {
 		return runDev(ctx, args[1:])
 	case "api":
 		return runAPI(ctx, args[1:])
+	case "worker":
+		return runWorker(ctx, args[1:])
+	case "relay":
+		return runRelay(ctx, args[1:])
 	case "migrate":
 		return runMigrate(ctx, args[1:])
 	case "clients":

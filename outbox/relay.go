@@ -1,0 +1,206 @@
+package outbox
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/payrail/payrail/queue"
+	"github.com/payrail/payrail/store"
+)
+
+// RelayOptions tune a Relay.
+type RelayOptions struct {
+	// Batch is how many rows one claim takes. Default 500.
+	Batch int
+	// Grace leaves fast-path rows to their publisher this long. Default 2s.
+	Grace time.Duration
+	// Backstop wakes the relay when no notification came. Default 1s.
+	Backstop time.Duration
+	// Retention keeps published rows this long before purging. Default 24h.
+	Retention  time.Duration
+	AckTimeout time.Duration // default 10s
+	Logger     *slog.Logger
+	Metrics    *Metrics
+}
+
+// Relay publishes outbox rows the fast path missed.
+type Relay struct {
+	store *store.Store
+	pool  *pgxpool.Pool
+	js    jetstream.JetStream
+	topo  queue.Topology
+	opts  RelayOptions
+}
+
+// NewRelay returns a relay over st; pool provides the LISTEN connection.
+func NewRelay(st *store.Store, pool *pgxpool.Pool, js jetstream.JetStream, topo queue.Topology, opts RelayOptions) *Relay {
+	if opts.Batch <= 0 {
+		opts.Batch = 500
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 2 * time.Second
+	}
+	if opts.Backstop <= 0 {
+		opts.Backstop = time.Second
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = 24 * time.Hour
+	}
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = 10 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Relay{store: st, pool: pool, js: js, topo: topo, opts: opts}
+}
+
+// Run relays until ctx ends. A batch in progress at shutdown finishes
+// (its rows stay locked until marked), so stopping loses nothing.
+func (r *Relay) Run(ctx context.Context) error {
+	wake := make(chan struct{}, 1)
+	go r.listen(ctx, wake)
+	backstop := time.NewTicker(r.opts.Backstop)
+	defer backstop.Stop()
+	purge := time.NewTicker(time.Minute)
+	defer purge.Stop()
+	failures := 0
+	for {
+		n, err := r.sweep(context.WithoutCancel(ctx))
+		switch {
+		case err != nil:
+			failures++
+			delay := min(time.Duration(failures)*250*time.Millisecond, 5*time.Second)
+			r.opts.Logger.Warn("relay could not publish; retrying", "err", err, "retry_in", delay)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(delay):
+			}
+			continue
+		case n > 0:
+			failures = 0
+			r.opts.Logger.Debug("relay published rows", "rows", n)
+		}
+		r.observeBacklog(ctx)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-wake:
+		case <-backstop.C:
+		case <-purge.C:
+			if n, err := r.store.PurgePublished(ctx, r.opts.Retention); err != nil {
+				r.opts.Logger.Warn("could not purge published outbox rows", "err", err)
+			} else if n > 0 {
+				r.opts.Logger.Info("purged published outbox rows", "rows", n)
+			}
+		}
+	}
+}
+
+// sweep publishes batches until a claim comes back short.
+func (r *Relay) sweep(ctx context.Context) (int, error) {
+	total := 0
+	for {
+		n, err := r.store.RelayBatch(ctx, r.opts.Batch, r.opts.Grace, r.publish)
+		total += n
+		if err != nil || n < r.opts.Batch {
+			return total, err
+		}
+	}
+}
+
+// publish sends msgs with pipelined async PubAcks and returns the ids
+// JetStream acknowledged.
+func (r *Relay) publish(ctx context.Context, msgs []store.OutboxMessage) ([]int64, error) {
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	var firstErr error
+	for i, m := range msgs {
+		f, err := r.js.PublishMsgAsync(natsMsg(r.topo, m))
+		if err != nil {
+			firstErr = err
+			break
+		}
+		futures[i] = f
+	}
+	timeout := time.NewTimer(r.opts.AckTimeout)
+	defer timeout.Stop()
+	acked := make([]int64, 0, len(msgs))
+	for i, f := range futures {
+		if f == nil {
+			break
+		}
+		select {
+		case <-f.Ok():
+			acked = append(acked, msgs[i].ID)
+		case err := <-f.Err():
+			if firstErr == nil {
+				firstErr = err
+			}
+		case <-timeout.C:
+			if firstErr == nil {
+				firstErr = fmt.Errorf("no PubAck within %s", r.opts.AckTimeout)
+			}
+			r.opts.Metrics.relayed(len(acked), len(msgs)-len(acked))
+			return acked, fmt.Errorf("%w: %w", errNotAcked, firstErr)
+		}
+	}
+	r.opts.Metrics.relayed(len(acked), len(msgs)-len(acked))
+	if firstErr != nil {
+		return acked, fmt.Errorf("%w: %w", errNotAcked, firstErr)
+	}
+	return acked, nil
+}
+
+// listen turns NOTIFYs on the outbox channel into wake-ups, reconnecting
+// after errors; the backstop tick covers any gap.
+func (r *Relay) listen(ctx context.Context, wake chan<- struct{}) {
+	for ctx.Err() == nil {
+		err := r.listenOnce(ctx, wake)
+		if ctx.Err() != nil {
+			return
+		}
+		r.opts.Logger.Warn("relay LISTEN connection lost; reconnecting", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func (r *Relay) listenOnce(ctx context.Context, wake chan<- struct{}) error {
+	conn, err := r.pool.Acquire(ctx)
+	if err != nil {
+		return err
+	}
+	// A connection left in LISTEN state must not return to the pool.
+	defer conn.Hijack().Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+store.OutboxChannel()); err != nil {
+		return err
+	}
+	for {
+		if _, err := conn.Conn().WaitForNotification(ctx); err != nil {
+			return err
+		}
+		select {
+		case wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (r *Relay) observeBacklog(ctx context.Context) {
+	if r.opts.Metrics == nil {
+		return
+	}
+	n, age, err := r.store.OutboxBacklog(ctx)
+	if err != nil {
+		return
+	}
+	r.opts.Metrics.backlog(n, age)
+}

@@ -1,0 +1,308 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Attempt statuses (see schema/002_pipeline.sql).
+const (
+	AttemptQueued            = "queued"
+	AttemptProcessing        = "processing"
+	AttemptHeld              = "held"
+	AttemptPendingSettlement = "pending_settlement"
+	AttemptSucceeded         = "succeeded"
+	AttemptDeclined          = "declined"
+	AttemptFailed            = "failed"
+	AttemptDead              = "dead"
+	AttemptReturned          = "returned"
+)
+
+// AttemptOpen reports whether a worker may still act on an attempt in this
+// status: a delivery of a job whose attempt is anything else is a
+// duplicate and is acknowledged without calling the processor.
+func AttemptOpen(status string) bool { return status == AttemptQueued || status == AttemptProcessing }
+
+// ErrAttemptClosed: the attempt already has a result; nothing was changed.
+var ErrAttemptClosed = errors.New("store: attempt already has a result")
+
+// Attempt is one execution of a payment by a processor.
+type Attempt struct {
+	AttemptID          string
+	Processor          string
+	PaymentType        string
+	Status             string
+	Deliveries         int
+	TransactionID      string
+	ResultCode         string
+	ResultMessage      string
+	InstrumentKind     string
+	InstrumentBrand    string
+	InstrumentLastFour string
+	NachaFileID        string
+	TraceNumber        string
+}
+
+const attemptColumns = `pa.attempt_id, pa.processor, pa.payment_type, pa.status, pa.deliveries, pa.transaction_id,
+	pa.result_code, pa.result_message, pa.instrument_kind, pa.instrument_brand, pa.instrument_last_four,
+	pa.nacha_file_id, pa.trace_number`
+
+// attemptScan receives attemptColumns from an outer join.
+type attemptScan struct {
+	id, processor, paymentType, status                 *string
+	deliveries                                         *int32
+	txID, code, message, kind, brand, lastFour, fileID *string
+	trace                                              *string
+}
+
+func (a *attemptScan) dest() []any {
+	return []any{&a.id, &a.processor, &a.paymentType, &a.status, &a.deliveries, &a.txID, &a.code, &a.message,
+		&a.kind, &a.brand, &a.lastFour, &a.fileID, &a.trace}
+}
+
+func (a *attemptScan) attempt() *Attempt {
+	if a.id == nil {
+		return nil
+	}
+	s := func(p *string) string {
+		if p == nil {
+			return ""
+		}
+		return *p
+	}
+	out := &Attempt{AttemptID: *a.id, Processor: s(a.processor), PaymentType: s(a.paymentType), Status: s(a.status),
+		TransactionID: s(a.txID), ResultCode: s(a.code), ResultMessage: s(a.message), InstrumentKind: s(a.kind),
+		InstrumentBrand: s(a.brand), InstrumentLastFour: s(a.lastFour), NachaFileID: s(a.fileID), TraceNumber: s(a.trace)}
+	if a.deliveries != nil {
+		out.Deliveries = int(*a.deliveries)
+	}
+	return out
+}
+
+// NewPayment is the input of CreatePayment: a PENDING payment line item,
+// its attempt and the job that asks a worker to execute it.
+type NewPayment struct {
+	LineItem    NewLineItem
+	AttemptID   string
+	PaymentType string
+	// Instrument: what may be shown of the payment method from the start.
+	InstrumentKind     string
+	InstrumentBrand    string
+	InstrumentLastFour string
+	// Job is published to the processor's subject. Its Payload is stored
+	// (sealed details without CVV); FastPayload is published at once.
+	Job OutboxMessage
+}
+
+// CreatePayment writes, in one transaction, the PENDING line item with its
+// transition, the attempt, the job's outbox row and the creation event
+// (SPEC §4: no dual writes). Replays and conflicts behave as in
+// CreateLineItem; a replay writes and publishes nothing.
+func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) (LineItem, bool, error) {
+	in.LineItem.Status = StatusPending
+	in.Job.Subject = JobSubject(in.LineItem.Processor)
+	return s.createLineItem(ctx, orgID, in.LineItem, func(tx pgx.Tx, li *LineItem, emit func(...OutboxMessage)) error {
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
+			    instrument_kind, instrument_brand, instrument_last_four, job_msg_id, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), $10, $11, $11)`,
+			in.AttemptID, orgID, li.AccountID, li.LineItemID, in.LineItem.Processor, in.PaymentType,
+			in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour, in.Job.MsgID, li.CreatedAt); err != nil {
+			return fmt.Errorf("insert attempt: %w", err)
+		}
+		li.Attempt = &Attempt{AttemptID: in.AttemptID, Processor: in.LineItem.Processor, PaymentType: in.PaymentType,
+			Status: AttemptQueued, InstrumentKind: in.InstrumentKind, InstrumentBrand: in.InstrumentBrand,
+			InstrumentLastFour: in.InstrumentLastFour}
+		job := []OutboxMessage{in.Job}
+		if err := insertOutbox(ctx, tx, s.fastPath != nil, job); err != nil {
+			return err
+		}
+		emit(job[0])
+		return nil
+	})
+}
+
+// AttemptRef names an attempt. Every attempt query is scoped by org.
+type AttemptRef struct {
+	OrgID     string
+	AttemptID string
+}
+
+// BeginDelivery records that a worker took delivery n of the attempt's
+// job and returns the attempt's status before it did. Only an open
+// attempt moves to processing; a closed one is returned untouched so the
+// worker can acknowledge the duplicate.
+func (s *Store) BeginDelivery(ctx context.Context, ref AttemptRef, delivery int) (before string, err error) {
+	err = s.pool.QueryRow(ctx, `
+		UPDATE payment_attempts pa
+		   SET status = CASE WHEN o.status IN ('queued', 'processing') THEN 'processing' ELSE o.status END,
+		       deliveries = GREATEST(o.deliveries, $3), last_delivery_at = now(), updated_at = now()
+		  FROM (SELECT attempt_id, status, deliveries FROM payment_attempts
+		         WHERE org_id = $1 AND attempt_id = $2 FOR UPDATE) o
+		 WHERE pa.attempt_id = o.attempt_id
+		RETURNING o.status`, ref.OrgID, ref.AttemptID, delivery).Scan(&before)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: begin delivery %d of attempt %s: %w", delivery, ref.AttemptID, err)
+	}
+	return before, nil
+}
+
+// RecordRetry notes a retryable failure on an open attempt and puts it
+// back in the queue for the next delivery.
+func (s *Store) RecordRetry(ctx context.Context, ref AttemptRef, code, message string) error {
+	_, err := s.pool.Exec(ctx, `
+		UPDATE payment_attempts SET status = 'queued', result_code = NULLIF($3, ''), result_message = NULLIF($4, ''),
+		       updated_at = now()
+		 WHERE org_id = $1 AND attempt_id = $2 AND status IN ('queued', 'processing')`,
+		ref.OrgID, ref.AttemptID, code, message)
+	if err != nil {
+		return fmt.Errorf("store: record retry of attempt %s: %w", ref.AttemptID, err)
+	}
+	return nil
+}
+
+// AttemptResult is what a processor made of an attempt.
+type AttemptResult struct {
+	AttemptRef
+	// Status is the attempt's new status: held, pending_settlement,
+	// succeeded, declined, failed or dead.
+	Status string
+	// LineItemStatus is the line item's new status; "" leaves it.
+	LineItemStatus     string
+	TransactionID      string
+	ResultCode         string
+	ResultMessage      string
+	InstrumentKind     string
+	InstrumentBrand    string
+	InstrumentLastFour string
+	Actor              string // e.g. "worker:AUTHORIZE_NET"
+	Reason             string
+}
+
+// CompleteAttempt applies a processor's result in one transaction: the
+// attempt's status and result, the line item's status change with its
+// transition and event, and the removal of the job's sealed payment
+// details from the outbox once no further delivery needs them. An attempt
+// that already has a final result is left alone (ErrAttemptClosed), so a
+// duplicate delivery can never apply a second result.
+func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem, error) {
+	var out LineItem
+	err := s.writeTx(ctx, func(tx pgx.Tx, emit func(...OutboxMessage)) error {
+		var accountID, lineItemID, status, liStatus, jobMsgID string
+		var amount int64
+		err := tx.QueryRow(ctx, `
+			SELECT pa.account_id, pa.line_item_id, pa.status, pa.job_msg_id, li.status, li.original_amount_cents
+			  FROM payment_attempts pa
+			  JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id
+			       AND li.line_item_id = pa.line_item_id
+			 WHERE pa.org_id = $1 AND pa.attempt_id = $2
+			   FOR UPDATE`, r.OrgID, r.AttemptID).Scan(&accountID, &lineItemID, &status, &jobMsgID, &liStatus, &amount)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if !AttemptOpen(status) && status != AttemptHeld {
+			return ErrAttemptClosed
+		}
+		batch := &pgx.Batch{}
+		batch.Queue(`
+			UPDATE payment_attempts SET status = $3,
+			       transaction_id = COALESCE(NULLIF($4, ''), transaction_id),
+			       result_code = NULLIF($5, ''), result_message = NULLIF($6, ''),
+			       instrument_kind = COALESCE(NULLIF($7, ''), instrument_kind),
+			       instrument_brand = COALESCE(NULLIF($8, ''), instrument_brand),
+			       instrument_last_four = COALESCE(NULLIF($9, ''), instrument_last_four),
+			       updated_at = now()
+			 WHERE org_id = $1 AND attempt_id = $2`,
+			r.OrgID, r.AttemptID, r.Status, r.TransactionID, r.ResultCode, r.ResultMessage,
+			r.InstrumentKind, r.InstrumentBrand, r.InstrumentLastFour)
+		if r.Status != AttemptHeld {
+			// Held attempts are polled with the job's details still needed
+			// by nothing but the transaction id; the rest are done with them.
+			batch.Queue(`UPDATE outbox SET payload = NULL WHERE msg_id = $1`, jobMsgID)
+		}
+		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
+		}
+		to := r.LineItemStatus
+		if to == "" || to == liStatus {
+			out, err = s.lineItemTx(ctx, tx, r.OrgID, accountID, lineItemID)
+			return err
+		}
+		out, err = s.transition(ctx, tx, emit, r.OrgID, accountID, lineItemID, to, amount, liStatus, r.Actor, r.Reason)
+		return err
+	})
+	if errors.Is(err, ErrNotFound) || errors.Is(err, ErrAttemptClosed) {
+		return LineItem{}, err
+	}
+	if err != nil {
+		return LineItem{}, fmt.Errorf("store: complete attempt %s: %w", r.AttemptID, err)
+	}
+	return out, nil
+}
+
+func (s *Store) lineItemTx(ctx context.Context, tx pgx.Tx, orgID, accountID, lineItemID string) (LineItem, error) {
+	return scanLineItem(tx.QueryRow(ctx, `SELECT `+lineItemColumns+` FROM`+lineItemFrom+`
+		WHERE li.org_id = $1 AND li.account_id = $2 AND li.line_item_id = $3`, orgID, accountID, lineItemID))
+}
+
+// StaleAttempt is an attempt the worker must look at again.
+type StaleAttempt struct {
+	AttemptRef
+	Processor     string
+	Status        string
+	Deliveries    int
+	JobMsgID      string
+	AccountID     string
+	LineItemID    string
+	AmountCents   int64
+	PaymentType   string
+	TransactionID string
+	EffectiveAt   time.Time
+	CreatedAt     time.Time
+}
+
+// StaleAttempts lists up to limit attempts in status that have not moved
+// for longer than idle, oldest first: held attempts to poll, and
+// processing attempts whose last delivery died with its worker after the
+// stream stopped redelivering (deliveries ≥ minDeliveries).
+func (s *Store) StaleAttempts(ctx context.Context, status string, idle time.Duration, minDeliveries, limit int) ([]StaleAttempt, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT pa.org_id, pa.attempt_id, pa.processor, pa.status, pa.deliveries, pa.job_msg_id, pa.account_id,
+		       pa.line_item_id, li.original_amount_cents, pa.payment_type, COALESCE(pa.transaction_id, ''),
+		       li.effective_at, pa.created_at
+		  FROM payment_attempts pa
+		  JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id AND li.line_item_id = pa.line_item_id
+		 WHERE pa.status = $1 AND pa.updated_at < now() - $2::interval AND pa.deliveries >= $3
+		 ORDER BY pa.updated_at LIMIT $4`, status, idle, minDeliveries, limit)
+	if err != nil {
+		return nil, fmt.Errorf("store: list stale %s attempts: %w", status, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StaleAttempt, error) {
+		var a StaleAttempt
+		err := r.Scan(&a.OrgID, &a.AttemptID, &a.Processor, &a.Status, &a.Deliveries, &a.JobMsgID, &a.AccountID,
+			&a.LineItemID, &a.AmountCents, &a.PaymentType, &a.TransactionID, &a.EffectiveAt, &a.CreatedAt)
+		a.EffectiveAt, a.CreatedAt = a.EffectiveAt.UTC(), a.CreatedAt.UTC()
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list stale %s attempts: %w", status, err)
+	}
+	return out, nil
+}
+
+// TouchAttempt marks an attempt as looked at, so pollers take others first.
+func (s *Store) TouchAttempt(ctx context.Context, ref AttemptRef) error {
+	_, err := s.pool.Exec(ctx, `UPDATE payment_attempts SET updated_at = now() WHERE org_id = $1 AND attempt_id = $2`,
+		ref.OrgID, ref.AttemptID)
+	return err
+}

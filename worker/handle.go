@@ -1,0 +1,215 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/payrail/payrail/processors"
+	"github.com/payrail/payrail/store"
+)
+
+// handle processes one delivery. ctx ends only when shutdown gives up on
+// the job; the job is then handed back with a nak.
+func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jetstream.Msg) {
+	start := time.Now()
+	meta, err := msg.Metadata()
+	if err != nil {
+		w.log.Error("job without JetStream metadata; terminating it", "processor", proc.Name(), "err", err)
+		_ = msg.Term()
+		return
+	}
+	delivery := int(meta.NumDelivered)
+	job, err := processors.DecodeJob(w.ring, msg.Data())
+	if err != nil {
+		w.poison(ctx, proc, msg, err)
+		return
+	}
+	job.Delivery = delivery
+	log := w.log.With("processor", proc.Name(), "org_id", job.OrgID, "line_item_id", job.LineItemID,
+		"attempt_id", job.AttemptID, "delivery", delivery)
+	ref := store.AttemptRef{OrgID: job.OrgID, AttemptID: job.AttemptID}
+
+	before, err := w.store.BeginDelivery(ctx, ref, delivery)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		log.Error("job names no attempt; terminating it")
+		w.opts.Metrics.job(proc.Name(), "orphan", start)
+		_ = msg.Term()
+		return
+	case err != nil:
+		// The database is unreachable: leave the job for redelivery
+		// after AckWait rather than burn a delivery on a nak now.
+		log.Warn("could not record delivery; job will be redelivered", "err", err)
+		return
+	case !store.AttemptOpen(before):
+		log.Info("duplicate delivery of a finished attempt; acknowledging", "attempt_status", before)
+		w.opts.Metrics.job(proc.Name(), "duplicate", start)
+		_ = msg.Ack()
+		return
+	}
+
+	stop := progress(msg, w.opts.AckWait/3)
+	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.CallTimeout)
+	res, err := proc.Process(callCtx, job)
+	cancel()
+	outcome := classify(res, err)
+	if h := w.hooks.afterProcess; h != nil && h(job) != nil {
+		stop()
+		return
+	}
+
+	if outcome.Outcome == processors.Retryable {
+		if delivery < w.opts.MaxDeliver {
+			stop()
+			delay := w.backoff(delivery)
+			if outcome.RetryAfter > delay {
+				delay = outcome.RetryAfter
+			}
+			log.Warn("retryable processor outcome; will retry", "code", outcome.Code, "message", outcome.Message,
+				"retry_in", delay)
+			if err := w.store.RecordRetry(ctx, ref, outcome.Code, outcome.Message); err != nil {
+				log.Warn("could not record retry", "err", err)
+			}
+			w.opts.Metrics.job(proc.Name(), string(processors.Retryable), start)
+			_ = msg.NakWithDelay(delay)
+			return
+		}
+		outcome = w.lastChance(ctx, proc, job, outcome)
+	}
+
+	result := w.result(proc.Name(), job, outcome)
+	_, err = w.store.CompleteAttempt(ctx, result)
+	stop()
+	switch {
+	case errors.Is(err, store.ErrAttemptClosed):
+		log.Info("attempt was finished by another delivery; acknowledging")
+	case err != nil:
+		// Not committed: the job comes back and the processor's
+		// idempotency turns the second call into the same answer.
+		log.Error("could not commit the processor's result; job will be redelivered", "err", err,
+			"outcome", outcome.Outcome)
+		if ctx.Err() != nil {
+			_ = msg.Nak()
+		}
+		return
+	}
+	if h := w.hooks.afterCommit; h != nil && h(job) != nil {
+		return
+	}
+	if result.Status == store.AttemptDead {
+		log.Error("attempt is dead: deliveries exhausted", "code", outcome.Code, "message", outcome.Message)
+		w.opts.Metrics.dead(proc.Name())
+		_ = msg.Term()
+	} else {
+		_ = msg.Ack()
+	}
+	log.Info("job done", "outcome", outcome.Outcome, "attempt_status", result.Status,
+		"line_item_status", result.LineItemStatus, "duration_ms", time.Since(start).Milliseconds())
+	w.opts.Metrics.job(proc.Name(), string(outcome.Outcome), start)
+}
+
+// lastChance is called when the last delivery ended retryable. A processor
+// that can look up what really happened (an unknown outcome may have been
+// a success) is asked first; otherwise the attempt is dead.
+func (w *Worker) lastChance(ctx context.Context, proc processors.Processor, job processors.Job, last processors.Result) processors.Result {
+	if r, ok := proc.(processors.Resolver); ok {
+		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.CallTimeout)
+		res, err := r.Resolve(callCtx, job)
+		cancel()
+		if res := classify(res, err); res.Outcome != processors.Retryable {
+			return res
+		}
+	}
+	last.Outcome = deadOutcome
+	return last
+}
+
+// deadOutcome marks a result whose deliveries ran out.
+const deadOutcome processors.Outcome = "dead"
+
+// result turns an outcome into the store's result for the attempt.
+func (w *Worker) result(procName string, job processors.Job, o processors.Result) store.AttemptResult {
+	r := store.AttemptResult{
+		AttemptRef:    store.AttemptRef{OrgID: job.OrgID, AttemptID: job.AttemptID},
+		TransactionID: o.TransactionID, ResultCode: o.Code, ResultMessage: o.Message,
+		InstrumentKind: o.Instrument.Kind, InstrumentBrand: o.Instrument.Brand,
+		InstrumentLastFour: o.Instrument.LastFour, Actor: w.actor(procName),
+	}
+	if o.Outcome == deadOutcome {
+		r.Status, r.LineItemStatus = store.AttemptDead, store.StatusInvalid
+		r.Reason = "deliveries exhausted after retryable errors"
+		return r
+	}
+	r.Status, r.LineItemStatus = attemptStatus(o.Outcome)
+	r.Reason = "processor outcome " + string(o.Outcome)
+	return r
+}
+
+// classify folds an error into the result's outcome: a *processors.Error
+// says what it is, any other error is retryable.
+func classify(res processors.Result, err error) processors.Result {
+	if err == nil {
+		if res.Outcome == "" {
+			res.Outcome = processors.Retryable
+			res.Message = "processor returned no outcome"
+		}
+		return res
+	}
+	var pe *processors.Error
+	if errors.As(err, &pe) && (pe.Outcome == processors.Permanent || pe.Outcome == processors.Retryable) {
+		res.Outcome, res.Code, res.Message = pe.Outcome, pe.Code, pe.Message
+		if res.Message == "" && pe.Err != nil {
+			res.Message = pe.Err.Error()
+		}
+		return res
+	}
+	res.Outcome, res.Message = processors.Retryable, err.Error()
+	return res
+}
+
+// poison ends a job that cannot be read. If its headers name an attempt,
+// the attempt is marked dead so the payment does not stay PENDING.
+func (w *Worker) poison(ctx context.Context, proc processors.Processor, msg jetstream.Msg, cause error) {
+	org, attempt := msg.Headers().Get(processors.HeaderOrgID), msg.Headers().Get(processors.HeaderAttemptID)
+	log := w.log.With("processor", proc.Name(), "org_id", org, "attempt_id", attempt)
+	if org != "" && attempt != "" {
+		_, err := w.store.CompleteAttempt(ctx, store.AttemptResult{
+			AttemptRef: store.AttemptRef{OrgID: org, AttemptID: attempt},
+			Status:     store.AttemptDead, LineItemStatus: store.StatusInvalid,
+			ResultCode: "unreadable_job", ResultMessage: "the job could not be read",
+			Actor: w.actor(proc.Name()), Reason: "job could not be read",
+		})
+		if err != nil && !errors.Is(err, store.ErrAttemptClosed) && !errors.Is(err, store.ErrNotFound) {
+			log.Error("could not mark the attempt of an unreadable job dead; will retry", "err", err)
+			return // redelivered after AckWait
+		}
+	}
+	log.Error("terminating unreadable job", "err", cause)
+	w.opts.Metrics.dead(proc.Name())
+	w.opts.Metrics.job(proc.Name(), "poison", time.Now())
+	_ = msg.Term()
+}
+
+// progress tells JetStream every interval that the job is still being
+// worked on, so a long processor call is not redelivered under it. The
+// returned func stops it.
+func progress(msg jetstream.Msg, every time.Duration) func() {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	return sync.OnceFunc(func() { close(done) })
+}

@@ -1,0 +1,54 @@
+package worker
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the worker's Prometheus series; nil records nothing.
+type Metrics struct {
+	jobs     *prometheus.CounterVec
+	duration *prometheus.HistogramVec
+	deadJobs *prometheus.CounterVec
+}
+
+// NewMetrics registers the worker series with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payrail_jobs_total",
+			Help: "Job deliveries handled, by processor and outcome (succeeded, declined, held, pending_settlement, retryable, permanent, dead, duplicate, poison, orphan).",
+		}, []string{"processor", "outcome"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "payrail_job_duration_seconds",
+			Help:    "Time to handle one job delivery, processor call and commit included.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"processor"}),
+		deadJobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payrail_jobs_dead_total",
+			Help: "Attempts ended in the dead state (deliveries exhausted or job unreadable).",
+		}, []string{"processor"}),
+	}
+	for _, c := range []prometheus.Collector{m.jobs, m.duration, m.deadJobs} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("worker: register metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) job(processor, outcome string, start time.Time) {
+	if m == nil {
+		return
+	}
+	m.jobs.WithLabelValues(processor, outcome).Inc()
+	m.duration.WithLabelValues(processor).Observe(time.Since(start).Seconds())
+}
+
+func (m *Metrics) dead(processor string) {
+	if m != nil {
+		m.deadJobs.WithLabelValues(processor).Inc()
+	}
+}

@@ -1,0 +1,249 @@
+// Package worker executes payment jobs. For each registered processor it
+// runs a durable pull consumer on that processor's subject of the jobs
+// stream, fetches in batches, and hands each job to the processor with
+// bounded concurrency.
+//
+// A delivery is handled in this order, and the order is what makes the
+// effect exactly once (SPEC §4):
+//
+//  1. record the delivery on the attempt and read its status; a closed
+//     attempt means a duplicate delivery, acknowledged without a call;
+//  2. call the processor, telling JetStream the job is in progress while
+//     the call runs;
+//  3. commit the result: attempt, line item status, transition and event
+//     in one transaction;
+//  4. acknowledge.
+//
+// A crash between 2 and 3 redelivers the job and calls the processor
+// again, which each processor makes harmless (see package processors). A
+// crash between 3 and 4 redelivers a job whose attempt is closed: step 1
+// acknowledges it. Retryable outcomes are delivered again after a backoff;
+// the last allowed delivery, or a job that cannot be read, ends the
+// attempt in the visible dead state (line item INVALID, event, metric).
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/processors"
+	"github.com/payrail/payrail/queue"
+	"github.com/payrail/payrail/store"
+)
+
+// Options tune a Worker. Zero values take the defaults noted.
+type Options struct {
+	// Concurrency bounds jobs in flight per processor. Default 32.
+	Concurrency int
+	// AckWait is how long JetStream waits for an ack or a progress signal
+	// before redelivering. Default 30s.
+	AckWait time.Duration
+	// MaxDeliver bounds deliveries of one job. Default 10.
+	MaxDeliver int
+	// Backoff is the delay before delivery n+1 after a retryable outcome
+	// of delivery n (the last entry repeats). Default 1s, 5s, 15s, 30s,
+	// 1m, 2m, 5m.
+	Backoff []time.Duration
+	// CallTimeout bounds one processor call. Default 25s.
+	CallTimeout time.Duration
+	// HeldPoll is how often held attempts are asked again. Default 30s.
+	HeldPoll time.Duration
+	// DrainTimeout is how long shutdown waits for jobs in flight before
+	// handing them back to the stream. Default 20s.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+	Metrics      *Metrics
+}
+
+func (o *Options) defaults() {
+	if o.Concurrency <= 0 {
+		o.Concurrency = 32
+	}
+	if o.AckWait <= 0 {
+		o.AckWait = 30 * time.Second
+	}
+	if o.MaxDeliver <= 0 {
+		o.MaxDeliver = 10
+	}
+	if len(o.Backoff) == 0 {
+		o.Backoff = []time.Duration{time.Second, 5 * time.Second, 15 * time.Second, 30 * time.Second,
+			time.Minute, 2 * time.Minute, 5 * time.Minute}
+	}
+	if o.CallTimeout <= 0 {
+		o.CallTimeout = 25 * time.Second
+	}
+	if o.HeldPoll <= 0 {
+		o.HeldPoll = 30 * time.Second
+	}
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = 20 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Worker consumes jobs for every processor in its registry.
+type Worker struct {
+	js       jetstream.JetStream
+	topo     queue.Topology
+	store    *store.Store
+	registry *processors.Registry
+	ring     *keyring.Ring
+	opts     Options
+	log      *slog.Logger
+	hooks    hooks
+}
+
+// hooks let tests stop a worker at the pipeline's boundaries as a crash
+// would. Production code leaves them nil.
+type hooks struct {
+	afterProcess func(job processors.Job) error // after the processor answered, before the commit
+	afterCommit  func(job processors.Job) error // after the commit, before the ack
+}
+
+// errCrashed is returned by a hook to abandon a delivery as a dead
+// process would: no commit, no ack, no nak.
+var errCrashed = errors.New("worker: simulated crash")
+
+// New returns a worker. ring opens the sealed payment details in jobs.
+func New(js jetstream.JetStream, topo queue.Topology, st *store.Store, reg *processors.Registry, ring *keyring.Ring, opts Options) *Worker {
+	opts.defaults()
+	return &Worker{js: js, topo: topo, store: st, registry: reg, ring: ring, opts: opts, log: opts.Logger}
+}
+
+// Run consumes until ctx ends, then stops fetching, lets jobs in flight
+// finish for up to DrainTimeout and hands the rest back.
+func (w *Worker) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(w.registry.Names())+2)
+	for _, name := range w.registry.Names() {
+		proc, _ := w.registry.Lookup(name)
+		cons, err := queue.EnsureWorkerConsumer(ctx, w.js, w.topo, name, queue.ConsumerOptions{
+			AckWait: w.opts.AckWait, MaxDeliver: w.opts.MaxDeliver, MaxAckPending: 4 * w.opts.Concurrency * 16,
+		})
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.consume(ctx, proc, cons); err != nil {
+				errc <- err
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() { defer wg.Done(); w.pollHeld(ctx) }()
+	go func() { defer wg.Done(); w.sweepDead(ctx) }()
+	w.log.Info("worker consuming", "processors", w.registry.Names(), "concurrency", w.opts.Concurrency,
+		"max_deliver", w.opts.MaxDeliver, "ack_wait", w.opts.AckWait)
+	wg.Wait()
+	select {
+	case err := <-errc:
+		return err
+	default:
+		return nil
+	}
+}
+
+// consume runs one processor's fetch loop.
+func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons jetstream.Consumer) error {
+	// hard outlives ctx by DrainTimeout: jobs in flight at shutdown use it
+	// to finish their commit and ack.
+	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelHard()
+	slots := make(chan struct{}, w.opts.Concurrency)
+	var inflight sync.WaitGroup
+	for ctx.Err() == nil {
+		slots <- struct{}{} // wait for at least one free slot
+		free := 1
+		for free < w.opts.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				free++
+				continue
+			default:
+			}
+			break
+		}
+		batch, err := cons.Fetch(free, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			for range free {
+				<-slots
+			}
+			if ctx.Err() == nil {
+				w.log.Warn("fetch failed", "processor", proc.Name(), "err", err)
+				sleep(ctx, time.Second)
+			}
+			continue
+		}
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			inflight.Add(1)
+			go func() {
+				defer func() { <-slots; inflight.Done() }()
+				w.handle(hard, proc, msg)
+			}()
+		}
+		for range free - got {
+			<-slots
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
+			w.log.Debug("fetch ended early", "processor", proc.Name(), "err", err)
+		}
+	}
+	done := make(chan struct{})
+	go func() { inflight.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.opts.DrainTimeout):
+		w.log.Warn("drain timeout: handing jobs in flight back to the stream", "processor", proc.Name())
+		cancelHard()
+		<-done
+	}
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+// backoff is the delay before the delivery after delivery n.
+func (w *Worker) backoff(n int) time.Duration {
+	if n-1 < len(w.opts.Backoff) {
+		return w.opts.Backoff[max(n-1, 0)]
+	}
+	return w.opts.Backoff[len(w.opts.Backoff)-1]
+}
+
+func (w *Worker) actor(proc string) string { return "worker:" + proc }
+
+// attemptStatus maps a final or parking outcome to the attempt's status
+// and the line item's next status ("" keeps it).
+func attemptStatus(o processors.Outcome) (attempt, lineItem string) {
+	switch o {
+	case processors.Succeeded:
+		return store.AttemptSucceeded, store.StatusValid
+	case processors.Declined:
+		return store.AttemptDeclined, store.StatusDeclined
+	case processors.Permanent:
+		return store.AttemptFailed, store.StatusInvalid
+	case processors.Held:
+		return store.AttemptHeld, ""
+	case processors.PendingSettlement:
+		return store.AttemptPendingSettlement, ""
+	}
+	panic(fmt.Sprintf("worker: no status for outcome %q", o))
+}
