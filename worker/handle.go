@@ -32,6 +32,9 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	log := w.log.With("processor", proc.Name(), "org_id", job.OrgID, "line_item_id", job.LineItemID,
 		"attempt_id", job.AttemptID, "delivery", delivery)
 	ref := store.AttemptRef{OrgID: job.OrgID, AttemptID: job.AttemptID}
+	if h := w.hooks.received; h != nil && h(job) != nil {
+		return
+	}
 
 	before, err := w.store.BeginDelivery(ctx, ref, delivery)
 	switch {

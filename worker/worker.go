@@ -105,6 +105,7 @@ type Worker struct {
 // hooks let tests stop a worker at the pipeline's boundaries as a crash
 // would. Production code leaves them nil.
 type hooks struct {
+	received     func(job processors.Job) error // after the job was read, before anything is recorded
 	afterProcess func(job processors.Job) error // after the processor answered, before the commit
 	afterCommit  func(job processors.Job) error // after the commit, before the ack
 }

@@ -1,0 +1,327 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/intake"
+	"github.com/payrail/payrail/internal/testenv"
+	"github.com/payrail/payrail/outbox"
+	"github.com/payrail/payrail/processors"
+	"github.com/payrail/payrail/queue"
+	"github.com/payrail/payrail/store"
+)
+
+var env *testenv.Env
+
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, "worker", &env)) }
+
+// Amounts (in cents, modulo 1000) that steer the test processor.
+const (
+	centsDecline   = 13
+	centsPermanent = 14
+	centsRetryable = 15 // retryable on every call: ends dead
+	centsHeld      = 16 // held, then resolved as succeeded
+)
+
+// testProcessor is an idempotent processor: its effect (the "charge") is
+// keyed by attempt id, so a second call for an attempt answers the same
+// result without a second effect, as Authorize.Net's duplicate window and
+// NACHA staging do. It counts calls and effects per attempt.
+type testProcessor struct {
+	name  string
+	delay time.Duration
+
+	mu      sync.Mutex
+	calls   map[string]int
+	effects map[string]int
+}
+
+func newTestProcessor(name string) *testProcessor {
+	return &testProcessor{name: name, calls: map[string]int{}, effects: map[string]int{}}
+}
+
+func (p *testProcessor) Name() string { return p.name }
+
+func (p *testProcessor) Process(ctx context.Context, job processors.Job) (processors.Result, error) {
+	p.mu.Lock()
+	p.calls[job.AttemptID]++
+	if p.effects[job.AttemptID] == 0 {
+		p.effects[job.AttemptID] = 1
+	}
+	p.mu.Unlock()
+	if p.delay > 0 {
+		select {
+		case <-time.After(p.delay):
+		case <-ctx.Done():
+			return processors.Result{}, ctx.Err()
+		}
+	}
+	inst := processors.Instrument{Kind: "card", Brand: "Visa", LastFour: "1111"}
+	switch job.AmountCents % 1000 {
+	case centsDecline:
+		return processors.Result{Outcome: processors.Declined, TransactionID: "tx-" + job.AttemptID, Code: "2",
+			Message: "This transaction has been declined.", Instrument: inst}, nil
+	case centsPermanent:
+		return processors.Result{}, &processors.Error{Outcome: processors.Permanent, Code: "E00007", Message: "bad credentials"}
+	case centsRetryable:
+		return processors.Result{}, errors.New("connection reset by peer")
+	case centsHeld:
+		return processors.Result{Outcome: processors.Held, TransactionID: "tx-" + job.AttemptID, Instrument: inst}, nil
+	}
+	return processors.Result{Outcome: processors.Succeeded, TransactionID: "tx-" + job.AttemptID, Instrument: inst}, nil
+}
+
+// Resolve settles held attempts as approved and leaves the rest unknown.
+func (p *testProcessor) Resolve(ctx context.Context, job processors.Job) (processors.Result, error) {
+	if job.AmountCents%1000 == centsHeld {
+		return processors.Result{Outcome: processors.Succeeded, TransactionID: job.TransactionID}, nil
+	}
+	return processors.Result{Outcome: processors.Retryable, Message: "unknown"}, nil
+}
+
+func (p *testProcessor) counts(attempt string) (calls, effects int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.calls[attempt], p.effects[attempt]
+}
+
+// dropFastPath loses every row handed to it: a process that crashed right
+// after its commit.
+type dropFastPath struct{}
+
+func (dropFastPath) Enqueue([]store.OutboxMessage) {}
+
+// fixture is one pipeline: the HTTP API, publisher, relay and a worker
+// over the package database and a NATS server, with streams of its own.
+type fixture struct {
+	t        *testing.T
+	ctx      context.Context
+	store    *store.Store
+	topo     queue.Topology
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	api      *httptest.Server
+	token    string
+	org      string
+	account  string
+	proc     *testProcessor
+	worker   *Worker
+	metrics  *prometheus.Registry
+	stopWork context.CancelFunc
+	workDone chan struct{}
+	done     sync.WaitGroup
+}
+
+type fixtureOpts struct {
+	natsURL      string
+	dropFastPath bool          // rows are left to the relay
+	noRelay      bool          // nothing publishes missed rows
+	noWorker     bool          // the test starts the worker itself
+	ackWait      time.Duration // default 2s
+	maxDeliver   int           // default 3
+	hooks        hooks
+}
+
+func newFixture(t *testing.T, o fixtureOpts) *fixture {
+	t.Helper()
+	if o.natsURL == "" {
+		o.natsURL = env.NATSURL
+	}
+	if o.ackWait == 0 {
+		o.ackWait = 2 * time.Second
+	}
+	if o.maxDeliver == 0 {
+		o.maxDeliver = 3
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	id := strings.TrimPrefix(testenv.UniqueID("t"), "t")
+	f := &fixture{t: t, ctx: ctx, org: testenv.UniqueID("org_"), account: "acct_1", metrics: prometheus.NewRegistry()}
+	f.topo = queue.Default()
+	f.topo.SubjectRoot = env.Subject("p" + id)
+	f.topo.Jobs = env.StreamName("JOBS_" + strings.ToUpper(id))
+	f.topo.Events = env.StreamName("EVENTS_" + strings.ToUpper(id))
+	f.topo.DuplicateWindow = time.Minute
+
+	nc, err := nats.Connect(o.natsURL, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.nc = nc
+	if f.js, err = jetstream.New(nc); err != nil {
+		t.Fatal(err)
+	}
+	ensureCtx, cancelEnsure := context.WithTimeout(ctx, 10*time.Second)
+	defer cancelEnsure()
+	if err := queue.Ensure(ensureCtx, f.js, f.topo); err != nil {
+		t.Fatal(err)
+	}
+
+	f.store = store.New(env.Pool, env.Ring)
+	om, err := outbox.NewMetrics(f.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := outbox.NewPublisher(f.js, f.topo, f.store, outbox.PublisherOptions{Metrics: om})
+	if o.dropFastPath {
+		f.store.SetFastPath(dropFastPath{})
+	} else {
+		f.store.SetFastPath(pub)
+	}
+	f.run(func() { _ = pub.Run(ctx) })
+	if !o.noRelay {
+		relay := outbox.NewRelay(f.store, env.Pool, f.js, f.topo, outbox.RelayOptions{
+			Grace: 300 * time.Millisecond, Backstop: 200 * time.Millisecond, Metrics: om})
+		f.run(func() { _ = relay.Run(ctx) })
+	}
+
+	f.proc = newTestProcessor(store.ProcessorAuthorizeNet)
+	reg, err := processors.NewRegistry(f.proc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wm, err := NewMetrics(f.metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.worker = New(f.js, f.topo, f.store, reg, env.Ring, Options{
+		Concurrency: 16, AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
+		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm,
+	})
+	f.worker.hooks = o.hooks
+	if !o.noWorker {
+		f.startWorker()
+	}
+
+	signer, err := auth.NewSigner([]byte("0123456789abcdef0123456789abcdef"), time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	api, err := intake.New(intake.Config{Store: f.store, Ring: env.Ring, Signer: signer,
+		Registry: prometheus.NewRegistry(), RateLimit: 1e6, RateBurst: 1e6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.api = httptest.NewServer(api)
+	if f.token, err = signer.Issue(auth.Claims{OrgID: f.org, ClientID: "cli_test", Role: auth.RoleAdmin}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.store.EnsureOrg(ctx, f.org, "worker test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.store.CreateAccount(ctx, f.org, store.NewAccount{AccountID: f.account, ProductID: "p",
+		CustomerName: "Pat Doe", RequestHash: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Cleanup(func() {
+		f.api.Close()
+		cancel()
+		f.done.Wait()
+		nc.Close()
+		// Leave nothing for the next test's relay in the shared database.
+		if _, err := env.Pool.Exec(context.Background(), `UPDATE outbox SET published_at = now() WHERE published_at IS NULL`); err != nil {
+			t.Error(err)
+		}
+	})
+	return f
+}
+
+func (f *fixture) run(fn func()) {
+	f.done.Add(1)
+	go func() { defer f.done.Done(); fn() }()
+}
+
+// startWorker runs the fixture's worker until the test ends or stopWorker.
+func (f *fixture) startWorker() {
+	ctx, cancel := context.WithCancel(f.ctx)
+	f.stopWork = cancel
+	f.workDone = make(chan struct{})
+	f.run(func() {
+		defer close(f.workDone)
+		if err := f.worker.Run(ctx); err != nil {
+			f.t.Errorf("worker: %v", err)
+		}
+	})
+}
+
+// pay posts a DEBIT guest payment and returns its attempt id.
+func (f *fixture) pay(lineItemID string, cents int64) string {
+	f.t.Helper()
+	body := fmt.Sprintf(`{"line_item_id":%q,"original_amount_cents":%d,"payment_details":{"payment_type":"DEBIT",`+
+		`"payment_processor_name":"AUTHORIZE_NET","card_number":"4111111111111111","expiration_date":"12/30",`+
+		`"cvv":"123","zip":"46201","name":"Pat Doe"}}`, lineItemID, cents)
+	req, _ := http.NewRequest("POST", f.api.URL+"/accounts/"+f.account+"/line_items/payments/guest_payment",
+		strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+f.token)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != 200 {
+		f.t.Fatalf("guest_payment %s: HTTP %d", lineItemID, res.StatusCode)
+	}
+	li, err := f.store.LineItem(f.ctx, f.org, f.account, lineItemID)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return li.Attempt.AttemptID
+}
+
+// waitSettled waits until no line item among ids is PENDING with an open
+// or held attempt, and returns them.
+func (f *fixture) waitSettled(ids []string, within time.Duration) map[string]store.LineItem {
+	f.t.Helper()
+	deadline := time.Now().Add(within)
+	out := map[string]store.LineItem{}
+	for {
+		pending := 0
+		for _, id := range ids {
+			li, err := f.store.LineItem(f.ctx, f.org, f.account, id)
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			out[id] = li
+			if li.Status == store.StatusPending {
+				pending++
+			}
+		}
+		if pending == 0 {
+			return out
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%d of %d payments still PENDING after %s", pending, len(ids), within)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// eventCounts returns how many events the events stream holds per subject.
+func (f *fixture) eventCounts() map[string]uint64 {
+	f.t.Helper()
+	s, err := f.js.Stream(f.ctx, f.topo.Events)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	info, err := s.Info(f.ctx, jetstream.WithSubjectFilter(f.topo.EventSubjects()))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return info.State.Subjects
+}
