@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -27,7 +28,12 @@ import (
 
 var env *testenv.Env
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, "worker", &env)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childWorkerEnv) != "" {
+		os.Exit(runChildWorker()) // this binary re-executed as a worker process
+	}
+	os.Exit(testenv.Main(m, "worker", &env))
+}
 
 // Amounts (in cents, modulo 1000) that steer the test processor.
 const (
@@ -176,7 +182,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := outbox.NewPublisher(f.js, f.topo, f.store, outbox.PublisherOptions{Metrics: om})
+	pub := outbox.NewPublisher(f.js, f.topo, f.store, outbox.PublisherOptions{Metrics: om, Logger: testLogger()})
 	if o.dropFastPath {
 		f.store.SetFastPath(dropFastPath{})
 	} else {
@@ -185,7 +191,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	f.run(func() { _ = pub.Run(ctx) })
 	if !o.noRelay {
 		relay := outbox.NewRelay(f.store, env.Pool, f.js, f.topo, outbox.RelayOptions{
-			Grace: 300 * time.Millisecond, Backstop: 200 * time.Millisecond, Metrics: om})
+			Grace: 300 * time.Millisecond, Backstop: 200 * time.Millisecond, Metrics: om, Logger: testLogger()})
 		f.run(func() { _ = relay.Run(ctx) })
 	}
 
@@ -200,7 +206,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	}
 	f.worker = New(f.js, f.topo, f.store, reg, env.Ring, Options{
 		Concurrency: 16, AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
-		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm,
+		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm, Logger: testLogger(),
 	})
 	f.worker.hooks = o.hooks
 	if !o.noWorker {
@@ -212,7 +218,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	api, err := intake.New(intake.Config{Store: f.store, Ring: env.Ring, Signer: signer,
-		Registry: prometheus.NewRegistry(), RateLimit: 1e6, RateBurst: 1e6})
+		Registry: prometheus.NewRegistry(), RateLimit: 1e6, RateBurst: 1e6, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,6 +245,11 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		}
 	})
 	return f
+}
+
+// testLogger keeps test output to warnings and errors.
+func testLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
 func (f *fixture) run(fn func()) {

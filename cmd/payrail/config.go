@@ -31,6 +31,9 @@ type config struct {
 
 	NATSURL           string        // PAYRAIL_NATS_URL; empty in payrail dev starts an embedded server
 	NATSEmbeddedAddr  string        // PAYRAIL_NATS_EMBEDDED_ADDR, payrail dev only
+	SubjectRoot       string        // PAYRAIL_SUBJECT_ROOT
+	JobsStream        string        // PAYRAIL_JOBS_STREAM
+	EventsStream      string        // PAYRAIL_EVENTS_STREAM
 	StreamReplicas    int           // PAYRAIL_STREAM_REPLICAS
 	DuplicateWindow   time.Duration // PAYRAIL_DUPLICATE_WINDOW
 	RelayGrace        time.Duration // PAYRAIL_RELAY_GRACE
@@ -65,6 +68,9 @@ func bindConfig(fs *flag.FlagSet, logFormat string) *config {
 	fs.StringVar(&c.LogFormat, "log-format", env("PAYRAIL_LOG_FORMAT", logFormat), "json or text (PAYRAIL_LOG_FORMAT)")
 	fs.StringVar(&c.NATSURL, "nats-url", env("PAYRAIL_NATS_URL", ""), "NATS server URL (PAYRAIL_NATS_URL); payrail dev embeds a server when empty, other roles default to nats://127.0.0.1:4222")
 	fs.StringVar(&c.NATSEmbeddedAddr, "nats-embedded-addr", env("PAYRAIL_NATS_EMBEDDED_ADDR", ""), "host:port for payrail dev's embedded NATS; default a free loopback port (PAYRAIL_NATS_EMBEDDED_ADDR)")
+	fs.StringVar(&c.SubjectRoot, "subject-root", env("PAYRAIL_SUBJECT_ROOT", "payrail"), "first token of every NATS subject (PAYRAIL_SUBJECT_ROOT)")
+	fs.StringVar(&c.JobsStream, "jobs-stream", env("PAYRAIL_JOBS_STREAM", "PAYRAIL_JOBS"), "name of the jobs work-queue stream (PAYRAIL_JOBS_STREAM)")
+	fs.StringVar(&c.EventsStream, "events-stream", env("PAYRAIL_EVENTS_STREAM", "PAYRAIL_EVENTS"), "name of the events stream (PAYRAIL_EVENTS_STREAM)")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", envInt("PAYRAIL_STREAM_REPLICAS", 1), "replicas of the JetStream streams (PAYRAIL_STREAM_REPLICAS)")
 	fs.DurationVar(&c.DuplicateWindow, "duplicate-window", envDuration("PAYRAIL_DUPLICATE_WINDOW", 2*time.Hour), "JetStream duplicate window (PAYRAIL_DUPLICATE_WINDOW)")
 	fs.DurationVar(&c.RelayGrace, "relay-grace", envDuration("PAYRAIL_RELAY_GRACE", 2*time.Second), "how long the relay leaves a fast-path row to its publisher (PAYRAIL_RELAY_GRACE)")

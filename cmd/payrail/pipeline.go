@@ -148,6 +148,7 @@ func (s *services) openPipeline(ctx context.Context, role string) (*pipeline, er
 
 func (s *services) topology() queue.Topology {
 	t := queue.Default()
+	t.SubjectRoot, t.Jobs, t.Events = s.cfg.SubjectRoot, s.cfg.JobsStream, s.cfg.EventsStream
 	t.Replicas = s.cfg.StreamReplicas
 	t.DuplicateWindow = s.cfg.DuplicateWindow
 	return t
