@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -114,7 +115,7 @@ func (dropFastPath) Enqueue([]store.OutboxMessage) {}
 // fixture is one pipeline: the HTTP API, publisher, relay and a worker
 // over the package database and a NATS server, with streams of its own.
 type fixture struct {
-	t        *testing.T
+	t        testing.TB
 	ctx      context.Context
 	store    *store.Store
 	topo     queue.Topology
@@ -142,7 +143,7 @@ type fixtureOpts struct {
 	hooks        hooks
 }
 
-func newFixture(t *testing.T, o fixtureOpts) *fixture {
+func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	t.Helper()
 	if o.natsURL == "" {
 		o.natsURL = env.NATSURL
@@ -177,7 +178,19 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 
-	f.store = store.New(env.Pool, env.Ring)
+	// A pool sized like production's (PAYRAIL_DATABASE_MAX_CONNS), not
+	// pgxpool's default of four connections.
+	pc, err := pgxpool.ParseConfig(env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc.MaxConns = 32
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	f.store = store.New(pool, env.Ring)
 	om, err := outbox.NewMetrics(f.metrics)
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +203,7 @@ func newFixture(t *testing.T, o fixtureOpts) *fixture {
 	}
 	f.run(func() { _ = pub.Run(ctx) })
 	if !o.noRelay {
-		relay := outbox.NewRelay(f.store, env.Pool, f.js, f.topo, outbox.RelayOptions{
+		relay := outbox.NewRelay(f.store, pool, f.js, f.topo, outbox.RelayOptions{
 			Grace: 300 * time.Millisecond, Backstop: 200 * time.Millisecond, Metrics: om, Logger: testLogger()})
 		f.run(func() { _ = relay.Run(ctx) })
 	}

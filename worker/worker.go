@@ -155,52 +155,40 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// consume runs one processor's fetch loop.
+// consume runs one processor's pull loop: a continuous pull that keeps at
+// most Concurrency messages buffered, and a slot per job in flight.
 func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons jetstream.Consumer) error {
 	// hard outlives ctx by DrainTimeout: jobs in flight at shutdown use it
 	// to finish their commit and ack.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.opts.Concurrency))
+	if err != nil {
+		return fmt.Errorf("worker: pull %s jobs: %w", proc.Name(), err)
+	}
+	// Stopping the iterator drops messages it buffered but nobody took;
+	// JetStream redelivers them after AckWait.
+	stopped := context.AfterFunc(ctx, it.Stop)
+	defer stopped()
 	slots := make(chan struct{}, w.opts.Concurrency)
 	var inflight sync.WaitGroup
-	for ctx.Err() == nil {
-		slots <- struct{}{} // wait for at least one free slot
-		free := 1
-		for free < w.opts.Concurrency {
-			select {
-			case slots <- struct{}{}:
-				free++
-				continue
-			default:
-			}
-			break
-		}
-		batch, err := cons.Fetch(free, jetstream.FetchMaxWait(time.Second))
+	for {
+		slots <- struct{}{} // take a job only when one can run
+		msg, err := it.Next()
 		if err != nil {
-			for range free {
-				<-slots
+			<-slots
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				break
 			}
-			if ctx.Err() == nil {
-				w.log.Warn("fetch failed", "processor", proc.Name(), "err", err)
-				sleep(ctx, time.Second)
-			}
+			w.log.Warn("pull failed", "processor", proc.Name(), "err", err)
+			sleep(ctx, 250*time.Millisecond)
 			continue
 		}
-		got := 0
-		for msg := range batch.Messages() {
-			got++
-			inflight.Add(1)
-			go func() {
-				defer func() { <-slots; inflight.Done() }()
-				w.handle(hard, proc, msg)
-			}()
-		}
-		for range free - got {
-			<-slots
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, context.Canceled) && ctx.Err() == nil {
-			w.log.Debug("fetch ended early", "processor", proc.Name(), "err", err)
-		}
+		inflight.Add(1)
+		go func() {
+			defer func() { <-slots; inflight.Done() }()
+			w.handle(hard, proc, msg)
+		}()
 	}
 	done := make(chan struct{})
 	go func() { inflight.Wait(); close(done) }()

@@ -122,9 +122,9 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	pool, err := pgxpool.New(ctx, cfg.DatabaseURL)
+	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
-		return nil, fmt.Errorf("open PostgreSQL pool (%s): %w", redactURL(cfg.DatabaseURL), err)
+		return nil, err
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
@@ -136,6 +136,25 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 }
 
 func (s *services) close() { s.pool.Close() }
+
+// openPool opens the connection pool. pgxpool's default of
+// max(4, cores) connections would queue a busy API behind a handful of
+// commits, each waiting for its WAL flush; maxConns raises it unless the
+// URL sets pool_max_conns itself.
+func openPool(ctx context.Context, dbURL string, maxConns int) (*pgxpool.Pool, error) {
+	pc, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return nil, fmt.Errorf("parse PAYRAIL_DATABASE_URL: %w", err)
+	}
+	if !strings.Contains(dbURL, "pool_max_conns") && maxConns > 0 {
+		pc.MaxConns = int32(maxConns)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL pool (%s): %w", redactURL(dbURL), err)
+	}
+	return pool, nil
+}
 
 // serveAPI runs the HTTP API until ctx ends, then drains in-flight
 // requests for up to 20 seconds.

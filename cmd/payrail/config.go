@@ -17,17 +17,18 @@ import (
 // environment variable and may be overridden by the flag of the same name;
 // the README lists them with their defaults.
 type config struct {
-	DatabaseURL   string
-	HTTPAddr      string
-	VarDir        string
-	JWTSecret     string
-	TokenTTL      time.Duration
-	RateLimit     float64
-	RateBurst     int
-	EncryptionKey string // PAYRAIL_ENCRYPTION_KEYS: "id=base64,id2=base64"
-	EncryptionKID string // PAYRAIL_ENCRYPTION_KEY_ID: which key seals new values
-	LogLevel      string
-	LogFormat     string
+	DatabaseURL      string
+	DatabaseMaxConns int
+	HTTPAddr         string
+	VarDir           string
+	JWTSecret        string
+	TokenTTL         time.Duration
+	RateLimit        float64
+	RateBurst        int
+	EncryptionKey    string // PAYRAIL_ENCRYPTION_KEYS: "id=base64,id2=base64"
+	EncryptionKID    string // PAYRAIL_ENCRYPTION_KEY_ID: which key seals new values
+	LogLevel         string
+	LogFormat        string
 
 	NATSURL           string        // PAYRAIL_NATS_URL; empty in payrail dev starts an embedded server
 	NATSEmbeddedAddr  string        // PAYRAIL_NATS_EMBEDDED_ADDR, payrail dev only
@@ -56,6 +57,7 @@ func env(name, def string) string {
 func bindConfig(fs *flag.FlagSet, logFormat string) *config {
 	c := &config{}
 	fs.StringVar(&c.DatabaseURL, "database-url", env("PAYRAIL_DATABASE_URL", defaultDatabaseURL), "PostgreSQL URL (PAYRAIL_DATABASE_URL)")
+	fs.IntVar(&c.DatabaseMaxConns, "database-max-conns", envInt("PAYRAIL_DATABASE_MAX_CONNS", 32), "PostgreSQL connections per process (PAYRAIL_DATABASE_MAX_CONNS)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("PAYRAIL_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (PAYRAIL_HTTP_ADDR)")
 	fs.StringVar(&c.VarDir, "var-dir", env("PAYRAIL_VAR_DIR", "./var"), "local state for payrail dev (PAYRAIL_VAR_DIR)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", env("PAYRAIL_JWT_SECRET", ""), "base64 key, at least 32 bytes, that signs access tokens (PAYRAIL_JWT_SECRET)")

@@ -1,0 +1,72 @@
+package worker
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/payrail/payrail/store"
+)
+
+// postAll posts n payments from clients goroutines.
+func (f *fixture) postAll(prefix string, n, clients int) []string {
+	ids := make([]string, n)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				ids[i] = fmt.Sprintf("%s-%06d", prefix, i)
+				f.pay(ids[i], int64(1000*(i+1)))
+			}
+		}()
+	}
+	wg.Wait()
+	return ids
+}
+
+// waitCount waits until n line items of the fixture's org have status.
+func (f *fixture) waitCount(status string, n int, within time.Duration) {
+	deadline := time.Now().Add(within)
+	for {
+		var got int
+		if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM line_items WHERE org_id = $1 AND status = $2`,
+			f.org, status).Scan(&got); err != nil {
+			f.t.Fatal(err)
+		}
+		if got >= n {
+			return
+		}
+		if time.Now().After(deadline) {
+			f.t.Fatalf("%d of %d line items %s after %s", got, n, status, within)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// BenchmarkIntake is the baseline: accepting payments over HTTP (one
+// transaction each, fast-path publish) with no worker running.
+func BenchmarkIntake(b *testing.B) {
+	f := newFixture(b, fixtureOpts{noWorker: true})
+	b.ResetTimer()
+	f.postAll("intake", b.N, 16)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "payments/s")
+}
+
+// BenchmarkEndToEnd measures payments from the HTTP request to VALID with
+// the test processor: intake, outbox, JetStream, worker, result commit.
+func BenchmarkEndToEnd(b *testing.B) {
+	f := newFixture(b, fixtureOpts{})
+	b.ResetTimer()
+	f.postAll("e2e", b.N, 16)
+	f.waitCount(store.StatusValid, b.N, 5*time.Minute)
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "payments/s")
+}
