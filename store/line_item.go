@@ -353,7 +353,9 @@ func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID
 
 // transition sets a line item's status and amount inside tx, records the
 // transition and writes its event. from is the status the caller read
-// under lock.
+// under lock. emit hands the event to the fast path after commit; nil (a
+// caller's own transaction) leaves it to the relay, which the NOTIFY
+// written with it wakes on commit.
 func (s *Store) transition(ctx context.Context, tx pgx.Tx, emit func(...OutboxMessage),
 	orgID, accountID, lineItemID, to string, amount int64, from, actor, reason string) (LineItem, error) {
 	now := time.Now().UTC()
@@ -381,6 +383,9 @@ func (s *Store) transition(ctx context.Context, tx pgx.Tx, emit func(...OutboxMe
 	ev, err := statusEvent(li, from, actor, reason, now)
 	if err != nil {
 		return LineItem{}, err
+	}
+	if emit == nil {
+		return li, insertOutbox(ctx, tx, false, []OutboxMessage{ev})
 	}
 	emit(ev)
 	return li, insertOutbox(ctx, tx, s.fastPath != nil, []OutboxMessage{ev})
