@@ -57,6 +57,10 @@ func readCredentials(r *http.Request) (id, secret string, aerr *apiError) {
 	if strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
 		r.Body = http.MaxBytesReader(nil, r.Body, maxBodyBytes)
 		if err := r.ParseForm(); err != nil {
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return "", "", errorf(http.StatusRequestEntityTooLarge, codeBodyTooLarge, "the body exceeds %d bytes", maxBodyBytes)
+			}
 			return "", "", errorf(http.StatusBadRequest, codeMalformedJSON, "the form body could not be parsed")
 		}
 		p := &problems{}
@@ -249,16 +253,10 @@ func (s *Server) createLineItem(w http.ResponseWriter, r *http.Request, req line
 		IssuerProcessorDetails: req.IssuerDetails, ExternalFields: req.ExternalFields, Origin: origin,
 		RequestHash: hash, ClientID: p.ClientID, IdempotencyKey: key,
 	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return notFound("account")
-	case errors.Is(err, store.ErrConflict):
-		return errorf(http.StatusConflict, codeDuplicateLineItemID,
-			"line item %s already exists on this account with a different request", id)
-	case errors.Is(err, store.ErrIdempotencyKeyReused):
-		return errorf(http.StatusConflict, codeIdempotencyKeyReused,
-			"Idempotency-Key %q was already used for a different request", key)
-	case err != nil:
+	if aerr := createError(err, id, key); aerr != nil {
+		return aerr
+	}
+	if err != nil {
 		return err
 	}
 	if created {

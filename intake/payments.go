@@ -117,10 +117,14 @@ func cardDetails(d *object, now time.Time) *processors.CardDetails {
 	if v, ok := d.str("cvv"); ok {
 		d.check("cvv", validate.CVV(v))
 		c.CVV = v
+	} else {
+		d.require("cvv")
 	}
 	if v, ok := d.str("zip"); ok {
 		d.check("zip", validate.ZIP(v))
 		c.Zip = strings.ReplaceAll(v, "-", "")
+	} else {
+		d.require("zip")
 	}
 	c.Name = holderName(d, 50) // Authorize.Net billTo first + last name
 	return c
@@ -173,10 +177,14 @@ func (s *Server) paymentTransfer(w http.ResponseWriter, r *http.Request) error {
 	return s.execute(w, r, req, "payment_transfer")
 }
 
+// deprecatedPaymentsSince is the Deprecation header's value: RFC 9745
+// wants a Structured Field Date (@ and Unix seconds), here 2026-11-23T00:00:00Z.
+const deprecatedPaymentsSince = "@1795392000"
+
 // deprecatedPayments is POST .../line_items/payments: payment_transfer
 // under its old name, announcing its successor (RFC 9745, RFC 8288).
 func (s *Server) deprecatedPayments(w http.ResponseWriter, r *http.Request) error {
-	w.Header().Set("Deprecation", "true")
+	w.Header().Set("Deprecation", deprecatedPaymentsSince)
 	w.Header().Set("Link", `</accounts/`+r.PathValue("account_id")+`/line_items/payments/payment_transfer>; rel="successor-version"`)
 	return s.paymentTransfer(w, r)
 }
@@ -302,9 +310,9 @@ func jobFor(acct store.Account, req paymentRequest, origin string) (processors.J
 			Profile: &processors.ProfileDetails{CustomerProfileID: debit.CustomerProfileID,
 				PaymentProfileID: debit.PaymentProfileID}}, nil
 	}
-	what := "a payment processor"
+	what := "payment processor"
 	if req.PaymentType != "" {
-		what = "a processor for " + req.PaymentType
+		what = "processor for " + req.PaymentType
 	}
 	return processors.Job{}, errorf(http.StatusUnprocessableEntity, codeNoProcessorConfigured,
 		"account %s has no %s configured; set one with PUT /accounts/%s/payment_processor_config",
@@ -393,7 +401,8 @@ func preferWait(r *http.Request) (time.Duration, *apiError) {
 			if err != nil || n < 0 {
 				return 0, invalid([]Detail{{Field: "/header/Prefer", Message: "wait must be a whole number of seconds from 0 to 30"}})
 			}
-			return min(time.Duration(n)*time.Second, maxWait), nil
+			// Cap before converting: a huge N would overflow the Duration.
+			return time.Duration(min(n, int(maxWait/time.Second))) * time.Second, nil
 		}
 	}
 	return 0, nil
