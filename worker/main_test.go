@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -128,6 +129,7 @@ type fixture struct {
 	proc     *testProcessor
 	worker   *Worker
 	metrics  *prometheus.Registry
+	logs     *logBuffer
 	stopWork context.CancelFunc
 	workDone chan struct{}
 	done     sync.WaitGroup
@@ -156,7 +158,12 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	id := strings.TrimPrefix(testenv.UniqueID("t"), "t")
-	f := &fixture{t: t, ctx: ctx, org: testenv.UniqueID("org_"), account: "acct_1", metrics: prometheus.NewRegistry()}
+	f := &fixture{t: t, ctx: ctx, org: testenv.UniqueID("org_"), account: "acct_1", metrics: prometheus.NewRegistry(),
+		logs: &logBuffer{}}
+	// Every part logs everything (debug included) into the buffer, and
+	// warnings and errors to the test output.
+	log := slog.New(fanout{slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}),
+		testLogger().Handler()})
 	f.topo = queue.Default()
 	f.topo.SubjectRoot = env.Subject("p" + id)
 	f.topo.Jobs = env.StreamName("JOBS_" + strings.ToUpper(id))
@@ -195,7 +202,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pub := outbox.NewPublisher(f.js, f.topo, f.store, outbox.PublisherOptions{Metrics: om, Logger: testLogger()})
+	pub := outbox.NewPublisher(f.js, f.topo, f.store, outbox.PublisherOptions{Metrics: om, Logger: log})
 	if o.dropFastPath {
 		f.store.SetFastPath(dropFastPath{})
 	} else {
@@ -204,7 +211,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	f.run(func() { _ = pub.Run(ctx) })
 	if !o.noRelay {
 		relay := outbox.NewRelay(f.store, pool, f.js, f.topo, outbox.RelayOptions{
-			Grace: 300 * time.Millisecond, Backstop: 200 * time.Millisecond, Metrics: om, Logger: testLogger()})
+			Grace: 300 * time.Millisecond, Backstop: 200 * time.Millisecond, Metrics: om, Logger: log})
 		f.run(func() { _ = relay.Run(ctx) })
 	}
 
@@ -219,7 +226,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	f.worker = New(f.js, f.topo, f.store, reg, env.Ring, Options{
 		Concurrency: 16, AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
-		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm, Logger: testLogger(),
+		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm, Logger: log,
 	})
 	f.worker.hooks = o.hooks
 	if !o.noWorker {
@@ -231,7 +238,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	api, err := intake.New(intake.Config{Store: f.store, Ring: env.Ring, Signer: signer,
-		Registry: prometheus.NewRegistry(), RateLimit: 1e6, RateBurst: 1e6, Logger: testLogger()})
+		Registry: prometheus.NewRegistry(), RateLimit: 1e6, RateBurst: 1e6, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -265,6 +272,64 @@ func testLogger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 }
 
+// logBuffer collects every log line of a fixture, so tests can search
+// them (for card data that must never be there).
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// fanout sends each record to every handler that takes its level.
+type fanout []slog.Handler
+
+func (h fanout) Enabled(ctx context.Context, l slog.Level) bool {
+	for _, x := range h {
+		if x.Enabled(ctx, l) {
+			return true
+		}
+	}
+	return false
+}
+
+func (h fanout) Handle(ctx context.Context, r slog.Record) error {
+	for _, x := range h {
+		if x.Enabled(ctx, r.Level) {
+			if err := x.Handle(ctx, r.Clone()); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (h fanout) WithAttrs(attrs []slog.Attr) slog.Handler {
+	out := make(fanout, len(h))
+	for i, x := range h {
+		out[i] = x.WithAttrs(attrs)
+	}
+	return out
+}
+
+func (h fanout) WithGroup(name string) slog.Handler {
+	out := make(fanout, len(h))
+	for i, x := range h {
+		out[i] = x.WithGroup(name)
+	}
+	return out
+}
+
 func (f *fixture) run(fn func()) {
 	f.done.Add(1)
 	go func() { defer f.done.Done(); fn() }()
@@ -287,7 +352,7 @@ func (f *fixture) startWorker() {
 func (f *fixture) pay(lineItemID string, cents int64) string {
 	f.t.Helper()
 	body := fmt.Sprintf(`{"line_item_id":%q,"original_amount_cents":%d,"payment_details":{"payment_type":"DEBIT",`+
-		`"payment_processor_name":"AUTHORIZE_NET","card_number":"4111111111111111","expiration_date":"12/30",`+
+		`"payment_processor_name":"AUTHORIZE_NET","card_number":"`+testPAN+`","expiration_date":"12/30",`+
 		`"cvv":"123","zip":"46201","name":"Pat Doe"}}`, lineItemID, cents)
 	req, _ := http.NewRequest("POST", f.api.URL+"/accounts/"+f.account+"/line_items/payments/guest_payment",
 		strings.NewReader(body))
