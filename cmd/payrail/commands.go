@@ -307,6 +307,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return errUsage
 	}
+	cfg.dev = true
 	if err := cfg.ensureDevSecrets(keyring.NewKey); err != nil {
 		return fmt.Errorf("prepare dev secrets under %s: %w", cfg.VarDir, err)
 	}
@@ -405,6 +406,7 @@ func createClient(ctx context.Context, st *store.Store, org, name, role string) 
 
 func printDevBanner(addr string, c clientCredentials) {
 	base := "http://" + addr
+	expiry := time.Now().AddDate(2, 0, 0).Format("01/06")
 	fmt.Printf(`
 payrail dev is running at %[1]s  (Ctrl-C stops it)
 
@@ -414,15 +416,24 @@ payrail dev is running at %[1]s  (Ctrl-C stops it)
   role:          %[5]s
   account:       %[6]s
 
-Get a token and create a charge:
+Get a token:
 
 TOKEN=$(curl -s -X POST %[1]s/auth/token -H 'Content-Type: application/json' \
   -d '{"client_id":"%[3]s","client_secret":"%[4]s"}' | sed -E 's/.*"access_token":"([^"]+)".*/\1/')
+
+Create a charge:
+
 curl -s -X POST %[1]s/accounts/%[6]s/line_items/charges \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
   -d '{"original_amount_cents":200,"line_item_status":"VALID","external_fields":[{"key":"order","value":"A-1"}]}'
 
-`, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount)
+Charge a card and wait up to 5 s for the outcome (the simulator approves; zip 46282 declines):
+
+curl -s -X POST %[1]s/accounts/%[6]s/line_items/payments/guest_payment \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Prefer: wait=5' \
+  -d '{"original_amount_cents":200,"payment_details":{"payment_type":"DEBIT","payment_processor_name":"AUTHORIZE_NET","card_number":"4007000000027","expiration_date":"%[7]s","cvv":"123","zip":"12345"}}'
+
+`, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount, expiry)
 }
 
 func runClients(ctx context.Context, args []string) error {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/payrail/payrail/processors/authorizenet"
 )
 
 // config is every setting payrail reads. Each field comes from a PAYRAIL_*
@@ -42,6 +44,15 @@ type config struct {
 	WorkerConcurrency int           // PAYRAIL_WORKER_CONCURRENCY
 	AckWait           time.Duration // PAYRAIL_ACK_WAIT
 	MaxDeliver        int           // PAYRAIL_MAX_DELIVER
+
+	AuthNetEndpoint       string        // PAYRAIL_AUTHNET_ENDPOINT
+	AuthNetLoginID        string        // PAYRAIL_AUTHNET_LOGIN_ID
+	AuthNetTransactionKey string        // PAYRAIL_AUTHNET_TRANSACTION_KEY
+	AuthNetTimeout        time.Duration // PAYRAIL_AUTHNET_TIMEOUT
+
+	// dev is set by payrail dev: missing processor credentials start the
+	// built-in simulators instead of leaving the processor out.
+	dev bool
 }
 
 const defaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/payrail?sslmode=disable"
@@ -80,6 +91,10 @@ func bindConfig(fs *flag.FlagSet, logFormat string) *config {
 	fs.IntVar(&c.WorkerConcurrency, "worker-concurrency", envInt("PAYRAIL_WORKER_CONCURRENCY", 32), "jobs in flight per processor (PAYRAIL_WORKER_CONCURRENCY)")
 	fs.DurationVar(&c.AckWait, "ack-wait", envDuration("PAYRAIL_ACK_WAIT", 30*time.Second), "JetStream AckWait for jobs (PAYRAIL_ACK_WAIT)")
 	fs.IntVar(&c.MaxDeliver, "max-deliver", envInt("PAYRAIL_MAX_DELIVER", 10), "deliveries of one job before it is dead (PAYRAIL_MAX_DELIVER)")
+	fs.StringVar(&c.AuthNetEndpoint, "authnet-endpoint", env("PAYRAIL_AUTHNET_ENDPOINT", authorizenet.SandboxEndpoint), "Authorize.Net API URL (PAYRAIL_AUTHNET_ENDPOINT)")
+	fs.StringVar(&c.AuthNetLoginID, "authnet-login-id", env("PAYRAIL_AUTHNET_LOGIN_ID", ""), "Authorize.Net API login ID (PAYRAIL_AUTHNET_LOGIN_ID)")
+	fs.StringVar(&c.AuthNetTransactionKey, "authnet-transaction-key", env("PAYRAIL_AUTHNET_TRANSACTION_KEY", ""), "Authorize.Net transaction key (PAYRAIL_AUTHNET_TRANSACTION_KEY)")
+	fs.DurationVar(&c.AuthNetTimeout, "authnet-timeout", envDuration("PAYRAIL_AUTHNET_TIMEOUT", 20*time.Second), "bound on one Authorize.Net call (PAYRAIL_AUTHNET_TIMEOUT)")
 	return c
 }
 

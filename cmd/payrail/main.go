@@ -19,6 +19,7 @@ Usage:
   payrail worker   [flags]   execute payment jobs (one consumer per processor)
   payrail relay    [flags]   publish outbox rows the fast path missed
   payrail migrate  [flags]   apply the embedded schema migrations
+  payrail anetsim  [flags]   the Authorize.Net simulator, standalone
   payrail clients create --org ORG --name NAME [--role ROLE] [--json]
                              create an API client; prints its secret once
 
@@ -57,6 +58,8 @@ func run(ctx context.Context, args []string) error {
 		return runMigrate(ctx, args[1:])
 	case "clients":
 		return runClients(ctx, args[1:])
+	case "anetsim":
+		return runAnetsim(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return nil

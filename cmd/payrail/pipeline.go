@@ -37,7 +37,9 @@ func connectNATS(url, role string, log *slog.Logger) (*natsClient, error) {
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
-			log.Warn("NATS disconnected", "err", err)
+			if err != nil { // nil: our own close at shutdown
+				log.Warn("NATS disconnected; the outbox keeps payments until it returns", "err", err)
+			}
 		}),
 		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
 	)

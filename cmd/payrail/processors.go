@@ -2,11 +2,69 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 
 	"github.com/payrail/payrail/processors"
+	"github.com/payrail/payrail/processors/authorizenet"
+	"github.com/payrail/payrail/processors/authorizenet/anetsim"
 )
 
-// processors builds the registry of the processors this process runs.
+// processors builds the registry of the processors this worker runs: each
+// one whose configuration is present. A processor left out is logged; its
+// jobs wait in the stream for a worker that runs it.
 func (s *services) processors(ctx context.Context) (*processors.Registry, error) {
-	return processors.NewRegistry()
+	var ps []processors.Processor
+	anet, err := s.authorizeNet(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if anet != nil {
+		ps = append(ps, anet)
+	}
+	return processors.NewRegistry(ps...)
+}
+
+// authorizeNet returns the AUTHORIZE_NET processor. Without credentials,
+// payrail dev charges the built-in simulator; other roles leave it out.
+func (s *services) authorizeNet(ctx context.Context) (processors.Processor, error) {
+	cfg := authorizenet.Config{Endpoint: s.cfg.AuthNetEndpoint, LoginID: s.cfg.AuthNetLoginID,
+		TransactionKey: s.cfg.AuthNetTransactionKey, Timeout: s.cfg.AuthNetTimeout}
+	if cfg.LoginID == "" && cfg.TransactionKey == "" {
+		if !s.cfg.dev {
+			s.log.Warn("AUTHORIZE_NET not configured (PAYRAIL_AUTHNET_LOGIN_ID, PAYRAIL_AUTHNET_TRANSACTION_KEY): this worker leaves card jobs to others")
+			return nil, nil
+		}
+		endpoint, err := s.startSimulator(ctx)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Endpoint, cfg.LoginID, cfg.TransactionKey = endpoint, anetsim.DefaultLoginID, anetsim.DefaultTransactionKey
+		s.log.Info("AUTHORIZE_NET charges the built-in simulator (set PAYRAIL_AUTHNET_LOGIN_ID and _TRANSACTION_KEY for a real gateway)",
+			"endpoint", endpoint)
+	}
+	client, err := authorizenet.NewClient(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("AUTHORIZE_NET client: %w", err)
+	}
+	return authorizenet.NewProcessor(client, s.log), nil
+}
+
+// startSimulator serves the Authorize.Net simulator on a free loopback port
+// until ctx ends and returns its endpoint.
+func (s *services) startSimulator(ctx context.Context) (string, error) {
+	sim, err := anetsim.New(anetsim.Options{AcceptAnyProfile: true, Logger: s.log})
+	if err != nil {
+		return "", err
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("Authorize.Net simulator: %w", err)
+	}
+	go func() {
+		if err := sim.Serve(ctx, ln); err != nil && ctx.Err() == nil {
+			s.log.Error("Authorize.Net simulator stopped", "err", err)
+		}
+	}()
+	return "http://" + ln.Addr().String() + anetsim.Path, nil
 }

@@ -1,0 +1,97 @@
+// Package authorizenet is payrail's AUTHORIZE_NET processor: a typed
+// client for the Authorize.Net JSON API (no maintained Go SDK exists) and
+// the processors.Processor that charges cards and customer payment
+// profiles with it.
+//
+// # Client
+//
+// Client sends createTransactionRequest, getTransactionDetailsRequest,
+// getUnsettledTransactionListRequest, getSettledBatchListRequest and
+// getTransactionListRequest. The API validates JSON against
+// AnetApiSchema.xsd as if it were XML, element order included (E00003
+// otherwise), so each request is a struct with its fields in the XSD's
+// sequence order; TestRequestsFollowXSD reads the schema and checks them.
+// Amounts are int64 cents written as decimal strings. Responses start
+// with a UTF-8 byte order mark, which is stripped, and list-valued fields
+// are decoded in each of the shapes the API uses. A charge's result is
+// decided by transactionResponse.responseCode (1 approved, 2 declined,
+// 3 error, 4 held for review), never by messages.resultCode alone.
+// Every call is bounded by Config.Timeout on top of the caller's context.
+// Failures are *Error values with a Class (retryable or permanent) and
+// OutcomeUnknown, set when the request was sent and no trustworthy
+// answer came back. Error text taken from the API has digit runs masked,
+// so neither errors nor logs carry a card number, card code or account
+// number.
+//
+// # One charge per payment
+//
+// A job can be delivered more than once, and a charge's outcome can be
+// unknown: a timeout or a connection reset after the request was sent, a
+// 5xx from a proxy, a crash between the answer and the database write.
+// The processor defends with two independent mechanisms, because each
+// alone has a gap:
+//
+//  1. Byte-identical retries inside the duplicate window. Every request
+//     is a pure function of the job: order.invoiceNumber and refId derive
+//     from Job.AttemptID (InvoiceNumber), and transactionSettings carries
+//     duplicateWindow=28800, the API's maximum of 8 hours. Authorize.Net
+//     rejects a transaction whose login, type, card number, expiry,
+//     amount, invoice number, customer id, billing name and address and
+//     window value all match one inside the window, with response reason
+//     11 and, because the window was sent, the original's transId. The
+//     processor then reads the original with getTransactionDetails and
+//     returns its outcome: never a second charge. The card code is not
+//     among the compared fields (nor is refId), which matters: a job the
+//     relay published carries no CVV (SPEC §7), so its retry differs from
+//     the fast-path original only in cardCode and is still a duplicate.
+//     The simulator keys its duplicate check on the same documented
+//     fields. Gap: the window ends after 8 hours, and a settled original
+//     can only be found by reporting calls.
+//
+//  2. Look before charging again. On any delivery after the first
+//     (Job.Delivery > 1), and in Resolve, the processor first searches for
+//     the attempt's invoice number among unsettled transactions (newest
+//     first, stopping at transactions older than the payment) and then in
+//     the batches settled since the payment was accepted, and reads the
+//     match's details. A charged, held or declined original is the
+//     answer; only "not found" (or failed originals that charged nothing)
+//     lets the charge go out, and then mechanism 1 still guards against
+//     an original that was in flight and not yet listed. Gap: the
+//     Transaction Details API must be enabled for the merchant, and the
+//     search covers 30 days.
+//
+// When the lookup fails, the processor charges anyway only while the
+// attempt is young enough (measured from Job.CreatedAt, which precedes
+// every send) for the duplicate window to catch a second charge;
+// otherwise it returns Retryable, and an attempt that can never be
+// verified ends in the worker's visible dead state rather than in a
+// possible second charge. The first delivery skips the lookup: nothing
+// can have been sent before it, and the duplicate window covers two
+// deliveries racing each other.
+//
+// A transient processing error (reasons 19-23 and others the API asks to
+// retry) charged nothing and is retried with the same request. Whether
+// the real gateway counts such errors toward the duplicate check is not
+// documented; if it does, the retry is answered with reason 11, the
+// processor finds the original failed, and it keeps returning Retryable
+// until the window passes or deliveries run out, still without charging
+// twice.
+//
+// # Outcomes
+//
+// Approved → processors.Succeeded; declined → Declined (Code and Message
+// are the response reason code and text); held for review (reasons 252,
+// 253) → Held, after which the worker polls Resolve, which reads the
+// transaction again and answers Held, Succeeded or Declined. Network
+// errors, timeouts, HTTP 5xx and 429, E00001, E00049, E00053, E00104 and
+// transient reasons → Retryable; E00007 and other credential, permission
+// and schema errors, and non-transient reasons → Permanent. Result.
+// Instrument holds only the brand and the last four digits.
+//
+// # Contract gaps
+//
+// processors.Job carries no transaction id from an earlier result, so
+// Resolve finds a held transaction by invoice number through the
+// reporting API instead of reading it directly; a Job.TransactionID
+// filled from the attempt would save that search.
+package authorizenet

@@ -1,0 +1,229 @@
+package authorizenet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/payrail/payrail/processors"
+)
+
+// Name is the payment_processor_name this package serves.
+const Name = "AUTHORIZE_NET"
+
+// MaxDuplicateWindow is the longest duplicateWindow the API accepts.
+const MaxDuplicateWindow = 8 * time.Hour
+
+// Processor charges cards and customer payment profiles through
+// Authorize.Net. It implements processors.Processor and
+// processors.Resolver and is safe for concurrent use.
+type Processor struct {
+	client *Client
+	log    *slog.Logger
+	window time.Duration
+	now    func() time.Time
+}
+
+// Option configures a Processor.
+type Option func(*Processor)
+
+// WithDuplicateWindow sets the duplicateWindow sent with every charge
+// (default and maximum MaxDuplicateWindow). It must outlast the worker's
+// whole redelivery horizon: changing it changes the request, so a retry
+// sent with another window is not a duplicate.
+func WithDuplicateWindow(d time.Duration) Option {
+	return func(p *Processor) {
+		if d > 0 && d <= MaxDuplicateWindow {
+			p.window = d.Truncate(time.Second)
+		}
+	}
+}
+
+// WithClock sets the clock used to judge an attempt's age (tests).
+func WithClock(now func() time.Time) Option {
+	return func(p *Processor) {
+		if now != nil {
+			p.now = now
+		}
+	}
+}
+
+// NewProcessor returns the AUTHORIZE_NET processor. A nil logger
+// discards.
+func NewProcessor(client *Client, log *slog.Logger, opts ...Option) *Processor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	p := &Processor{client: client, log: log, window: MaxDuplicateWindow, now: time.Now}
+	for _, o := range opts {
+		o(p)
+	}
+	return p
+}
+
+// Name implements processors.Processor.
+func (p *Processor) Name() string { return Name }
+
+// Process charges the job's card (guest DEBIT) or payment profile
+// (payment_transfer). A later delivery first looks for the charge an
+// earlier one may have made; see the package documentation.
+//
+// Failures come back as a Result with Outcome Retryable or Permanent
+// (carrying RetryAfter) and, with the same outcome, a *processors.Error.
+func (p *Processor) Process(ctx context.Context, job processors.Job) (processors.Result, error) {
+	inst := instrumentOf(job)
+	tr, err := buildRequest(job, strconv.Itoa(int(p.window/time.Second)))
+	if err != nil {
+		return fail(processors.Permanent, "invalid_job", err.Error(), inst, 0, err)
+	}
+	inv := tr.Order.InvoiceNumber
+	log := p.log.With("attempt_id", job.AttemptID, "invoice", inv, "delivery", job.Delivery)
+
+	if job.Delivery > 1 {
+		// An earlier delivery may have charged and died before its result
+		// was stored. Find out before sending anything.
+		res, found, err := p.lookup(ctx, job, inv, inst)
+		switch {
+		case err == nil && found:
+			log.Info("authorizenet: earlier delivery already reached the gateway; not charging again",
+				"trans_id", res.TransactionID, "outcome", res.Outcome)
+			return res, nil
+		case err != nil && !p.insideWindow(job):
+			// Too old for the duplicate check to catch a second charge,
+			// and the lookup failed: charging now could charge twice.
+			log.Warn("authorizenet: cannot verify earlier delivery outside the duplicate window", "err", err)
+			return fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, time.Minute, err)
+		case err != nil:
+			log.Warn("authorizenet: lookup failed; relying on the duplicate window", "err", err)
+		}
+	}
+	return p.charge(ctx, job, tr, inst, log)
+}
+
+func (p *Processor) charge(ctx context.Context, job processors.Job, tr TransactionRequest, inst processors.Instrument, log *slog.Logger) (processors.Result, error) {
+	inv := tr.Order.InvoiceNumber
+	resp, err := p.client.CreateTransaction(ctx, RefID(job.AttemptID), tr)
+	if err != nil {
+		var e *Error
+		if !errors.As(err, &e) {
+			return fail(processors.Retryable, "", "", inst, 0, err)
+		}
+		if e.OutcomeUnknown {
+			// The next delivery looks the charge up (and the duplicate
+			// window stops a blind second charge).
+			log.Warn("authorizenet: charge outcome unknown", "code", e.Code, "err", err)
+		} else {
+			log.Info("authorizenet: charge failed", "class", e.Class, "code", e.Code)
+		}
+		return fail(outcomeOf(e.Class), e.Code, e.Text, inst, e.RetryAfter, err)
+	}
+	tresp := resp.TransactionResponse
+	d := tresp.Decide()
+	inst = withAccount(inst, tresp.AccountNumber, tresp.AccountType)
+	log = log.With("trans_id", d.TransID, "response_code", string(tresp.ResponseCode), "reason", d.ReasonCode)
+	switch d.Class {
+	case ClassApproved, ClassDeclined, ClassHeld:
+		log.Info("authorizenet: charge answered", "class", d.Class)
+		return processors.Result{
+			Outcome: outcomeOf(d.Class), TransactionID: d.TransID,
+			Code: d.ReasonCode, Message: d.ReasonText, Instrument: inst,
+		}, nil
+	case ClassDuplicate:
+		log.Info("authorizenet: duplicate of an earlier delivery; resolving to the original")
+		return p.resolveDuplicate(ctx, job, inv, d, inst, log)
+	}
+	log.Info("authorizenet: charge failed", "class", d.Class)
+	err = &Error{Op: "createTransactionRequest", Class: d.Class, Code: d.ReasonCode, Text: d.ReasonText}
+	return fail(outcomeOf(d.Class), d.ReasonCode, d.ReasonText, inst, d.RetryAfter, err)
+}
+
+// resolveDuplicate answers a reason-11 response with the original
+// transaction's outcome: by the transId the response names, else by a
+// lookup of the invoice number. It never charges.
+func (p *Processor) resolveDuplicate(ctx context.Context, job processors.Job, inv string, d Decision, inst processors.Instrument, log *slog.Logger) (processors.Result, error) {
+	if d.TransID != "" && d.TransID != "0" {
+		det, err := p.client.GetTransactionDetails(ctx, d.TransID)
+		if err == nil {
+			if det.Order == nil || det.Order.InvoiceNumber != inv {
+				err := fmt.Errorf("transaction %s is not this attempt's (invoice %s)", d.TransID, inv)
+				return fail(processors.Permanent, "duplicate_mismatch", "the duplicate's original belongs to another invoice", inst, 0, err)
+			}
+			if res, ok := p.fromDetails(det, inst); ok {
+				return res, nil
+			}
+			// The original failed without charging; the duplicate check
+			// will refuse identical requests until its window passes.
+			return fail(processors.Retryable, string(det.ResponseReasonCode), "original transaction failed: "+redact(det.ResponseReasonDescription),
+				inst, transientRetryAfter, errors.New("duplicate of a failed transaction"))
+		}
+		log.Warn("authorizenet: details of the original failed; looking it up by invoice", "err", err)
+	}
+	res, found, err := p.lookup(ctx, job, inv, inst)
+	if err != nil {
+		return fail(processors.Retryable, "lookup_failed", "cannot look up the original transaction", inst, time.Minute, err)
+	}
+	if found {
+		return res, nil
+	}
+	// Reported as a duplicate but not listed yet (the original may still
+	// be in flight): ask again later, never charge.
+	err = errors.New("duplicate reported but the original transaction is not listed yet")
+	return fail(processors.Retryable, reasonDuplicate, err.Error(), inst, time.Minute, err)
+}
+
+// Resolve answers what became of an attempt: the outcome of its
+// transaction when one exists (Held while still under review), or
+// Outcome Retryable with Code "not_found" when Authorize.Net has no
+// transaction for it, meaning nothing was charged and Process may run
+// again.
+func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors.Result, error) {
+	inst := instrumentOf(job)
+	if job.AttemptID == "" {
+		err := errors.New("job has no attempt id")
+		return fail(processors.Permanent, "invalid_job", err.Error(), inst, 0, err)
+	}
+	inv := InvoiceNumber(job.AttemptID)
+	res, found, err := p.lookup(ctx, job, inv, inst)
+	if err != nil {
+		return fail(processors.Retryable, "lookup_failed", "cannot look up the attempt's transaction", inst, time.Minute, err)
+	}
+	if !found {
+		return processors.Result{Outcome: processors.Retryable, Code: "not_found",
+			Message: "Authorize.Net has no transaction for this attempt; nothing was charged", Instrument: inst}, nil
+	}
+	p.log.Info("authorizenet: resolved attempt", "attempt_id", job.AttemptID, "invoice", inv,
+		"trans_id", res.TransactionID, "outcome", res.Outcome)
+	return res, nil
+}
+
+// insideWindow reports whether every earlier delivery of job was sent
+// within the duplicate window, judged from the intake time (earlier than
+// any send, so the estimate errs on the safe side). A margin covers clock
+// skew between payrail and the gateway.
+func (p *Processor) insideWindow(job processors.Job) bool {
+	const margin = 5 * time.Minute
+	return !job.CreatedAt.IsZero() && p.now().Sub(job.CreatedAt) < p.window-margin
+}
+
+func outcomeOf(c Class) processors.Outcome {
+	switch c {
+	case ClassApproved:
+		return processors.Succeeded
+	case ClassDeclined:
+		return processors.Declined
+	case ClassHeld:
+		return processors.Held
+	case ClassPermanent:
+		return processors.Permanent
+	}
+	return processors.Retryable
+}
+
+// fail builds the pair Process returns for a failure.
+func fail(o processors.Outcome, code, msg string, inst processors.Instrument, after time.Duration, err error) (processors.Result, error) {
+	return processors.Result{Outcome: o, Code: code, Message: msg, Instrument: inst, RetryAfter: after},
+		&processors.Error{Outcome: o, Code: code, Message: msg, Err: err}
+}
