@@ -142,7 +142,10 @@ type fixtureOpts struct {
 	noWorker     bool          // the test starts the worker itself
 	ackWait      time.Duration // default 2s
 	maxDeliver   int           // default 3
+	concurrency  int           // default 16
 	hooks        hooks
+	// processor replaces the test processor (f.proc stays unused).
+	processor processors.Processor
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -216,7 +219,14 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 
 	f.proc = newTestProcessor(store.ProcessorAuthorizeNet)
-	reg, err := processors.NewRegistry(f.proc)
+	var proc processors.Processor = f.proc
+	if o.processor != nil {
+		proc = o.processor
+	}
+	if o.concurrency == 0 {
+		o.concurrency = 16
+	}
+	reg, err := processors.NewRegistry(proc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +235,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	f.worker = New(f.js, f.topo, f.store, reg, env.Ring, Options{
-		Concurrency: 16, AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
+		Concurrency: o.concurrency, AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
 		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm, Logger: log,
 	})
 	f.worker.hooks = o.hooks
