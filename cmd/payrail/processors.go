@@ -28,6 +28,7 @@ func (s *services) processors(ctx context.Context) (*processors.Registry, error)
 // authorizeNet returns the AUTHORIZE_NET processor. Without credentials,
 // payrail dev charges the built-in simulator; other roles leave it out.
 func (s *services) authorizeNet(ctx context.Context) (processors.Processor, error) {
+	var err error
 	cfg := authorizenet.Config{Endpoint: s.cfg.AuthNetEndpoint, LoginID: s.cfg.AuthNetLoginID,
 		TransactionKey: s.cfg.AuthNetTransactionKey, Timeout: s.cfg.AuthNetTimeout}
 	if cfg.LoginID == "" && cfg.TransactionKey == "" {
@@ -42,6 +43,9 @@ func (s *services) authorizeNet(ctx context.Context) (processors.Processor, erro
 		cfg.Endpoint, cfg.LoginID, cfg.TransactionKey = endpoint, anetsim.DefaultLoginID, anetsim.DefaultTransactionKey
 		s.log.Info("AUTHORIZE_NET charges the built-in simulator (set PAYRAIL_AUTHNET_LOGIN_ID and _TRANSACTION_KEY for a real gateway)",
 			"endpoint", endpoint)
+	}
+	if cfg.Metrics, err = authorizenet.NewMetrics(s.registry); err != nil {
+		return nil, err
 	}
 	client, err := authorizenet.NewClient(cfg)
 	if err != nil {

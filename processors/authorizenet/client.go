@@ -151,6 +151,14 @@ func IsNotFound(err error) bool {
 // call posts one request and decodes the BOM-stripped answer into out.
 // Every failure is an *Error.
 func (c *Client) call(ctx context.Context, op string, env, out any) error {
+	start := time.Now()
+	err := c.send(ctx, op, env, out)
+	c.cfg.Metrics.observe(op, err, time.Since(start))
+	return err
+}
+
+// send is one call: encode, post, read, decode.
+func (c *Client) send(ctx context.Context, op string, env, out any) error {
 	body, err := json.Marshal(env)
 	if err != nil {
 		return &Error{Op: op, Class: ClassPermanent, Code: "encode", Err: err}

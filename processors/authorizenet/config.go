@@ -39,6 +39,8 @@ type Config struct {
 	// HTTPClient sends the requests. Its Timeout should be zero or longer
 	// than Timeout. Default: a client with its own transport (TLS 1.2+).
 	HTTPClient *http.Client
+	// Metrics, when set, counts calls by operation and result.
+	Metrics *Metrics
 }
 
 func (c Config) withDefaults() (Config, error) {
