@@ -132,24 +132,45 @@ type AttemptRef struct {
 	AttemptID string
 }
 
+// ErrAttemptLeased: another delivery of the attempt's job started within
+// the lease and may still be inside its processor call.
+var ErrAttemptLeased = errors.New("store: another delivery of the attempt may still be in flight")
+
 // BeginDelivery records that a worker took delivery n of the attempt's
 // job and returns the attempt's status before it did. Only an open
 // attempt moves to processing; a closed one is returned untouched so the
 // worker can acknowledge the duplicate.
-func (s *Store) BeginDelivery(ctx context.Context, ref AttemptRef, delivery int) (before string, err error) {
+//
+// lease protects a delivery still in progress: JetStream redelivers a job
+// whose progress signal came late (a loaded machine), and the earlier
+// delivery may then still be calling the processor. A later delivery that
+// arrives within lease of the previous one's start gets ErrAttemptLeased
+// and must come back later instead of calling the processor a second
+// time. A delivery whose worker died is redelivered only after AckWait and
+// its lease runs out at most lease after it began.
+func (s *Store) BeginDelivery(ctx context.Context, ref AttemptRef, delivery int, lease time.Duration) (before string, err error) {
+	var leased bool
 	err = s.pool.QueryRow(ctx, `
-		UPDATE payment_attempts pa
-		   SET status = CASE WHEN o.status IN ('queued', 'processing') THEN 'processing' ELSE o.status END,
-		       deliveries = GREATEST(o.deliveries, $3), last_delivery_at = now(), updated_at = now()
-		  FROM (SELECT attempt_id, status, deliveries FROM payment_attempts
-		         WHERE org_id = $1 AND attempt_id = $2 FOR UPDATE) o
-		 WHERE pa.attempt_id = o.attempt_id
-		RETURNING o.status`, ref.OrgID, ref.AttemptID, delivery).Scan(&before)
+		WITH o AS (
+		    SELECT attempt_id, status, deliveries,
+		           status = 'processing' AND deliveries < $3 AND last_delivery_at > now() - $4::interval AS leased
+		      FROM payment_attempts WHERE org_id = $1 AND attempt_id = $2 FOR UPDATE
+		), u AS (
+		    UPDATE payment_attempts pa
+		       SET status = 'processing', deliveries = GREATEST(o.deliveries, $3),
+		           last_delivery_at = now(), updated_at = now()
+		      FROM o
+		     WHERE pa.attempt_id = o.attempt_id AND o.status IN ('queued', 'processing') AND NOT o.leased
+		)
+		SELECT status, leased FROM o`, ref.OrgID, ref.AttemptID, delivery, lease).Scan(&before, &leased)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return "", ErrNotFound
 	}
 	if err != nil {
 		return "", fmt.Errorf("store: begin delivery %d of attempt %s: %w", delivery, ref.AttemptID, err)
+	}
+	if leased {
+		return before, ErrAttemptLeased
 	}
 	return before, nil
 }

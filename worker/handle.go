@@ -36,8 +36,13 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		return
 	}
 
-	before, err := w.store.BeginDelivery(ctx, ref, delivery)
+	before, err := w.store.BeginDelivery(ctx, ref, delivery, w.lease())
 	switch {
+	case errors.Is(err, store.ErrAttemptLeased):
+		log.Warn("an earlier delivery may still be calling the processor; handing this one back")
+		w.opts.Metrics.job(proc.Name(), "leased", start)
+		_ = msg.NakWithDelay(w.lease())
+		return
 	case errors.Is(err, store.ErrNotFound):
 		log.Error("job names no attempt; terminating it")
 		w.opts.Metrics.job(proc.Name(), "orphan", start)

@@ -235,7 +235,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	f.worker = New(f.js, f.topo, f.store, reg, env.Ring, Options{
-		Concurrency: o.concurrency, AckWait: o.ackWait, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
+		Concurrency: o.concurrency, AckWait: o.ackWait, CallTimeout: 3 * time.Second, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
 		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm, Logger: log,
 	})
 	f.worker.hooks = o.hooks

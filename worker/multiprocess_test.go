@@ -85,7 +85,8 @@ func runChildWorker() int {
 	pub := outbox.NewPublisher(js, topo, st, outbox.PublisherOptions{Logger: testLogger()})
 	st.SetFastPath(pub)
 	reg, _ := processors.NewRegistry(dbProcessor{pool: pool})
-	w := New(js, topo, st, reg, ring, Options{Concurrency: 32, AckWait: 2 * time.Second, MaxDeliver: 20, Logger: testLogger()})
+	w := New(js, topo, st, reg, ring, Options{Concurrency: 32, AckWait: 2 * time.Second, MaxDeliver: 20,
+		CallTimeout: time.Second, Logger: testLogger()})
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = pub.Run(ctx) }()

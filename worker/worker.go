@@ -209,6 +209,10 @@ func sleep(ctx context.Context, d time.Duration) {
 	}
 }
 
+// lease is how long a delivery may hold its attempt: the processor call's
+// bound plus time to commit.
+func (w *Worker) lease() time.Duration { return w.opts.CallTimeout + 5*time.Second }
+
 // backoff is the delay before the delivery after delivery n.
 func (w *Worker) backoff(n int) time.Duration {
 	if n-1 < len(w.opts.Backoff) {
