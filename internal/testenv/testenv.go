@@ -1,12 +1,48 @@
-// Package testenv is the harness every payrail integration test uses: it
-// gives each test package its own freshly migrated PostgreSQL database on
-// the server named by PAYRAIL_TEST_DATABASE_URL and drops it afterwards.
+// Package testenv is the harness every payrail integration test uses. It
+// gives each test package (each test binary) services of its own:
+//
+//   - PostgreSQL: a freshly created and migrated database, Env.DatabaseURL
+//     and Env.Pool, dropped at Close.
+//   - NATS with JetStream: a server at Env.NATSURL, and a name unique to the
+//     package run, Env.Name, to keep streams and subjects apart from other
+//     packages using the same server. Name streams with Env.StreamName
+//     ("PAYRAIL_JOBS" becomes "PAYRAIL_JOBS_INTAKE_1A2B3C4D") and subjects
+//     with Env.Subject ("payrail.events.>" becomes
+//     "intake_1a2b3c4d.payrail.events.>"). Close deletes every stream whose
+//     name StreamName made.
+//
+// # Where the services come from
+//
+// The harness decides per service, once per test binary:
+//
+//   - PAYRAIL_TEST_DATABASE_URL and PAYRAIL_TEST_NATS_URL name running
+//     servers. `make test` sets both to the machine's own PostgreSQL and NATS.
+//   - A service whose variable is empty or unset runs in a container that
+//     github.com/testcontainers/testcontainers-go starts: one PostgreSQL and
+//     one NATS container per test package, terminated at Close. This needs a
+//     Docker engine. The images are PAYRAIL_TEST_POSTGRES_IMAGE (default
+//     DefaultPostgresImage, the official postgres image) and
+//     PAYRAIL_TEST_NATS_IMAGE (default DefaultNATSImage, the official nats
+//     image); any image that takes the official images' environment
+//     variables and arguments works, such as the ones deploy/images builds.
+//   - PAYRAIL_TEST_DOCKER_HOST_NETWORK=1 runs the containers on the host's
+//     network instead of mapping their ports: each server gets a free port
+//     on 127.0.0.1 as an argument (postgres -c port=N -c
+//     listen_addresses=127.0.0.1; nats-server -p N -a 127.0.0.1). This is for
+//     Docker engines without a bridge network, like payrail's CI machines,
+//     where no traffic may leave loopback.
+//
+// Containers carry the label org.payrail.testenv, so a test binary killed
+// before Close leaves containers that `docker rm -f $(docker ps -aq --filter
+// label=org.payrail.testenv)` removes; .ci/run does that after every run.
 //
 // Use it from TestMain:
 //
 //	var env *testenv.Env
 //
 //	func TestMain(m *testing.M) { os.Exit(testenv.Main(m, "intake", &env)) }
+//
+// Open takes explicit Options instead of the environment.
 package testenv
 
 import (
@@ -23,10 +59,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/testcontainers/testcontainers-go"
 
 	"github.com/payrail/payrail/keyring"
 	"github.com/payrail/payrail/schema"
 )
+
+// startTimeout bounds Main's Start: long enough for a first image pull on a
+// laptop, short enough that a hung engine fails the package.
+const startTimeout = 5 * time.Minute
 
 // Env is one test package's services.
 type Env struct {
@@ -36,14 +77,25 @@ type Env struct {
 	// Ring is a keyring with a random key, for stores under test.
 	Ring *keyring.Ring
 
-	adminURL string
-	dbName   string
+	// NATSURL points at a NATS server with JetStream enabled.
+	NATSURL string
+	// Name is unique to this package run: lower-case letters, digits and
+	// underscores, such as "intake_1a2b3c4d". StreamName and Subject build
+	// on it; use it directly for anything else that must not collide, such
+	// as durable consumer names.
+	Name string
+
+	adminURL   string // server the database was created on
+	dbName     string
+	dbShared   bool // the server came from Options: drop the database at Close
+	natsShared bool // the server came from Options: delete our streams at Close
+	containers []testcontainers.Container
 }
 
 // Main starts the environment, runs the package's tests and tears the
 // environment down; it returns the exit code for os.Exit.
 func Main(m *testing.M, pkg string, env **Env) int {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	e, err := Start(ctx, pkg)
 	cancel()
 	if err != nil {
@@ -58,57 +110,105 @@ func Main(m *testing.M, pkg string, env **Env) int {
 	return code
 }
 
+// Start opens the environment for package pkg with the options the
+// environment variables give (see the package comment).
+func Start(ctx context.Context, pkg string) (*Env, error) {
+	opts, err := OptionsFromEnv(pkg)
+	if err != nil {
+		return nil, err
+	}
+	return Open(ctx, opts)
+}
+
 var unsafeName = regexp.MustCompile(`[^a-z0-9_]`)
 
-// Start creates and migrates a database named after pkg.
-func Start(ctx context.Context, pkg string) (*Env, error) {
-	adminURL := os.Getenv("PAYRAIL_TEST_DATABASE_URL")
-	if adminURL == "" {
-		return nil, errors.New("PAYRAIL_TEST_DATABASE_URL is not set: point it at a PostgreSQL server " +
-			"(make test sets postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable)")
+// Open starts the containers opts asks for, creates and migrates the
+// package's database and checks that NATS answers with JetStream. On error
+// it releases whatever it had started.
+func Open(ctx context.Context, opts Options) (env *Env, err error) {
+	opts, err = opts.withDefaults()
+	if err != nil {
+		return nil, err
 	}
 	suffix := make([]byte, 4)
 	if _, err := rand.Read(suffix); err != nil {
 		return nil, err
 	}
-	name := "payrail_test_" + unsafeName.ReplaceAllString(strings.ToLower(pkg), "_") + "_" + hex.EncodeToString(suffix)
+	e := &Env{Name: unsafeName.ReplaceAllString(strings.ToLower(opts.Package), "_") + "_" + hex.EncodeToString(suffix)}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, e.Close())
+			env = nil
+		}
+	}()
 
+	adminURL, natsURL := opts.DatabaseURL, opts.NATSURL
+	if adminURL == "" || natsURL == "" {
+		started, err := startContainers(ctx, opts, e.Name)
+		e.containers = started.containers
+		if err != nil {
+			return e, fmt.Errorf("containers (started because %s or %s is unset): %w", EnvDatabaseURL, EnvNATSURL, err)
+		}
+		if adminURL == "" {
+			adminURL = started.databaseURL
+		}
+		if natsURL == "" {
+			natsURL = started.natsURL
+		}
+	}
+	e.NATSURL = natsURL
+	if opts.NATSURL != "" {
+		if err := checkNATS(ctx, natsURL, ""); err != nil {
+			return e, fmt.Errorf("%s: %w", EnvNATSURL, err)
+		}
+		e.natsShared = true
+	}
+	e.dbShared = opts.DatabaseURL != ""
+
+	if err := e.createDatabase(ctx, adminURL); err != nil {
+		return e, err
+	}
+	key, err := keyring.NewKey()
+	if err != nil {
+		return e, err
+	}
+	if e.Ring, err = keyring.Parse("test="+key, ""); err != nil {
+		return e, err
+	}
+	return e, nil
+}
+
+// createDatabase creates, migrates and opens the package's database on the
+// server at adminURL.
+func (e *Env) createDatabase(ctx context.Context, adminURL string) error {
+	name := "payrail_test_" + e.Name
 	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		return nil, fmt.Errorf("connect to PAYRAIL_TEST_DATABASE_URL: %w", err)
+		return fmt.Errorf("connect to PostgreSQL: %w", err)
 	}
 	defer admin.Close(context.Background())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return nil, fmt.Errorf("create test database %s: %w", name, err)
+		return fmt.Errorf("create test database %s: %w", name, err)
 	}
+	e.adminURL, e.dbName = adminURL, name
+
 	cfg, err := pgx.ParseConfig(adminURL)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	dbURL := withDatabase(adminURL, cfg.Database, name)
+	e.DatabaseURL = withDatabase(adminURL, cfg.Database, name)
 
-	conn, err := pgx.Connect(ctx, dbURL)
+	conn, err := pgx.Connect(ctx, e.DatabaseURL)
 	if err != nil {
-		return nil, fmt.Errorf("connect to %s: %w", name, err)
+		return fmt.Errorf("connect to %s: %w", name, err)
 	}
 	_, _, err = schema.Migrate(ctx, conn)
 	conn.Close(context.Background())
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("migrate %s: %w", name, err)
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
-	if err != nil {
-		return nil, err
-	}
-	key, err := keyring.NewKey()
-	if err != nil {
-		return nil, err
-	}
-	ring, err := keyring.Parse("test="+key, "")
-	if err != nil {
-		return nil, err
-	}
-	return &Env{DatabaseURL: dbURL, Pool: pool, Ring: ring, adminURL: adminURL, dbName: name}, nil
+	e.Pool, err = pgxpool.New(ctx, e.DatabaseURL)
+	return err
 }
 
 // withDatabase swaps the database name in a postgres:// URL.
@@ -124,9 +224,44 @@ func withDatabase(url, from, to string) string {
 	return base
 }
 
-// Close drops the package's database.
+// StreamName returns base made unique to this package run, for a
+// JetStream stream: "PAYRAIL_JOBS" becomes "PAYRAIL_JOBS_INTAKE_1A2B3C4D".
+// Close deletes the streams so named.
+func (e *Env) StreamName(base string) string {
+	return base + e.streamSuffix()
+}
+
+func (e *Env) streamSuffix() string { return "_" + strings.ToUpper(e.Name) }
+
+// Subject returns subject (which may end in a wildcard) under a prefix
+// unique to this package run: "payrail.events.>" becomes
+// "intake_1a2b3c4d.payrail.events.>". Two packages' streams on one server
+// must not claim the same subjects; prefixed subjects never do.
+func (e *Env) Subject(subject string) string {
+	return e.Name + "." + subject
+}
+
+// Close releases everything Open made: the pool, the package's database and
+// streams on shared servers, and the containers. It is safe on a partly
+// opened Env.
 func (e *Env) Close() error {
-	e.Pool.Close()
+	var errs []error
+	if e.Pool != nil {
+		e.Pool.Close()
+	}
+	// A container's data goes with it; only shared servers need tidying.
+	if e.dbShared && e.dbName != "" {
+		errs = append(errs, e.dropDatabase())
+	}
+	if e.natsShared {
+		errs = append(errs, deleteStreams(e.NATSURL, e.streamSuffix()))
+	}
+	errs = append(errs, terminate(e.containers))
+	e.containers = nil
+	return errors.Join(errs...)
+}
+
+func (e *Env) dropDatabase() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, e.adminURL)

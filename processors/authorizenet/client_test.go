@@ -158,7 +158,12 @@ func TestTransportClassification(t *testing.T) {
 func TestCallerCancellation(t *testing.T) {
 	c := serve(t, func(w http.ResponseWriter, r *http.Request) {
 		io.Copy(io.Discard, r.Body)
-		<-r.Context().Done()
+		// Bounded: a server that never notices the client leave must not
+		// hold the test server's Close forever.
+		select {
+		case <-r.Context().Done():
+		case <-time.After(10 * time.Second):
+		}
 	}, 5*time.Second)
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(50*time.Millisecond, cancel)
