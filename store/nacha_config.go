@@ -39,7 +39,7 @@ func (s *Store) PutNachaConfig(ctx context.Context, orgID string, c NachaConfig)
 	var sealed []byte
 	if c.Offset != nil {
 		var err error
-		sealed, err = s.ring.Seal([]byte(c.Offset.AccountNumber), offsetAccountContext(orgID))
+		sealed, err = s.ring.Seal([]byte(c.Offset.AccountNumber), OffsetAccountContext(orgID))
 		if err != nil {
 			return NachaConfig{}, fmt.Errorf("store: seal offset account: %w", err)
 		}
@@ -91,7 +91,9 @@ func (s *Store) NachaConfig(ctx context.Context, orgID string) (NachaConfig, err
 	return c, nil
 }
 
-func offsetAccountContext(orgID string) []byte {
+// OffsetAccountContext binds an org's sealed NACHA offset account number
+// to its row; the NACHA processor opens it with this context.
+func OffsetAccountContext(orgID string) []byte {
 	return []byte("org_nacha_configs/" + orgID)
 }
 

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/processors/nacha"
+	"github.com/payrail/payrail/store"
+)
+
+const nachaUsage = `Usage:
+  payrail nacha drop [--json]          run one cutoff now: finish interrupted files, cut, write, upload
+  payrail nacha returns [--json] FILE...  ingest NACHA return / NOC files (each all or nothing)
+  payrail nacha settle [--json]        move entries whose settlement window passed to VALID
+`
+
+// nachaConfig is the CANOPY_NACHA settings. Each comes from a PAYRAIL_NACHA_*
+// variable and may be overridden by its flag; the worker and the scheduler
+// use the same settings (see newNachaProcessor).
+type nachaConfig struct {
+	DropDir        string // PAYRAIL_NACHA_DROP_DIR
+	Timezone       string // PAYRAIL_NACHA_TIMEZONE
+	Cutoffs        string // PAYRAIL_NACHA_CUTOFFS, comma-separated HH:MM
+	SettlementDays int    // PAYRAIL_NACHA_SETTLEMENT_DAYS
+	SFTPAddr       string // PAYRAIL_NACHA_SFTP_ADDR (host:port); empty: no upload
+	SFTPUser       string // PAYRAIL_NACHA_SFTP_USER
+	SFTPPassword   string // PAYRAIL_NACHA_SFTP_PASSWORD
+	SFTPKeyFile    string // PAYRAIL_NACHA_SFTP_KEY_FILE: PEM private key
+	SFTPHostKey    string // PAYRAIL_NACHA_SFTP_HOST_KEY: the server's key, authorized_keys format
+	SFTPDir        string // PAYRAIL_NACHA_SFTP_DIR
+}
+
+func bindNachaConfig(fs *flag.FlagSet) *nachaConfig {
+	c := &nachaConfig{}
+	fs.StringVar(&c.DropDir, "nacha-drop-dir", env("PAYRAIL_NACHA_DROP_DIR", "./var/nacha/outbound"), "directory NACHA files are dropped in (PAYRAIL_NACHA_DROP_DIR)")
+	fs.StringVar(&c.Timezone, "nacha-timezone", env("PAYRAIL_NACHA_TIMEZONE", nacha.DefaultTimezone), "time zone of the cutoff windows (PAYRAIL_NACHA_TIMEZONE)")
+	fs.StringVar(&c.Cutoffs, "nacha-cutoffs", env("PAYRAIL_NACHA_CUTOFFS", strings.Join(nacha.DefaultWindows, ",")), "cutoff windows, HH:MM comma-separated, banking days only (PAYRAIL_NACHA_CUTOFFS)")
+	fs.IntVar(&c.SettlementDays, "nacha-settlement-days", envInt("PAYRAIL_NACHA_SETTLEMENT_DAYS", nacha.DefaultSettlementDays), "banking days after the effective date an unreturned entry settles (PAYRAIL_NACHA_SETTLEMENT_DAYS)")
+	fs.StringVar(&c.SFTPAddr, "nacha-sftp-addr", env("PAYRAIL_NACHA_SFTP_ADDR", ""), "SFTP host:port to upload files to; empty disables upload (PAYRAIL_NACHA_SFTP_ADDR)")
+	fs.StringVar(&c.SFTPUser, "nacha-sftp-user", env("PAYRAIL_NACHA_SFTP_USER", ""), "SFTP user (PAYRAIL_NACHA_SFTP_USER)")
+	fs.StringVar(&c.SFTPPassword, "nacha-sftp-password", env("PAYRAIL_NACHA_SFTP_PASSWORD", ""), "SFTP password (PAYRAIL_NACHA_SFTP_PASSWORD)")
+	fs.StringVar(&c.SFTPKeyFile, "nacha-sftp-key-file", env("PAYRAIL_NACHA_SFTP_KEY_FILE", ""), "SFTP private key file, PEM (PAYRAIL_NACHA_SFTP_KEY_FILE)")
+	fs.StringVar(&c.SFTPHostKey, "nacha-sftp-host-key", env("PAYRAIL_NACHA_SFTP_HOST_KEY", ""), "pinned SFTP host key, authorized_keys format (PAYRAIL_NACHA_SFTP_HOST_KEY)")
+	fs.StringVar(&c.SFTPDir, "nacha-sftp-dir", env("PAYRAIL_NACHA_SFTP_DIR", "."), "remote directory (PAYRAIL_NACHA_SFTP_DIR)")
+	return c
+}
+
+// processorConfig turns the settings into the processor's Config, without
+// its services (Pool, Ring, Ledger, Logger, Registerer).
+func (c *nachaConfig) processorConfig() (nacha.Config, error) {
+	var windows []string
+	for _, w := range strings.Split(c.Cutoffs, ",") {
+		if w = strings.TrimSpace(w); w != "" {
+			windows = append(windows, w)
+		}
+	}
+	cal, err := nacha.NewCalendar(c.Timezone, windows)
+	if err != nil {
+		return nacha.Config{}, err
+	}
+	pc := nacha.Config{Calendar: cal, DropDir: c.DropDir, SettlementDays: c.SettlementDays}
+	if c.SFTPAddr != "" {
+		if c.SFTPHostKey == "" {
+			return nacha.Config{}, errors.New("PAYRAIL_NACHA_SFTP_HOST_KEY is required with PAYRAIL_NACHA_SFTP_ADDR: the server's key is pinned, never trusted on first use")
+		}
+		s := &nacha.SFTPConfig{Addr: c.SFTPAddr, User: c.SFTPUser, Password: c.SFTPPassword, HostKey: c.SFTPHostKey,
+			RemoteDir: c.SFTPDir}
+		if c.SFTPKeyFile != "" {
+			if s.PrivateKey, err = os.ReadFile(c.SFTPKeyFile); err != nil {
+				return nacha.Config{}, fmt.Errorf("read PAYRAIL_NACHA_SFTP_KEY_FILE: %w", err)
+			}
+		}
+		pc.SFTP = s
+	}
+	return pc, nil
+}
+
+// runNacha runs `payrail nacha drop|returns|settle`.
+func runNacha(ctx context.Context, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(os.Stderr, nachaUsage)
+		if len(args) == 0 {
+			return errUsage
+		}
+		return nil
+	}
+	sub := args[0]
+	switch sub {
+	case "drop", "returns", "settle":
+	default:
+		fmt.Fprintf(os.Stderr, "payrail nacha: unknown command %q\n\n%s", sub, nachaUsage)
+		return errUsage
+	}
+	fs := flag.NewFlagSet("nacha "+sub, flag.ContinueOnError)
+	cfg := bindConfig(fs, "text")
+	nc := bindNachaConfig(fs)
+	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	if err := fs.Parse(args[1:]); err != nil {
+		return errUsage
+	}
+	if sub == "returns" && fs.NArg() == 0 {
+		fmt.Fprint(os.Stderr, "payrail nacha returns: name at least one FILE\n\n"+nachaUsage)
+		return errUsage
+	}
+
+	log, err := cfg.logger()
+	if err != nil {
+		return err
+	}
+	if cfg.EncryptionKey == "" {
+		return errors.New("PAYRAIL_ENCRYPTION_KEYS is not set: the NACHA processor opens sealed account numbers")
+	}
+	ring, err := keyring.Parse(cfg.EncryptionKey, cfg.EncryptionKID)
+	if err != nil {
+		return err
+	}
+	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	ledger := nacha.StoreLedger{Store: store.New(pool, ring)}
+	pc, err := nc.processorConfig()
+	if err != nil {
+		return err
+	}
+	pc.Pool, pc.Ring, pc.Ledger, pc.Logger = pool, ring, ledger, log
+	p, err := nacha.New(pc)
+	if err != nil {
+		return err
+	}
+
+	out := os.Stdout
+	switch sub {
+	case "drop":
+		res, err := p.Drop(ctx)
+		printDrop(out, res, err, *asJSON)
+		return err
+	case "settle":
+		res, err := p.Settle(ctx)
+		if *asJSON {
+			nachaJSON(out, struct {
+				nacha.SettleResult
+				Error string `json:"error,omitempty"`
+			}{res, nachaErrText(err)})
+		} else if err == nil {
+			fmt.Fprintf(out, "settled %d entries effective on or before %s\n", res.Entries, res.SettledBy.Format(time.DateOnly))
+		}
+		return err
+	default: // returns
+		var reports []nacha.InboundReport
+		var errs []error
+		for _, path := range fs.Args() {
+			rep, err := p.IngestReturnPath(ctx, path)
+			if rep.FileName == "" {
+				rep.FileName = path
+			}
+			reports = append(reports, rep)
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if !*asJSON {
+				printReturnReport(out, rep, err)
+			}
+		}
+		err := errors.Join(errs...)
+		if *asJSON {
+			nachaJSON(out, struct {
+				Files []nacha.InboundReport `json:"files"`
+				Error string                `json:"error,omitempty"`
+			}{reports, nachaErrText(err)})
+		}
+		if err != nil {
+			return fmt.Errorf("%d of %d files not applied", len(errs), len(reports))
+		}
+		return nil
+	}
+}
+
+func printDrop(w io.Writer, res nacha.DropResult, err error, asJSON bool) {
+	if asJSON {
+		nachaJSON(w, struct {
+			nacha.DropResult
+			Error string `json:"error,omitempty"`
+		}{res, nachaErrText(err)})
+		return
+	}
+	if len(res.Files) == 0 && err == nil {
+		fmt.Fprintf(w, "cutoff %s: nothing due\n", res.CutoffAt.Format(time.RFC3339))
+		return
+	}
+	for _, f := range res.Files {
+		note := ""
+		if f.Recovered {
+			note = " (finished an interrupted drop)"
+		}
+		fmt.Fprintf(w, "%s %s%s\n  org %s, %d entries in %d batches, debits %s, credits %s\n  sha256 %s\n",
+			f.Status, f.Path, note, f.OrgID, f.Entries, f.Batches, nachaDollars(f.DebitTotalCents), nachaDollars(f.CreditTotalCents), f.SHA256)
+		if f.RemotePath != "" {
+			fmt.Fprintf(w, "  uploaded to %s\n", f.RemotePath)
+		}
+	}
+}
+
+func printReturnReport(w io.Writer, rep nacha.InboundReport, err error) {
+	switch {
+	case err != nil:
+		fmt.Fprintf(w, "%s: NOT APPLIED: %v\n", rep.FileName, err)
+		for _, p := range rep.Problems {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+		if len(rep.Unmatched) > 0 {
+			fmt.Fprintf(w, "  unmatched trace numbers: %s\n", strings.Join(rep.Unmatched, ", "))
+		}
+		return
+	case rep.Duplicate:
+		fmt.Fprintf(w, "%s: already ingested (sha256 %s); nothing applied\n", rep.FileName, rep.SHA256)
+		return
+	}
+	fmt.Fprintf(w, "%s: applied %d returns, %d NOCs\n", rep.FileName, len(rep.Returns), len(rep.NOCs))
+	for _, r := range rep.Returns {
+		fmt.Fprintf(w, "  %s %s %s/%s: %s", r.ReturnCode, r.TraceNumber, r.AccountID, r.LineItemID, r.Outcome)
+		if r.ReversalLineItemID != "" {
+			fmt.Fprintf(w, " (reversal %s)", r.ReversalLineItemID)
+		}
+		fmt.Fprintln(w)
+	}
+	for _, n := range rep.NOCs {
+		fmt.Fprintf(w, "  %s %s %s/%s: applied=%v\n", n.ChangeCode, n.TraceNumber, n.AccountID, n.LineItemID, n.Applied)
+	}
+}
+
+func nachaJSON(w io.Writer, v any) {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func nachaErrText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// nachaDollars renders cents for people: 123456 → "$1,234.56".
+func nachaDollars(c int64) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	whole := fmt.Sprint(c / 100)
+	var b strings.Builder
+	for i, r := range whole {
+		if i > 0 && (len(whole)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return fmt.Sprintf("%s$%s.%02d", sign, b.String(), c%100)
+}

@@ -1,0 +1,423 @@
+package nacha
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// DropStep names a point between the steps of a drop. The state recorded
+// in PostgreSQL after each step is enough for the next run to finish the
+// file, which is what the crash tests inject failures at.
+type DropStep string
+
+// Drop steps, in order.
+const (
+	// StepCreated: the file row exists and its entries are assigned.
+	StepCreated DropStep = "created"
+	// StepTempWritten: the bytes are in a fsynced temp file.
+	StepTempWritten DropStep = "temp_written"
+	// StepRenamed: the file has its final name and the directory is fsynced.
+	StepRenamed DropStep = "renamed"
+	// StepWritten: PostgreSQL records the file written and its entries dropped.
+	StepWritten DropStep = "written"
+	// StepUploaded: the SFTP copy is verified, not yet recorded.
+	StepUploaded DropStep = "uploaded"
+)
+
+// dropLockKey is the PostgreSQL advisory lock every dropper takes
+// (an arbitrary constant: "payrail nacha drop").
+const dropLockKey int64 = 0x7061_7972_6e64_7270
+
+// DropResult is what one drop did.
+type DropResult struct {
+	CutoffAt time.Time     `json:"cutoff_at"`
+	Files    []FileSummary `json:"files"`
+}
+
+// FileSummary describes one NACHA file a drop finished.
+type FileSummary struct {
+	FileID           string    `json:"file_id"`
+	OrgID            string    `json:"org_id"`
+	FileName         string    `json:"file_name"`
+	Path             string    `json:"path"`
+	Status           string    `json:"status"`
+	Entries          int       `json:"entries"`
+	Batches          int       `json:"batches"`
+	DebitTotalCents  int64     `json:"debit_total_cents"`
+	CreditTotalCents int64     `json:"credit_total_cents"`
+	SHA256           string    `json:"sha256"`
+	SizeBytes        int64     `json:"size_bytes"`
+	CreatedAt        time.Time `json:"created_at"`
+	WrittenAt        time.Time `json:"written_at"`
+	RemotePath       string    `json:"remote_path,omitempty"`
+	// Recovered: the file was created by an earlier, interrupted drop.
+	Recovered bool `json:"recovered"`
+}
+
+// Drop runs one cutoff now: it finishes any file an earlier drop left
+// unfinished, then cuts one file per org from the entries due by this
+// cutoff, writes each durably into the drop directory and, when SFTP is
+// configured, uploads and verifies it. Only one process drops at a time
+// (ErrDropInProgress otherwise). A run that finds nothing due does
+// nothing. Errors of one org do not stop the others; they are joined.
+func (p *Processor) Drop(ctx context.Context) (DropResult, error) {
+	return p.DropAt(ctx, p.clock())
+}
+
+// DropAt runs the cutoff at cutoffAt: entries planned for the effective
+// date of the first cutoff window at or after cutoffAt are due.
+func (p *Processor) DropAt(ctx context.Context, cutoffAt time.Time) (res DropResult, err error) {
+	res.CutoffAt = cutoffAt.UTC()
+	if p.dropDir == "" {
+		return res, errors.New("nacha: no drop directory configured")
+	}
+	if err := os.MkdirAll(p.dropDir, 0o750); err != nil {
+		return res, fmt.Errorf("nacha: create drop directory: %w", err)
+	}
+	start := time.Now()
+	defer func() { p.metrics.dropDuration.Observe(time.Since(start).Seconds()) }()
+
+	conn, err := p.pool.Acquire(ctx)
+	if err != nil {
+		return res, fmt.Errorf("nacha: acquire connection for the drop lock: %w", err)
+	}
+	defer conn.Release()
+	var locked bool
+	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock($1)`, dropLockKey).Scan(&locked); err != nil {
+		return res, fmt.Errorf("nacha: take the drop lock: %w", err)
+	}
+	if !locked {
+		return res, ErrDropInProgress
+	}
+	defer func() {
+		// A fresh context: the lock must go even when ctx was cancelled.
+		// If the unlock fails the connection is closed instead, which
+		// releases a session lock just as well.
+		uctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, `SELECT pg_advisory_unlock($1)`, dropLockKey); uerr != nil {
+			_ = conn.Conn().Close(uctx)
+		}
+	}()
+
+	var errs []error
+	// First finish what an interrupted drop left behind: its entries are
+	// already assigned to those files and to no other.
+	rows, err := p.pool.Query(ctx, `
+		SELECT file_id FROM nacha_files
+		 WHERE status = 'building' OR (status = 'written' AND upload_required)
+		 ORDER BY created_at, file_id`)
+	if err != nil {
+		return res, fmt.Errorf("nacha: look for unfinished files: %w", err)
+	}
+	unfinished, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return res, fmt.Errorf("nacha: look for unfinished files: %w", err)
+	}
+	for _, id := range unfinished {
+		rec, err := p.loadFile(ctx, nil, id)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		p.log.Warn("finishing a NACHA file an earlier drop left unfinished", "file_id", id, "status", rec.Status)
+		sum, err := p.finish(ctx, rec)
+		sum.Recovered = true
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Files = append(res.Files, sum)
+	}
+
+	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
+	rows, err = p.pool.Query(ctx, `
+		SELECT DISTINCT org_id FROM nacha_entries
+		 WHERE status = 'staged' AND effective_entry_date <= $1 ORDER BY org_id`, horizon)
+	if err != nil {
+		return res, errors.Join(append(errs, fmt.Errorf("nacha: look for due entries: %w", err))...)
+	}
+	orgs, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return res, errors.Join(append(errs, fmt.Errorf("nacha: look for due entries: %w", err))...)
+	}
+	for _, org := range orgs {
+		began := time.Now()
+		rec, ok, err := p.createFile(ctx, org, cutoffAt)
+		if err != nil {
+			p.metrics.dropFailures.WithLabelValues("create").Inc()
+			p.log.Error("NACHA file not created; its entries stay staged", "org_id", org, "err", err)
+			errs = append(errs, err)
+			continue
+		}
+		if !ok {
+			continue
+		}
+		p.log.Info("NACHA file created", "org_id", org, "file_id", rec.FileID, "file_name", rec.FileName,
+			"entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal, "took", time.Since(began))
+		if err := p.step(StepCreated, rec.FileID); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		sum, err := p.finish(ctx, rec)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		res.Files = append(res.Files, sum)
+	}
+	return res, errors.Join(errs...)
+}
+
+// finish takes a file from whatever state it is in to its final one.
+func (p *Processor) finish(ctx context.Context, rec fileRecord) (FileSummary, error) {
+	log := p.log.With("org_id", rec.OrgID, "file_id", rec.FileID, "file_name", rec.FileName)
+	fail := func(step string, err error) (FileSummary, error) {
+		p.metrics.dropFailures.WithLabelValues(step).Inc()
+		log.Error("NACHA drop step failed; the next drop retries it", "step", step, "err", err)
+		p.recordError(rec.FileID, err)
+		return summarize(rec, p.dropDir), err
+	}
+	if rec.Status == fileBuilding {
+		began := time.Now()
+		sum, size, err := p.writeLocal(ctx, rec)
+		if err != nil {
+			return fail("write", err)
+		}
+		wrote := time.Since(began)
+		if err := p.markWritten(ctx, rec, sum, size); err != nil {
+			return fail("record_written", err)
+		}
+		recorded := time.Since(began) - wrote
+		if rec, err = p.loadFile(ctx, nil, rec.FileID); err != nil {
+			return fail("record_written", err)
+		}
+		p.metrics.files.WithLabelValues(fileWritten).Inc()
+		p.metrics.dropped.Add(float64(rec.EntryCount))
+		log.Info("NACHA file written", "entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal,
+			"credit_total_cents", rec.CreditTotal, "sha256", hex.EncodeToString(rec.SHA256), "write_took", wrote,
+			"record_took", recorded)
+		if err := p.step(StepWritten, rec.FileID); err != nil {
+			return summarize(rec, p.dropDir), err
+		}
+	}
+	if rec.Status == fileWritten && rec.UploadRequired {
+		if p.sftp == nil {
+			return fail("upload", fmt.Errorf("nacha: file %s awaits upload but no SFTP server is configured", rec.FileName))
+		}
+		remote, err := p.upload(ctx, rec)
+		if err != nil {
+			return fail("upload", err)
+		}
+		if err := p.step(StepUploaded, rec.FileID); err != nil {
+			return summarize(rec, p.dropDir), err
+		}
+		if _, err := p.pool.Exec(ctx, `
+			UPDATE nacha_files SET status = 'uploaded', uploaded_at = $2, remote_path = $3, last_error = NULL
+			 WHERE file_id = $1 AND status = 'written'`, rec.FileID, p.clock(), remote); err != nil {
+			return fail("record_uploaded", fmt.Errorf("nacha: record upload of %s: %w", rec.FileName, err))
+		}
+		if rec, err = p.loadFile(ctx, nil, rec.FileID); err != nil {
+			return fail("record_uploaded", err)
+		}
+		p.metrics.files.WithLabelValues(fileUploaded).Inc()
+		log.Info("NACHA file uploaded and verified", "remote_path", remote)
+	}
+	return summarize(rec, p.dropDir), nil
+}
+
+func summarize(rec fileRecord, dir string) FileSummary {
+	s := FileSummary{FileID: rec.FileID, OrgID: rec.OrgID, FileName: rec.FileName, Path: filepath.Join(dir, rec.FileName),
+		Status: rec.Status, Entries: rec.EntryCount, Batches: rec.BatchCount, DebitTotalCents: rec.DebitTotal,
+		CreditTotalCents: rec.CreditTotal, SHA256: hex.EncodeToString(rec.SHA256), SizeBytes: rec.Size,
+		CreatedAt: rec.CreatedAt, RemotePath: rec.RemotePath}
+	if rec.WrittenAt != nil {
+		s.WrittenAt = rec.WrittenAt.UTC()
+	}
+	return s
+}
+
+// recordError keeps the last failure on the file row for operators. It
+// uses its own context: the drop's may be the thing that failed.
+func (p *Processor) recordError(fileID string, err error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, uerr := p.pool.Exec(ctx, `UPDATE nacha_files SET last_error = $2 WHERE file_id = $1`, fileID, err.Error()); uerr != nil {
+		p.log.Warn("could not record a drop error", "file_id", fileID, "err", uerr)
+	}
+}
+
+func (p *Processor) step(s DropStep, fileID string) error {
+	if p.hook == nil {
+		return nil
+	}
+	if err := p.hook(s, fileID); err != nil {
+		return fmt.Errorf("nacha: drop interrupted after %s: %w", s, err)
+	}
+	return nil
+}
+
+// writeLocal builds the file into a temp file beside its final name,
+// fsyncs it, renames it into place and fsyncs the directory, so the name
+// appears only with complete content and survives a power loss. It returns
+// the SHA-256 and size of what it wrote.
+func (p *Processor) writeLocal(ctx context.Context, rec fileRecord) ([]byte, int64, error) {
+	final := filepath.Join(p.dropDir, rec.FileName)
+	tmp := filepath.Join(p.dropDir, "."+rec.FileName+".tmp")
+	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, 0, fmt.Errorf("nacha: create %s: %w", tmp, err)
+	}
+	cleanup := func() { _ = f.Close(); _ = os.Remove(tmp) }
+	h := sha256.New()
+	cw := &countingWriter{w: io.MultiWriter(f, h)}
+	bw := bufio.NewWriterSize(cw, 256<<10)
+	if err := p.writeFile(ctx, rec, bw); err != nil {
+		cleanup()
+		return nil, 0, err
+	}
+	if err := bw.Flush(); err != nil {
+		cleanup()
+		return nil, 0, fmt.Errorf("nacha: write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		cleanup()
+		return nil, 0, fmt.Errorf("nacha: fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		_ = os.Remove(tmp)
+		return nil, 0, fmt.Errorf("nacha: close %s: %w", tmp, err)
+	}
+	sum := h.Sum(nil)
+	if err := p.step(StepTempWritten, rec.FileID); err != nil {
+		return nil, 0, err
+	}
+	// A file already under the final name comes from an earlier run that
+	// crashed after its rename. It must be byte-identical; if it is not,
+	// it may already have been picked up, so it is never replaced silently.
+	if existing, err := fileSHA256(final); err == nil {
+		if !bytes.Equal(existing, sum) {
+			_ = os.Remove(tmp)
+			return nil, 0, fmt.Errorf("nacha: %s already exists with different content (sha256 %x, rebuilt %x); "+
+				"an operator must decide which is right", final, existing, sum)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, 0, fmt.Errorf("nacha: check existing %s: %w", final, err)
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		return nil, 0, fmt.Errorf("nacha: rename into %s: %w", final, err)
+	}
+	if err := syncDir(p.dropDir); err != nil {
+		return nil, 0, err
+	}
+	if err := p.step(StepRenamed, rec.FileID); err != nil {
+		return nil, 0, err
+	}
+	return sum, cw.n, nil
+}
+
+// markWritten records the file durable and its entries dropped, and tells
+// the ledger, all in one transaction. Entries are handed to the ledger in
+// chunks read inside the transaction, so memory stays flat.
+func (p *Processor) markWritten(ctx context.Context, rec fileRecord, sum []byte, size int64) error {
+	now := p.clock()
+	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `
+			UPDATE nacha_files SET status = 'written', sha256 = $2, size_bytes = $3, written_at = $4, last_error = NULL
+			 WHERE file_id = $1 AND status = 'building'`, rec.FileID, sum, size, now)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() != 1 {
+			return fmt.Errorf("file %s is no longer building", rec.FileID)
+		}
+		if _, err := tx.Exec(ctx, `
+			UPDATE nacha_entries SET status = 'dropped', dropped_at = $2 WHERE file_id = $1 AND status = 'batched'`,
+			rec.FileID, now); err != nil {
+			return err
+		}
+		// The ledger hears about the entries in chunks read in file order
+		// (keyset on the file index), so memory stays flat and every
+		// chunk costs the same.
+		lastBatch, lastTrace := 0, ""
+		for {
+			rows, err := tx.Query(ctx, `
+				SELECT org_id, account_id, line_item_id, attempt_id, batch_number, trace_number FROM nacha_entries
+				 WHERE file_id = $1 AND (batch_number, trace_number) > ($2, $3)
+				 ORDER BY batch_number, trace_number LIMIT $4`, rec.FileID, lastBatch, lastTrace, p.chunk)
+			if err != nil {
+				return err
+			}
+			chunk, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DroppedEntry, error) {
+				d := DroppedEntry{FileID: rec.FileID, FileName: rec.FileName, DroppedAt: now}
+				return d, r.Scan(&d.OrgID, &d.AccountID, &d.LineItemID, &d.AttemptID, &lastBatch, &d.TraceNumber)
+			})
+			if err != nil {
+				return err
+			}
+			if len(chunk) == 0 {
+				return nil
+			}
+			lastTrace = chunk[len(chunk)-1].TraceNumber
+			if err := p.ledger.EntriesDropped(ctx, tx, chunk); err != nil {
+				return fmt.Errorf("ledger: %w", err)
+			}
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("nacha: record file %s written: %w", rec.FileName, err)
+	}
+	return nil
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	return n, err
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return hashReader(sha256.New(), f)
+}
+
+func hashReader(h hash.Hash, r io.Reader) ([]byte, error) {
+	if _, err := io.Copy(h, r); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// syncDir makes a rename in dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("nacha: open %s to fsync: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("nacha: fsync %s: %w", dir, err)
+	}
+	return nil
+}

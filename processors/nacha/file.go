@@ -1,0 +1,634 @@
+package nacha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/moov-io/ach"
+
+	"github.com/payrail/payrail/processors/nacha/nachafile"
+	"github.com/payrail/payrail/store"
+)
+
+// File statuses (nacha_files.status).
+const (
+	fileBuilding = "building"
+	fileWritten  = "written"
+	fileUploaded = "uploaded"
+)
+
+// fileIDModifiers is the order NACHA file ID modifiers are handed out in
+// for one destination on one day.
+const fileIDModifiers = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+
+// fileRecord is a nacha_files row: everything the file's bytes depend on
+// besides its entries.
+type fileRecord struct {
+	FileID, OrgID, Status, FileName string
+	CutoffAt, CreatedAt             time.Time
+	CreationDate                    time.Time
+	CreationTime, Modifier          string
+	Destination, DestinationName    string
+	Origin, OriginName              string
+	CompanyName, CompanyID          string
+	EntryDescription                string
+	Balanced, UploadRequired        bool
+	OffsetRouting, OffsetType       string
+	OffsetAccountEnc                []byte
+	BatchCount, EntryCount          int
+	DebitTotal, CreditTotal         int64
+	SHA256                          []byte
+	Size                            int64
+	WrittenAt, UploadedAt           *time.Time
+	RemotePath                      string
+}
+
+// batchRecord is a nacha_batches row.
+type batchRecord struct {
+	Number        int
+	SEC           string
+	EffectiveDate time.Time
+	EntryCount    int
+	DebitTotal    int64
+	CreditTotal   int64
+	OffsetTrace   string // balanced files: the offsetting credit's trace
+	OffsetOnly    bool   // the batch holds only the offset of the batch before it
+}
+
+// entryRecord is one batched entry as the file builder reads it, with its
+// account number opened.
+type entryRecord struct {
+	EntryID       int64
+	LineItemID    string
+	Batch         int
+	Trace         string
+	AmountCents   int64
+	RDFI          string
+	AccountType   string
+	AccountNumber string
+	Name          string
+	PayType       string
+}
+
+const fileColumns = `file_id, org_id, status, file_name, cutoff_at, created_at, creation_date, creation_time,
+	file_id_modifier, immediate_destination, immediate_destination_name, immediate_origin, immediate_origin_name,
+	company_name, company_identification, company_entry_description, is_balanced, upload_required, COALESCE(offset_routing, ''),
+	COALESCE(offset_account_type, ''), offset_account_enc, batch_count, entry_count, debit_total_cents,
+	credit_total_cents, sha256, COALESCE(size_bytes, 0), written_at, uploaded_at, COALESCE(remote_path, '')`
+
+func scanFile(row pgx.Row) (fileRecord, error) {
+	var f fileRecord
+	err := row.Scan(&f.FileID, &f.OrgID, &f.Status, &f.FileName, &f.CutoffAt, &f.CreatedAt, &f.CreationDate,
+		&f.CreationTime, &f.Modifier, &f.Destination, &f.DestinationName, &f.Origin, &f.OriginName,
+		&f.CompanyName, &f.CompanyID, &f.EntryDescription, &f.Balanced, &f.UploadRequired, &f.OffsetRouting, &f.OffsetType,
+		&f.OffsetAccountEnc, &f.BatchCount, &f.EntryCount, &f.DebitTotal, &f.CreditTotal, &f.SHA256, &f.Size,
+		&f.WrittenAt, &f.UploadedAt, &f.RemotePath)
+	f.CutoffAt, f.CreatedAt = f.CutoffAt.UTC(), f.CreatedAt.UTC()
+	return f, err
+}
+
+func (p *Processor) loadFile(ctx context.Context, q pgx.Tx, fileID string) (fileRecord, error) {
+	var row pgx.Row
+	if q != nil {
+		row = q.QueryRow(ctx, `SELECT `+fileColumns+` FROM nacha_files WHERE file_id = $1`, fileID)
+	} else {
+		row = p.pool.QueryRow(ctx, `SELECT `+fileColumns+` FROM nacha_files WHERE file_id = $1`, fileID)
+	}
+	f, err := scanFile(row)
+	if err != nil {
+		return fileRecord{}, fmt.Errorf("nacha: read file %s: %w", fileID, err)
+	}
+	return f, nil
+}
+
+func (p *Processor) loadBatches(ctx context.Context, fileID string) ([]batchRecord, error) {
+	rows, err := p.pool.Query(ctx, `
+		SELECT batch_number, standard_entry_class, effective_entry_date, entry_count, debit_total_cents,
+		       credit_total_cents, COALESCE(offset_trace_number, ''), offset_only
+		  FROM nacha_batches WHERE file_id = $1 ORDER BY batch_number`, fileID)
+	if err != nil {
+		return nil, fmt.Errorf("nacha: read batches of file %s: %w", fileID, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (batchRecord, error) {
+		var b batchRecord
+		err := r.Scan(&b.Number, &b.SEC, &b.EffectiveDate, &b.EntryCount, &b.DebitTotal, &b.CreditTotal,
+			&b.OffsetTrace, &b.OffsetOnly)
+		return b, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("nacha: read batches of file %s: %w", fileID, err)
+	}
+	return out, nil
+}
+
+// group is the staged entries of one future batch.
+type group struct {
+	SEC       string
+	Effective time.Time
+	Count     int
+	Total     int64
+}
+
+// createFile assigns the org's due staged entries to a new file in one
+// REPEATABLE READ transaction: the file row (with its header snapshot), its
+// batches, and every entry's batch, final effective date and trace number.
+// It returns ok=false when the org has nothing due. After this commits, the
+// file's content is fixed: building it is a pure function of these rows.
+func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.Time) (rec fileRecord, ok bool, err error) {
+	now := p.clock()
+	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
+	earliest := p.cal.NextBankingDay(p.cal.DateOf(now))
+	err = pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			SELECT standard_entry_class, GREATEST(effective_entry_date, $2::date), count(*), sum(amount_cents)::bigint
+			  FROM nacha_entries
+			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3
+			 GROUP BY 1, 2 ORDER BY 1, 2`, orgID, earliest, horizon)
+		if err != nil {
+			return err
+		}
+		groups, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (group, error) {
+			var g group
+			return g, r.Scan(&g.SEC, &g.Effective, &g.Count, &g.Total)
+		})
+		if err != nil {
+			return err
+		}
+		if len(groups) == 0 {
+			return nil
+		}
+		cfg, offsetAccount, err := readNachaConfig(ctx, tx, p, orgID)
+		if err != nil {
+			return err
+		}
+		rec = fileRecord{
+			FileID: store.NewID("nf_"), OrgID: orgID, Status: fileBuilding, CutoffAt: cutoffAt.UTC(), CreatedAt: now,
+			Destination: cfg.DestinationRouting, DestinationName: nachaText(cfg.DestinationBankName, 23),
+			Origin: cfg.OriginRouting, OriginName: nachaText(cfg.OriginBankName, 23),
+			CompanyName: nachaText(cfg.CompanyName, 16), CompanyID: nachaText(cfg.CompanyIdentification, 10),
+			EntryDescription: nachaText(cfg.EntryDescription, 10), Balanced: cfg.Balanced,
+			UploadRequired: p.sftp != nil,
+		}
+		local := now.In(p.cal.Location())
+		rec.CreationDate = civil(local.Year(), local.Month(), local.Day())
+		rec.CreationTime = local.Format("1504")
+		if rec.Balanced {
+			if cfg.Offset == nil || offsetAccount == "" {
+				return fmt.Errorf("org %s has a balanced NACHA config without an offset account", orgID)
+			}
+			rec.OffsetRouting, rec.OffsetType = cfg.Offset.RoutingNumber, cfg.Offset.AccountType
+			if rec.OffsetAccountEnc, err = p.ring.Seal([]byte(offsetAccount), fileOffsetContext(rec.FileID)); err != nil {
+				return fmt.Errorf("seal offset account: %w", err)
+			}
+		}
+		if rec.Modifier, err = nextModifier(ctx, tx, rec.Destination, rec.CreationDate); err != nil {
+			return err
+		}
+		rec.FileName = fmt.Sprintf("PAYRAIL_%s_%s_%s_%s_%s.ach", rec.CreationDate.Format("20060102"),
+			rec.CreationTime, rec.Destination, rec.Modifier, rec.FileID)
+
+		batches, offsets := planBatches(groups, rec.Balanced)
+		for _, g := range groups {
+			rec.EntryCount += g.Count
+			rec.DebitTotal += g.Total
+		}
+		if rec.Balanced {
+			rec.CreditTotal = rec.DebitTotal
+		}
+		rec.BatchCount = len(batches)
+		odfi := rec.Origin[:8]
+		base, err := reserveTraces(ctx, tx, odfi, rec.EntryCount+offsets)
+		if err != nil {
+			return err
+		}
+		next := base + int64(rec.EntryCount)
+		for i := range batches {
+			if batches[i].CreditTotal > 0 { // TEL batches carry none: their offset-only batch does
+				next++
+				batches[i].OffsetTrace = odfi + fmt.Sprintf("%07d", next)
+			}
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO nacha_files (file_id, org_id, status, file_name, cutoff_at, created_at, creation_date,
+			    creation_time, file_id_modifier, immediate_destination, immediate_destination_name, immediate_origin,
+			    immediate_origin_name, company_name, company_identification, company_entry_description, is_balanced,
+			    offset_routing, offset_account_enc, offset_account_type, batch_count, entry_count, debit_total_cents,
+			    credit_total_cents, upload_required)
+			VALUES ($1, $2, 'building', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24)`,
+			rec.FileID, rec.OrgID, rec.FileName, rec.CutoffAt, rec.CreatedAt, rec.CreationDate, rec.CreationTime,
+			rec.Modifier, rec.Destination, rec.DestinationName, rec.Origin, rec.OriginName, rec.CompanyName,
+			rec.CompanyID, rec.EntryDescription, rec.Balanced, rec.OffsetRouting, rec.OffsetAccountEnc,
+			rec.OffsetType, rec.BatchCount, rec.EntryCount, rec.DebitTotal, rec.CreditTotal, rec.UploadRequired); err != nil {
+			return fmt.Errorf("insert file row: %w", err)
+		}
+		var secs, traces []string
+		var dates []time.Time
+		var nums, counts []int32
+		var debits, credits []int64
+		var offsetOnly []bool
+		for _, b := range batches {
+			secs, dates, nums = append(secs, b.SEC), append(dates, b.EffectiveDate), append(nums, int32(b.Number))
+			counts, debits, credits = append(counts, int32(b.EntryCount)), append(debits, b.DebitTotal), append(credits, b.CreditTotal)
+			traces, offsetOnly = append(traces, b.OffsetTrace), append(offsetOnly, b.OffsetOnly)
+		}
+		if _, err := tx.Exec(ctx, `
+			INSERT INTO nacha_batches (file_id, batch_number, standard_entry_class, effective_entry_date,
+			    entry_count, debit_total_cents, credit_total_cents, offset_trace_number, offset_only)
+			SELECT $1, n, sec, eff, c, d, cr, NULLIF(t, ''), oo
+			  FROM unnest($2::int[], $3::text[], $4::date[], $5::int[], $6::bigint[], $7::bigint[], $8::text[],
+			              $9::bool[]) AS b(n, sec, eff, c, d, cr, t, oo)`,
+			rec.FileID, nums, secs, dates, counts, debits, credits, traces, offsetOnly); err != nil {
+			return fmt.Errorf("insert batches: %w", err)
+		}
+		// Entry batches follow the group order, and trace numbers follow
+		// (batch, entry id), so traces ascend within every batch as
+		// moov-io/ach's strict validation requires.
+		tag, err := tx.Exec(ctx, `
+			WITH g AS (
+			    SELECT * FROM unnest($3::text[], $4::date[], $5::int[]) AS g(sec, eff, batch_number)
+			), n AS (
+			    SELECT e.entry_id, g.batch_number, g.eff,
+			           row_number() OVER (ORDER BY g.batch_number, e.entry_id) AS rn
+			      FROM nacha_entries e
+			      JOIN g ON g.sec = e.standard_entry_class AND g.eff = GREATEST(e.effective_entry_date, $6::date)
+			     WHERE e.org_id = $1 AND e.status = 'staged' AND e.effective_entry_date <= $7
+			)
+			UPDATE nacha_entries e
+			   SET status = 'batched', file_id = $2, batch_number = n.batch_number, effective_entry_date = n.eff,
+			       trace_number = $8 || lpad(($9::bigint + n.rn)::text, 7, '0')
+			  FROM n WHERE e.entry_id = n.entry_id`,
+			orgID, rec.FileID, groupSECs(batches), groupDates(batches), groupNums(batches), earliest, horizon,
+			odfi, base)
+		if err != nil {
+			return fmt.Errorf("assign entries: %w", err)
+		}
+		if int(tag.RowsAffected()) != rec.EntryCount {
+			return fmt.Errorf("assigned %d entries, planned %d", tag.RowsAffected(), rec.EntryCount)
+		}
+		ok = true
+		return nil
+	})
+	if err != nil {
+		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
+	}
+	return rec, ok, nil
+}
+
+// planBatches numbers the batches: one per group, in group order, and in a
+// balanced file an offset-only CCD batch after each TEL batch, because TEL
+// batches may hold debits only. It returns the number of offset entries.
+func planBatches(groups []group, balanced bool) (batches []batchRecord, offsets int) {
+	n := 0
+	for _, g := range groups {
+		n++
+		b := batchRecord{Number: n, SEC: g.SEC, EffectiveDate: g.Effective, EntryCount: g.Count, DebitTotal: g.Total}
+		if !balanced {
+			batches = append(batches, b)
+			continue
+		}
+		offsets++
+		if g.SEC != ach.TEL {
+			b.CreditTotal = g.Total
+			batches = append(batches, b)
+			continue
+		}
+		n++
+		batches = append(batches, b, batchRecord{Number: n, SEC: ach.CCD, EffectiveDate: g.Effective,
+			CreditTotal: g.Total, OffsetOnly: true})
+	}
+	return batches, offsets
+}
+
+func groupSECs(bs []batchRecord) (out []string) {
+	for _, b := range bs {
+		if !b.OffsetOnly {
+			out = append(out, b.SEC)
+		}
+	}
+	return out
+}
+
+func groupDates(bs []batchRecord) (out []time.Time) {
+	for _, b := range bs {
+		if !b.OffsetOnly {
+			out = append(out, b.EffectiveDate)
+		}
+	}
+	return out
+}
+
+func groupNums(bs []batchRecord) (out []int32) {
+	for _, b := range bs {
+		if !b.OffsetOnly {
+			out = append(out, int32(b.Number))
+		}
+	}
+	return out
+}
+
+// reserveTraces reserves n consecutive trace sequence numbers of the ODFI
+// and returns the one before the first. The 7-digit sequence restarts at 1
+// rather than wrap inside a file, so traces always ascend within it.
+func reserveTraces(ctx context.Context, tx pgx.Tx, odfi string, n int) (int64, error) {
+	const maxSeq = 9_999_999
+	if n > maxSeq {
+		return 0, fmt.Errorf("%d entries exceed the trace number space of one file", n)
+	}
+	var last int64
+	err := tx.QueryRow(ctx, `
+		INSERT INTO nacha_trace_counters (odfi_identification, last_sequence) VALUES ($1, 0)
+		ON CONFLICT (odfi_identification) DO UPDATE SET last_sequence = nacha_trace_counters.last_sequence
+		RETURNING last_sequence`, odfi).Scan(&last)
+	if err != nil {
+		return 0, fmt.Errorf("reserve trace numbers: %w", err)
+	}
+	if last+int64(n) > maxSeq {
+		last = 0
+	}
+	if _, err := tx.Exec(ctx, `UPDATE nacha_trace_counters SET last_sequence = $2 WHERE odfi_identification = $1`,
+		odfi, last+int64(n)); err != nil {
+		return 0, fmt.Errorf("reserve trace numbers: %w", err)
+	}
+	return last, nil
+}
+
+// nextModifier picks the first file ID modifier not yet used for the
+// destination on the date. The unique index backs it against a racing
+// writer that is not holding the drop lock.
+func nextModifier(ctx context.Context, tx pgx.Tx, destination string, date time.Time) (string, error) {
+	var used []string
+	err := tx.QueryRow(ctx, `
+		SELECT COALESCE(array_agg(file_id_modifier), '{}') FROM nacha_files
+		 WHERE immediate_destination = $1 AND creation_date = $2`, destination, date).Scan(&used)
+	if err != nil {
+		return "", fmt.Errorf("read file ID modifiers: %w", err)
+	}
+	for _, m := range fileIDModifiers {
+		if !containsString(used, string(m)) {
+			return string(m), nil
+		}
+	}
+	return "", fmt.Errorf("all 36 file ID modifiers for destination %s on %s are used", destination,
+		date.Format(time.DateOnly))
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// readNachaConfig reads the org's NACHA configuration inside tx, so the
+// snapshot taken into the file row is consistent with the entries it
+// covers, and opens the offset account number.
+func readNachaConfig(ctx context.Context, tx pgx.Tx, p *Processor, orgID string) (store.NachaConfig, string, error) {
+	var c store.NachaConfig
+	var routing, acctType *string
+	var sealed []byte
+	err := tx.QueryRow(ctx, `
+		SELECT destination_bank_name, destination_routing, origin_bank_name, origin_routing, company_name,
+		       company_identification, company_entry_description, is_balanced, offset_routing,
+		       offset_account_enc, offset_account_type
+		  FROM org_nacha_configs WHERE org_id = $1`, orgID).Scan(&c.DestinationBankName, &c.DestinationRouting,
+		&c.OriginBankName, &c.OriginRouting, &c.CompanyName, &c.CompanyIdentification, &c.EntryDescription,
+		&c.Balanced, &routing, &sealed, &acctType)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return c, "", fmt.Errorf("org %s has staged ACH entries but no NACHA configuration", orgID)
+	}
+	if err != nil {
+		return c, "", fmt.Errorf("read NACHA config: %w", err)
+	}
+	if len(c.OriginRouting) < 8 {
+		return c, "", fmt.Errorf("org %s: origin routing number is not a routing number", orgID)
+	}
+	var account string
+	if routing != nil && sealed != nil {
+		c.Offset = &store.OffsetAccount{RoutingNumber: *routing, AccountType: "CHECKING"}
+		if acctType != nil {
+			c.Offset.AccountType = *acctType
+		}
+		plain, err := p.ring.Open(sealed, store.OffsetAccountContext(orgID))
+		if err != nil {
+			return c, "", fmt.Errorf("open the org's offset account number: %w", err)
+		}
+		account = string(plain)
+		c.Offset.LastFour = lastFour(account)
+	}
+	return c, account, nil
+}
+
+// fileOffsetContext binds the file row's resealed offset account to it.
+func fileOffsetContext(fileID string) []byte { return []byte("nacha_files/" + fileID + "/offset") }
+
+// entrySource yields a file's entries in (batch, trace) order.
+type entrySource func() (entryRecord, bool, error)
+
+// streamEntries reads the file's entries from PostgreSQL one page at a time
+// (keyset pagination on the file index), opening each account number as it
+// goes, so nothing beyond the page and moov-io/ach's own structures is
+// held.
+func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) entrySource {
+	var page []entryRecord
+	var lastBatch int
+	lastTrace := ""
+	done := false
+	return func() (entryRecord, bool, error) {
+		if len(page) == 0 && !done {
+			rows, err := p.pool.Query(ctx, `
+				SELECT entry_id, line_item_id, attempt_id, batch_number, trace_number, amount_cents, rdfi_routing,
+				       account_type, account_number_enc, individual_name, payment_type_code
+				  FROM nacha_entries
+				 WHERE file_id = $1 AND (batch_number, trace_number) > ($2, $3)
+				 ORDER BY batch_number, trace_number LIMIT $4`, fileID, lastBatch, lastTrace, p.pageSize)
+			if err != nil {
+				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
+			}
+			page = make([]entryRecord, 0, p.pageSize)
+			for rows.Next() {
+				var e entryRecord
+				var attemptID string
+				var sealed []byte
+				if err := rows.Scan(&e.EntryID, &e.LineItemID, &attemptID, &e.Batch, &e.Trace, &e.AmountCents,
+					&e.RDFI, &e.AccountType, &sealed, &e.Name, &e.PayType); err != nil {
+					rows.Close()
+					return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
+				}
+				if sealed == nil {
+					rows.Close()
+					return entryRecord{}, false, fmt.Errorf("nacha: entry of line item %s in file %s has a purged account number",
+						e.LineItemID, fileID)
+				}
+				plain, err := p.ring.Open(sealed, entryContext(orgID, attemptID))
+				if err != nil {
+					rows.Close()
+					return entryRecord{}, false, fmt.Errorf("nacha: open account number of line item %s: %w", e.LineItemID, err)
+				}
+				e.AccountNumber = string(plain)
+				page = append(page, e)
+			}
+			if err := rows.Err(); err != nil {
+				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
+			}
+			if len(page) < p.pageSize {
+				done = true
+			}
+			if len(page) > 0 {
+				lastBatch, lastTrace = page[len(page)-1].Batch, page[len(page)-1].Trace
+			}
+		}
+		if len(page) == 0 {
+			return entryRecord{}, false, nil
+		}
+		e := page[0]
+		page[0] = entryRecord{} // let the opened account number go with the page slot
+		page = page[1:]
+		return e, true, nil
+	}
+}
+
+// buildFile assembles the ach.File for a file row, its batches and its
+// entries. It reads no clock and no configuration: the same rows give the
+// same file. Every batch and the file are created under moov-io/ach's
+// default (strict) validation.
+func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource) (*ach.File, error) {
+	fh := ach.NewFileHeader()
+	fh.ImmediateDestination = rec.Destination
+	fh.ImmediateDestinationName = rec.DestinationName
+	fh.ImmediateOrigin = rec.Origin
+	fh.ImmediateOriginName = rec.OriginName
+	fh.FileCreationDate = rec.CreationDate.Format("060102")
+	fh.FileCreationTime = rec.CreationTime
+	fh.FileIDModifier = rec.Modifier
+
+	file := ach.NewFile()
+	file.SetHeader(fh)
+	odfi := rec.Origin[:8]
+
+	pending, havePending, err := next()
+	if err != nil {
+		return nil, err
+	}
+	for _, b := range batches {
+		bh := ach.NewBatchHeader()
+		bh.CompanyName = rec.CompanyName
+		bh.CompanyIdentification = rec.CompanyID
+		bh.StandardEntryClassCode = b.SEC
+		bh.CompanyEntryDescription = rec.EntryDescription
+		bh.EffectiveEntryDate = b.EffectiveDate.Format("060102")
+		bh.ODFIIdentification = odfi
+		bh.BatchNumber = b.Number
+		switch {
+		case b.OffsetOnly:
+			bh.ServiceClassCode = ach.CreditsOnly
+		case b.CreditTotal > 0:
+			bh.ServiceClassCode = ach.MixedDebitsAndCredits
+		default:
+			bh.ServiceClassCode = ach.DebitsOnly
+		}
+		batch, err := ach.NewBatch(bh)
+		if err != nil {
+			return nil, fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
+		}
+		var count int
+		var debits int64
+		for havePending && pending.Batch == b.Number {
+			batch.AddEntry(debitEntry(pending))
+			count++
+			debits += pending.AmountCents
+			if pending, havePending, err = next(); err != nil {
+				return nil, err
+			}
+		}
+		if count != b.EntryCount || debits != b.DebitTotal {
+			return nil, fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
+				b.Number, rec.FileID, count, debits, b.EntryCount, b.DebitTotal)
+		}
+		if b.OffsetTrace != "" {
+			batch.AddEntry(offsetEntry(rec, offsetAccount, b))
+		}
+		if err := batch.Create(); err != nil {
+			return nil, fmt.Errorf("nacha: batch %d of file %s fails NACHA validation: %w", b.Number, rec.FileID, nachafile.Redact(err))
+		}
+		file.AddBatch(batch)
+	}
+	if havePending {
+		return nil, fmt.Errorf("nacha: file %s has an entry in unknown batch %d", rec.FileID, pending.Batch)
+	}
+	if err := file.Create(); err != nil {
+		return nil, fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
+	}
+	return file, nil
+}
+
+func debitEntry(e entryRecord) *ach.EntryDetail {
+	ed := ach.NewEntryDetail()
+	ed.TransactionCode = debitCode(e.AccountType)
+	ed.SetRDFI(e.RDFI)
+	ed.DFIAccountNumber = e.AccountNumber
+	ed.Amount = int(e.AmountCents)
+	ed.IdentificationNumber = identification(e.LineItemID)
+	ed.IndividualName = e.Name
+	ed.DiscretionaryData = e.PayType
+	ed.TraceNumber = e.Trace
+	ed.Category = ach.CategoryForward
+	return ed
+}
+
+// offsetEntry is the balancing credit of a batch to the org's own account.
+func offsetEntry(rec fileRecord, account string, b batchRecord) *ach.EntryDetail {
+	ed := ach.NewEntryDetail()
+	ed.TransactionCode = creditCode(rec.OffsetType)
+	ed.SetRDFI(rec.OffsetRouting)
+	ed.DFIAccountNumber = account
+	ed.Amount = int(b.CreditTotal)
+	ed.IdentificationNumber = "OFFSET"
+	ed.IndividualName = nachaText(rec.CompanyName, 22)
+	if b.SEC == ach.WEB {
+		ed.DiscretionaryData = "S"
+	}
+	ed.TraceNumber = b.OffsetTrace
+	ed.Category = ach.CategoryForward
+	return ed
+}
+
+// identification is the entry's Identification Number: the line item id,
+// which is what a servicer recognises on a return (truncated to the
+// field's 15 characters).
+func identification(lineItemID string) string {
+	if len(lineItemID) > 15 {
+		return lineItemID[:15]
+	}
+	return lineItemID
+}
+
+// writeFile builds the file for rec and writes it to w.
+func (p *Processor) writeFile(ctx context.Context, rec fileRecord, w io.Writer) error {
+	batches, err := p.loadBatches(ctx, rec.FileID)
+	if err != nil {
+		return err
+	}
+	var offsetAccount string
+	if rec.Balanced {
+		plain, err := p.ring.Open(rec.OffsetAccountEnc, fileOffsetContext(rec.FileID))
+		if err != nil {
+			return fmt.Errorf("nacha: open offset account of file %s: %w", rec.FileID, err)
+		}
+		offsetAccount = string(plain)
+	}
+	f, err := buildFile(rec, offsetAccount, batches, p.streamEntries(ctx, rec.FileID, rec.OrgID))
+	if err != nil {
+		return err
+	}
+	if err := ach.NewWriter(w).Write(f); err != nil {
+		return fmt.Errorf("nacha: write file %s: %w", rec.FileID, nachafile.Redact(err))
+	}
+	return nil
+}

@@ -1,0 +1,92 @@
+package nacha
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/payrail/payrail/store"
+)
+
+// StoreLedger is the Ledger over payrail's store: every change goes
+// through the store's transaction-scoped operations, which record the
+// transition and write the outbox event in the caller's transaction.
+// Drops and settlements touch thousands of entries, so they use the
+// store's set-based change (a fixed number of round trips per chunk).
+type StoreLedger struct {
+	Store *store.Store
+}
+
+var _ Ledger = StoreLedger{}
+
+func bulkItem(ref LineItemRef, patch store.AttemptPatch) store.BulkItem {
+	return store.BulkItem{OrgID: ref.OrgID, AccountID: ref.AccountID, LineItemID: ref.LineItemID, AttemptID: ref.AttemptID,
+		Attempt: patch}
+}
+
+// EntriesDropped implements Ledger.
+func (l StoreLedger) EntriesDropped(ctx context.Context, tx pgx.Tx, entries []DroppedEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	items := make([]store.BulkItem, len(entries))
+	for i, e := range entries {
+		items[i] = bulkItem(e.LineItemRef, store.AttemptPatch{NachaFileID: e.FileID, TraceNumber: e.TraceNumber,
+			TransactionID: e.TraceNumber})
+	}
+	_, err := l.Store.ApplyBulkTx(ctx, tx, store.BulkChange{Items: items, OnlyNewFile: true, Actor: Name,
+		Reason: "dropped in NACHA file " + entries[0].FileName, At: entries[0].DroppedAt})
+	return err
+}
+
+// EntriesSettled implements Ledger.
+func (l StoreLedger) EntriesSettled(ctx context.Context, tx pgx.Tx, entries []SettledEntry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	items := make([]store.BulkItem, len(entries))
+	for i, e := range entries {
+		items[i] = bulkItem(e.LineItemRef, store.AttemptPatch{Status: store.AttemptSucceeded})
+	}
+	_, err := l.Store.ApplyBulkTx(ctx, tx, store.BulkChange{Items: items, From: store.StatusPending, To: store.StatusValid,
+		Actor: Name, Reason: "settlement window passed without a return", At: entries[0].SettledAt})
+	return err
+}
+
+// EntryReturned implements Ledger.
+func (l StoreLedger) EntryReturned(ctx context.Context, tx pgx.Tx, r ReturnedEntry) error {
+	if err := l.Store.PatchAttemptTx(ctx, tx, store.AttemptRef{OrgID: r.OrgID, AttemptID: r.AttemptID},
+		store.AttemptPatch{Status: store.AttemptDeclined, ResultCode: r.ReturnCode, ResultMessage: r.ReturnReason}); err != nil {
+		return err
+	}
+	_, err := l.Store.TransitionTx(ctx, tx, store.Transition{OrgID: r.OrgID, AccountID: r.AccountID, LineItemID: r.LineItemID,
+		From: store.StatusPending, To: store.StatusDeclined, Actor: Name,
+		Reason: fmt.Sprintf("returned %s: %s", r.ReturnCode, r.ReturnReason)})
+	return err
+}
+
+// PaymentReversed implements Ledger.
+func (l StoreLedger) PaymentReversed(ctx context.Context, tx pgx.Tx, r Reversal) error {
+	if err := l.Store.PatchAttemptTx(ctx, tx, store.AttemptRef{OrgID: r.OrgID, AttemptID: r.AttemptID},
+		store.AttemptPatch{Status: store.AttemptReturned, ResultCode: r.ReturnCode, ResultMessage: r.ReturnReason}); err != nil {
+		return err
+	}
+	reason := fmt.Sprintf("returned %s after settlement: %s", r.ReturnCode, r.ReturnReason)
+	_, _, err := l.Store.CreateReversalTx(ctx, tx, store.Reversal{OrgID: r.OrgID, AccountID: r.AccountID,
+		LineItemID: r.ReversalLineItemID, ReversedLineItem: r.LineItemID, AmountCents: r.AmountCents,
+		Description: "Reversal of " + r.LineItemID + " (ACH return " + r.ReturnCode + ")", Actor: Name, Reason: reason})
+	return err
+}
+
+// BankDetailsCorrected implements Ledger.
+func (l StoreLedger) BankDetailsCorrected(ctx context.Context, tx pgx.Tx, c Correction) (bool, error) {
+	applied, err := l.Store.CorrectBankDetailsTx(ctx, tx, store.BankCorrection{OrgID: c.OrgID, AccountID: c.AccountID,
+		OriginalRoutingNumber: c.OriginalRoutingNumber, OriginalAccountNumber: c.OriginalAccountNumber,
+		CorrectedRoutingNumber: c.CorrectedRoutingNumber, CorrectedAccountNumber: c.CorrectedAccountNumber})
+	if err != nil || !applied {
+		return applied, err
+	}
+	return true, l.Store.AnnounceTx(ctx, tx, c.OrgID, c.AccountID, c.LineItemID, Name,
+		"notification of change "+c.ChangeCode+" applied to the account's stored bank details")
+}
