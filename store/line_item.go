@@ -181,8 +181,13 @@ func (s *Store) createLineItem(ctx context.Context, orgID string, in NewLineItem
 		if err != nil {
 			return err
 		}
-		emit(ev)
-		return insertOutbox(ctx, tx, s.fastPath != nil, []OutboxMessage{ev})
+		// Insert first: the fast path marks rows by the id the insert fills in.
+		evs := []OutboxMessage{ev}
+		if err := insertOutbox(ctx, tx, s.fastPath != nil, evs); err != nil {
+			return err
+		}
+		emit(evs...)
+		return nil
 	})
 	if err == nil {
 		return li, true, nil
@@ -384,11 +389,16 @@ func (s *Store) transition(ctx context.Context, tx pgx.Tx, emit func(...OutboxMe
 	if err != nil {
 		return LineItem{}, err
 	}
+	evs := []OutboxMessage{ev}
 	if emit == nil {
-		return li, insertOutbox(ctx, tx, false, []OutboxMessage{ev})
+		return li, insertOutbox(ctx, tx, false, evs)
 	}
-	emit(ev)
-	return li, insertOutbox(ctx, tx, s.fastPath != nil, []OutboxMessage{ev})
+	// Insert first: the fast path marks rows by the id the insert fills in.
+	if err := insertOutbox(ctx, tx, s.fastPath != nil, evs); err != nil {
+		return LineItem{}, err
+	}
+	emit(evs...)
+	return li, nil
 }
 
 // checkEdit enforces the state rules of a manual edit (SPEC §3).

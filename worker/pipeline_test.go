@@ -263,3 +263,24 @@ func waitFor(t *testing.T, within time.Duration, ok func() bool, state func() st
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// The fast path publishes every row the pipeline writes (jobs and events)
+// and marks each one, so with no relay running nothing is left behind.
+func TestFastPathPublishesAndMarksEveryRow(t *testing.T) {
+	f := newFixture(t, fixtureOpts{noRelay: true})
+	var ids []string
+	for i := range 5 {
+		id := fmt.Sprintf("fast-%d", i)
+		f.pay(id, int64(1000*i+300))
+		ids = append(ids, id)
+	}
+	f.waitSettled(ids, 10*time.Second)
+	waitFor(t, 5*time.Second, func() bool {
+		var n int
+		_ = env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
+		return n == 0
+	}, func() string { return "outbox rows left unmarked without a relay" })
+	if got := f.eventCounts()[f.topo.Subject(store.EventSubject("VALID"))]; got != 5 {
+		t.Errorf("%d VALID events, want 5", got)
+	}
+}
