@@ -274,11 +274,14 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		g.go_("relay", func() error { return relay.Run(gctx) })
 	}
 	if r.worker {
-		reg, err := s.processors(gctx)
+		reg, schedules, err := s.processors(gctx)
 		if err != nil {
 			g.stop()
 			_ = g.wait()
 			return err
+		}
+		for i, run := range schedules {
+			g.go_(fmt.Sprintf("schedule %d", i), func() error { return run(gctx) })
 		}
 		w, err := s.worker(p, reg)
 		if err != nil {
@@ -320,6 +323,11 @@ func runDev(ctx context.Context, args []string) error {
 		defer ns.WaitForShutdown()
 		defer ns.Shutdown()
 		cfg.NATSURL = url
+		// Operator commands run beside payrail dev (payrail events) find
+		// the embedded server here.
+		if err := os.WriteFile(filepath.Join(cfg.VarDir, "nats.url"), []byte(url+"\n"), 0o600); err != nil {
+			return err
+		}
 	}
 	if err := ensureDatabase(ctx, cfg.DatabaseURL); err != nil {
 		return err
@@ -340,7 +348,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	printDevBanner(ln.Addr().String(), creds)
+	printDevBanner(ln.Addr().String(), creds, cfg.Nacha.DropDir)
 	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true})
 }
 
@@ -377,6 +385,9 @@ func devClient(ctx context.Context, svc *services) (clientCredentials, error) {
 }
 
 func ensureDevAccount(ctx context.Context, svc *services) error {
+	if err := ensureDevNachaConfig(ctx, svc); err != nil {
+		return err
+	}
 	_, err := svc.store.Account(ctx, devOrg, devAccount)
 	if !errors.Is(err, store.ErrNotFound) {
 		return err
@@ -384,6 +395,22 @@ func ensureDevAccount(ctx context.Context, svc *services) error {
 	_, _, err = svc.store.CreateAccount(ctx, devOrg, store.NewAccount{
 		AccountID: devAccount, ProductID: "dev_product", CustomerName: "Dev Customer",
 		RequestHash: []byte("payrail dev account"),
+	})
+	return err
+}
+
+// ensureDevNachaConfig gives the dev org a NACHA configuration (sample
+// banks with valid routing numbers) unless it has one, so ACH payments
+// made in payrail dev can be dropped into a file.
+func ensureDevNachaConfig(ctx context.Context, svc *services) error {
+	_, err := svc.store.NachaConfig(ctx, devOrg)
+	if !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	_, err = svc.store.PutNachaConfig(ctx, devOrg, store.NachaConfig{
+		DestinationBankName: "FEDERAL RESERVE BANK", DestinationRouting: "091000019",
+		OriginBankName: "PAYRAIL DEV BANK", OriginRouting: "231380104",
+		CompanyName: "PAYRAIL DEV", CompanyIdentification: "1234567890", EntryDescription: "PAYMENT",
 	})
 	return err
 }
@@ -404,7 +431,7 @@ func createClient(ctx context.Context, st *store.Store, org, name, role string) 
 	return clientCredentials{ClientID: c.ClientID, ClientSecret: secret, OrgID: org, Role: role}, nil
 }
 
-func printDevBanner(addr string, c clientCredentials) {
+func printDevBanner(addr string, c clientCredentials, dropDir string) {
 	base := "http://" + addr
 	expiry := time.Now().AddDate(2, 0, 0).Format("01/06")
 	fmt.Printf(`
@@ -433,7 +460,18 @@ curl -s -X POST %[1]s/accounts/%[6]s/line_items/payments/guest_payment \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -H 'Prefer: wait=5' \
   -d '{"original_amount_cents":200,"payment_details":{"payment_type":"DEBIT","payment_processor_name":"AUTHORIZE_NET","card_number":"4007000000027","expiration_date":"%[7]s","cvv":"123","zip":"12345"}}'
 
-`, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount, expiry)
+Debit a bank account by ACH (staged for the next cutoff, 21:00 New York time on banking days):
+
+curl -s -X POST %[1]s/accounts/%[6]s/line_items/payments/guest_payment \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' \
+  -d '{"original_amount_cents":5000,"payment_details":{"payment_type":"ACH","payment_processor_name":"CANOPY_NACHA","bank_account_number":"123456789","bank_routing_number":"021000021","standard_entry_class":"WEB","name":"Dev Customer"}}'
+
+Drop the NACHA file now instead of waiting for the cutoff, and watch the events:
+
+./bin/payrail nacha drop          # the file lands in %[8]s
+./bin/payrail events              # every line item status change so far
+
+`, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount, expiry, dropDir)
 }
 
 func runClients(ctx context.Context, args []string) error {

@@ -50,6 +50,8 @@ type config struct {
 	AuthNetTransactionKey string        // PAYRAIL_AUTHNET_TRANSACTION_KEY
 	AuthNetTimeout        time.Duration // PAYRAIL_AUTHNET_TIMEOUT
 
+	Nacha *nachaConfig // PAYRAIL_NACHA_*
+
 	// dev is set by payrail dev: missing processor credentials start the
 	// built-in simulators instead of leaving the processor out.
 	dev bool
@@ -94,6 +96,7 @@ func bindConfig(fs *flag.FlagSet, logFormat string) *config {
 	fs.StringVar(&c.AuthNetEndpoint, "authnet-endpoint", env("PAYRAIL_AUTHNET_ENDPOINT", authorizenet.SandboxEndpoint), "Authorize.Net API URL (PAYRAIL_AUTHNET_ENDPOINT)")
 	fs.StringVar(&c.AuthNetLoginID, "authnet-login-id", env("PAYRAIL_AUTHNET_LOGIN_ID", ""), "Authorize.Net API login ID (PAYRAIL_AUTHNET_LOGIN_ID)")
 	fs.StringVar(&c.AuthNetTransactionKey, "authnet-transaction-key", env("PAYRAIL_AUTHNET_TRANSACTION_KEY", ""), "Authorize.Net transaction key (PAYRAIL_AUTHNET_TRANSACTION_KEY)")
+	c.Nacha = bindNachaConfig(fs)
 	fs.DurationVar(&c.AuthNetTimeout, "authnet-timeout", envDuration("PAYRAIL_AUTHNET_TIMEOUT", 20*time.Second), "bound on one Authorize.Net call (PAYRAIL_AUTHNET_TIMEOUT)")
 	return c
 }
@@ -158,6 +161,29 @@ func (c *config) jwtKey() ([]byte, error) {
 		return nil, errors.New("PAYRAIL_JWT_SECRET is not valid base64")
 	}
 	return key, nil
+}
+
+// loadDevSecrets fills unset secrets from payrail dev's files under the
+// var directory when they exist, so operator commands (payrail nacha …)
+// work beside payrail dev without exporting its keys. Nothing is generated.
+func (c *config) loadDevSecrets() error {
+	for _, s := range []struct {
+		dst  *string
+		file string
+	}{{&c.JWTSecret, "jwt.key"}, {&c.EncryptionKey, "encryption.keys"}} {
+		if *s.dst != "" {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(c.VarDir, s.file))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		*s.dst = strings.TrimSpace(string(b))
+	}
+	return nil
 }
 
 // ensureDevSecrets fills unset secrets for payrail dev from files under the

@@ -19,6 +19,10 @@ Usage:
   payrail worker   [flags]   execute payment jobs (one consumer per processor)
   payrail relay    [flags]   publish outbox rows the fast path missed
   payrail migrate  [flags]   apply the embedded schema migrations
+  payrail nacha drop [--json]            run one NACHA cutoff now
+  payrail nacha returns [--json] FILE... ingest NACHA return / NOC files
+  payrail nacha settle [--json]          settle entries whose return window passed
+  payrail events [--status S] [--follow]  print line item events from the events stream
   payrail anetsim  [flags]   the Authorize.Net simulator, standalone
   payrail clients create --org ORG --name NAME [--role ROLE] [--json]
                              create an API client; prints its secret once
@@ -60,6 +64,10 @@ func run(ctx context.Context, args []string) error {
 		return runClients(ctx, args[1:])
 	case "anetsim":
 		return runAnetsim(ctx, args[1:])
+	case "nacha":
+		return runNacha(ctx, args[1:])
+	case "events":
+		return runEvents(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return nil

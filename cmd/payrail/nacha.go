@@ -20,6 +20,9 @@ const nachaUsage = `Usage:
   payrail nacha drop [--json]          run one cutoff now: finish interrupted files, cut, write, upload
   payrail nacha returns [--json] FILE...  ingest NACHA return / NOC files (each all or nothing)
   payrail nacha settle [--json]        move entries whose settlement window passed to VALID
+  payrail nacha simulate-return --file DROPPED.ach --trace TRACE[,TRACE...] [--code R01] [--out FILE]
+                                       write the return file a bank would send for those entries
+                                       (for payrail dev and tests; ingest it with "returns")
 `
 
 // nachaConfig is the CANOPY_NACHA settings. Each comes from a PAYRAIL_NACHA_*
@@ -36,6 +39,7 @@ type nachaConfig struct {
 	SFTPKeyFile    string // PAYRAIL_NACHA_SFTP_KEY_FILE: PEM private key
 	SFTPHostKey    string // PAYRAIL_NACHA_SFTP_HOST_KEY: the server's key, authorized_keys format
 	SFTPDir        string // PAYRAIL_NACHA_SFTP_DIR
+	InboundDir     string // PAYRAIL_NACHA_INBOUND_DIR: polled for return and NOC files; empty: not polled
 }
 
 func bindNachaConfig(fs *flag.FlagSet) *nachaConfig {
@@ -50,6 +54,7 @@ func bindNachaConfig(fs *flag.FlagSet) *nachaConfig {
 	fs.StringVar(&c.SFTPKeyFile, "nacha-sftp-key-file", env("PAYRAIL_NACHA_SFTP_KEY_FILE", ""), "SFTP private key file, PEM (PAYRAIL_NACHA_SFTP_KEY_FILE)")
 	fs.StringVar(&c.SFTPHostKey, "nacha-sftp-host-key", env("PAYRAIL_NACHA_SFTP_HOST_KEY", ""), "pinned SFTP host key, authorized_keys format (PAYRAIL_NACHA_SFTP_HOST_KEY)")
 	fs.StringVar(&c.SFTPDir, "nacha-sftp-dir", env("PAYRAIL_NACHA_SFTP_DIR", "."), "remote directory (PAYRAIL_NACHA_SFTP_DIR)")
+	fs.StringVar(&c.InboundDir, "nacha-inbound-dir", env("PAYRAIL_NACHA_INBOUND_DIR", ""), "directory the worker polls for return and NOC files; payrail dev default ./var/nacha/inbound (PAYRAIL_NACHA_INBOUND_DIR)")
 	return c
 }
 
@@ -94,6 +99,8 @@ func runNacha(ctx context.Context, args []string) error {
 	}
 	sub := args[0]
 	switch sub {
+	case "simulate-return":
+		return simulateReturn(args[1:])
 	case "drop", "returns", "settle":
 	default:
 		fmt.Fprintf(os.Stderr, "payrail nacha: unknown command %q\n\n%s", sub, nachaUsage)
@@ -101,7 +108,7 @@ func runNacha(ctx context.Context, args []string) error {
 	}
 	fs := flag.NewFlagSet("nacha "+sub, flag.ContinueOnError)
 	cfg := bindConfig(fs, "text")
-	nc := bindNachaConfig(fs)
+	nc := cfg.Nacha
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
 	if err := fs.Parse(args[1:]); err != nil {
 		return errUsage
@@ -113,6 +120,9 @@ func runNacha(ctx context.Context, args []string) error {
 
 	log, err := cfg.logger()
 	if err != nil {
+		return err
+	}
+	if err := cfg.loadDevSecrets(); err != nil {
 		return err
 	}
 	if cfg.EncryptionKey == "" {
@@ -266,4 +276,43 @@ func nachaDollars(c int64) string {
 		b.WriteRune(r)
 	}
 	return fmt.Sprintf("%s$%s.%02d", sign, b.String(), c%100)
+}
+
+// simulateReturn writes a return file for entries of a dropped file.
+func simulateReturn(args []string) error {
+	fs := flag.NewFlagSet("nacha simulate-return", flag.ContinueOnError)
+	file := fs.String("file", "", "the dropped NACHA file (required)")
+	traces := fs.String("trace", "", "trace numbers of the entries to return, comma-separated (required)")
+	code := fs.String("code", "R01", "return reason code")
+	outPath := fs.String("out", "", "where to write the return file; default standard output")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if *file == "" || *traces == "" {
+		fmt.Fprint(os.Stderr, "payrail nacha simulate-return: --file and --trace are required\n\n"+nachaUsage)
+		return errUsage
+	}
+	original, err := os.ReadFile(*file)
+	if err != nil {
+		return err
+	}
+	codes := map[string]string{}
+	for _, t := range strings.Split(*traces, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			codes[t] = *code
+		}
+	}
+	content, err := nacha.SimulateReturns(original, codes, time.Now())
+	if err != nil {
+		return err
+	}
+	if *outPath == "" {
+		_, err = os.Stdout.Write(content)
+		return err
+	}
+	if err := os.WriteFile(*outPath, content, 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "wrote %s: %d return(s) with code %s\n", *outPath, len(codes), *code)
+	return nil
 }

@@ -4,25 +4,61 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 
 	"github.com/payrail/payrail/processors"
 	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/processors/authorizenet/anetsim"
+	"github.com/payrail/payrail/processors/nacha"
 )
 
 // processors builds the registry of the processors this worker runs: each
 // one whose configuration is present. A processor left out is logged; its
-// jobs wait in the stream for a worker that runs it.
-func (s *services) processors(ctx context.Context) (*processors.Registry, error) {
+// jobs wait in the stream for a worker that runs it. schedules are the
+// processors' background work (the NACHA cutoffs), run beside the worker.
+func (s *services) processors(ctx context.Context) (reg *processors.Registry, schedules []func(context.Context) error, err error) {
 	var ps []processors.Processor
 	anet, err := s.authorizeNet(ctx)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if anet != nil {
 		ps = append(ps, anet)
 	}
-	return processors.NewRegistry(ps...)
+	ach, err := s.nacha()
+	if err != nil {
+		return nil, nil, err
+	}
+	ps = append(ps, ach)
+	inbound := s.cfg.Nacha.InboundDir
+	if inbound == "" && s.cfg.dev {
+		inbound = filepath.Join(s.cfg.VarDir, "nacha", "inbound")
+	}
+	if inbound != "" {
+		if err := os.MkdirAll(inbound, 0o700); err != nil {
+			return nil, nil, fmt.Errorf("NACHA inbound directory: %w", err)
+		}
+	}
+	schedules = append(schedules, func(ctx context.Context) error {
+		return ach.RunSchedule(ctx, nacha.ScheduleOptions{InboundDir: inbound})
+	})
+	reg, err = processors.NewRegistry(ps...)
+	return reg, schedules, err
+}
+
+// nacha returns the CANOPY_NACHA processor over this process's store.
+func (s *services) nacha() (*nacha.Processor, error) {
+	pc, err := s.cfg.Nacha.processorConfig()
+	if err != nil {
+		return nil, err
+	}
+	pc.Pool, pc.Ring, pc.Ledger, pc.Logger, pc.Registerer = s.pool, s.ring, nacha.StoreLedger{Store: s.store}, s.log, s.registry
+	p, err := nacha.New(pc)
+	if err != nil {
+		return nil, fmt.Errorf("CANOPY_NACHA: %w", err)
+	}
+	return p, nil
 }
 
 // authorizeNet returns the AUTHORIZE_NET processor. Without credentials,

@@ -1,0 +1,78 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// runEvents prints line item events from the events stream: the last ones,
+// or (with --follow) new ones as they come. An ordered consumer reads the
+// stream without leaving anything behind on the server.
+func runEvents(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("events", flag.ContinueOnError)
+	cfg := bindConfig(fs, "text")
+	since := fs.Duration("since", 24*time.Hour, "print events newer than this")
+	status := fs.String("status", "", "only events of this line item status (e.g. declined)")
+	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	url := cfg.NATSURL
+	if url == "" {
+		// Beside payrail dev: its embedded server's address is in var.
+		b, err := os.ReadFile(filepath.Join(cfg.VarDir, "nats.url"))
+		if err != nil {
+			url = cfg.natsURLOrDefault()
+		} else {
+			url = strings.TrimSpace(string(b))
+		}
+	}
+	nc, err := nats.Connect(url, nats.Name("payrail-events"))
+	if err != nil {
+		return fmt.Errorf("connect to NATS at %s: %w", url, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	filter := cfg.SubjectRoot + ".events.>"
+	if *status != "" {
+		filter = cfg.SubjectRoot + ".events.line_item." + strings.ToLower(*status)
+	}
+	start := time.Now().Add(-*since)
+	cons, err := js.OrderedConsumer(ctx, cfg.EventsStream, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter}, DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &start,
+	})
+	if err != nil {
+		return fmt.Errorf("read stream %s: %w", cfg.EventsStream, err)
+	}
+	for {
+		wait := 2 * time.Second
+		if *follow {
+			wait = time.Hour
+		}
+		msg, err := cons.Next(jetstream.FetchMaxWait(wait))
+		switch {
+		case errors.Is(err, jetstream.ErrNoMessages) || errors.Is(err, nats.ErrTimeout):
+			if !*follow {
+				return nil
+			}
+			continue
+		case ctx.Err() != nil:
+			return nil
+		case err != nil:
+			return err
+		}
+		fmt.Printf("%s %s\n", msg.Subject(), msg.Data())
+	}
+}
