@@ -81,9 +81,6 @@ func TestWithDatabase(t *testing.T) {
 // test` and against containers under `make test-containers`. It checks
 // that every service works and that Close leaves nothing behind.
 func TestLifecycle(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts services")
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), startTimeout)
 	defer cancel()
 	e, err := Start(ctx, "testenv")
