@@ -193,41 +193,28 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 }
 
 func runAPI(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("api", flag.ContinueOnError)
-	cfg := bindConfig(fs, "json")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	cfg.NATSURL = cfg.natsURLOrDefault()
-	svc, err := openServices(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer svc.close()
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
-	}
-	return svc.runRoles(ctx, "api", roles{api: ln, relay: cfg.APIRelay})
+	return runProduction(ctx, "api", args, func(cfg *config) (roles, error) {
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return roles{}, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		}
+		return roles{api: ln, relay: cfg.APIRelay}, nil
+	})
 }
 
 func runWorker(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
-	cfg := bindConfig(fs, "json")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	cfg.NATSURL = cfg.natsURLOrDefault()
-	svc, err := openServices(ctx, cfg)
-	if err != nil {
-		return err
-	}
-	defer svc.close()
-	return svc.runRoles(ctx, "worker", roles{worker: true})
+	return runProduction(ctx, "worker", args, func(*config) (roles, error) { return roles{worker: true}, nil })
 }
 
 func runRelay(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("relay", flag.ContinueOnError)
+	return runProduction(ctx, "relay", args, func(*config) (roles, error) { return roles{relay: true}, nil })
+}
+
+// runProduction runs one of the production roles: configuration from
+// flags and PAYRAIL_* variables (JSON logs), services opened, then the
+// roles pick says until SIGTERM.
+func runProduction(ctx context.Context, name string, args []string, pick func(*config) (roles, error)) error {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	cfg := bindConfig(fs, "json")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -238,7 +225,11 @@ func runRelay(ctx context.Context, args []string) error {
 		return err
 	}
 	defer svc.close()
-	return svc.runRoles(ctx, "relay", roles{relay: true})
+	r, err := pick(cfg)
+	if err != nil {
+		return err
+	}
+	return svc.runRoles(ctx, name, r)
 }
 
 // roles says what one process runs.
