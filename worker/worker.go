@@ -127,8 +127,10 @@ func (w *Worker) Run(ctx context.Context) error {
 	errc := make(chan error, len(w.registry.Names())+2)
 	for _, name := range w.registry.Names() {
 		proc, _ := w.registry.Lookup(name)
+		// MaxAckPending is consumer-wide: room for the buffers and jobs in
+		// flight of a few dozen workers before JetStream holds back.
 		cons, err := queue.EnsureWorkerConsumer(ctx, w.js, w.topo, name, queue.ConsumerOptions{
-			AckWait: w.opts.AckWait, MaxDeliver: w.opts.MaxDeliver, MaxAckPending: 4 * w.opts.Concurrency * 16,
+			AckWait: w.opts.AckWait, MaxDeliver: w.opts.MaxDeliver, MaxAckPending: max(1000, 64*w.opts.Concurrency),
 		})
 		if err != nil {
 			return err
