@@ -247,6 +247,16 @@ func (f *fixture) tryStage(pm payment) (processors.Result, error) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	// Its attempt, as the intake writes it: settlement covers every org in
+	// the database, so a test using the store's ledger settles other
+	// tests' entries too and needs their attempts.
+	if _, err := env.Pool.Exec(f.ctx, `
+		INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
+		    job_msg_id, created_at, updated_at)
+		VALUES ($1, $2, $3, $4, 'CANOPY_NACHA', 'ACH', 'pending_settlement', 'job_'||$1, $5, $5)
+		ON CONFLICT DO NOTHING`, "att_"+f.org+"_"+pm.lineItem, f.org, pm.account, pm.lineItem, now); err != nil {
+		f.t.Fatal(err)
+	}
 	return f.p.Process(f.ctx, processors.Job{
 		OrgID: f.org, AccountID: pm.account, LineItemID: pm.lineItem, AttemptID: "att_" + f.org + "_" + pm.lineItem,
 		Processor: Name, PaymentType: processors.PaymentTypeACH, Origin: "guest_payment", AmountCents: pm.amount,

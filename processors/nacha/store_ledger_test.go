@@ -17,14 +17,6 @@ func TestStoreLedgerThroughDropReturnSettlementAndReversal(t *testing.T) {
 	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{mutate: func(c *Config) { c.Ledger = StoreLedger{Store: st} }})
 	for _, pm := range []payment{{lineItem: "li_a", amount: 1500}, {lineItem: "li_b", amount: 2500}, {lineItem: "li_c", amount: 3500}} {
 		f.stage(pm)
-		attempt := "att_" + f.org + "_" + pm.lineItem
-		if _, err := env.Pool.Exec(f.ctx, `
-			INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
-			    job_msg_id, created_at, updated_at)
-			VALUES ($1, $2, 'acct_1', $3, 'CANOPY_NACHA', 'ACH', 'pending_settlement', 'job_'||$1, now(), now())`,
-			attempt, f.org, pm.lineItem); err != nil {
-			t.Fatal(err)
-		}
 	}
 	// events counts a line item's events; the attempt id in the payload
 	// (or, for a reversal, its unique id) keeps other tests' li_a apart.
