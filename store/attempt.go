@@ -256,8 +256,22 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 		}
 		to := r.LineItemStatus
 		if to == "" || to == liStatus {
-			out, err = s.lineItemTx(ctx, tx, r.OrgID, accountID, lineItemID)
-			return err
+			// The status stays, but the payment's processing moved on
+			// (staged for a NACHA file, held for review): announce it on
+			// the status's subject, so followers of a payment hear of it.
+			if out, err = s.lineItemTx(ctx, tx, r.OrgID, accountID, lineItemID); err != nil {
+				return err
+			}
+			ev, err := statusEvent(out, liStatus, r.Actor, r.Reason, time.Now().UTC())
+			if err != nil {
+				return err
+			}
+			evs := []OutboxMessage{ev}
+			if err := insertOutbox(ctx, tx, s.fastPath != nil, evs); err != nil {
+				return err
+			}
+			emit(evs...)
+			return nil
 		}
 		out, err = s.transition(ctx, tx, emit, r.OrgID, accountID, lineItemID, to, amount, liStatus, r.Actor, r.Reason)
 		return err

@@ -90,8 +90,14 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMe
 // statusEvent builds the outbox event for a transition of li.
 func statusEvent(li LineItem, from string, actor, reason string, at time.Time) (OutboxMessage, error) {
 	id := NewID("evt_")
+	// An event whose status did not change tells of the payment's
+	// processing instead (staged, held, dropped in a NACHA file).
+	typ := "line_item.status_changed"
+	if from == li.Status {
+		typ = "line_item.processing_updated"
+	}
 	ev := canopy.Event{
-		EventID: id, Type: "line_item.status_changed", At: canopy.FormatTime(at),
+		EventID: id, Type: typ, At: canopy.FormatTime(at),
 		Status: li.Status, Actor: actor, Reason: reason, LineItem: li.Canopy(),
 	}
 	if from != "" {

@@ -91,3 +91,47 @@ func BenchmarkCardPipeline(b *testing.B) {
 		})
 	}
 }
+
+// A card held for review stays PENDING, with an event saying so, until the
+// merchant decides; the worker polls the transaction and moves the payment
+// to VALID (one charge) or DECLINED (none).
+func TestHeldCardPaymentsArePolledUntilDecided(t *testing.T) {
+	f, sim := cardFixture(t, anetsim.Faults{}, 8)
+	for _, c := range []struct {
+		id      string
+		approve bool
+		want    string
+		charges int // a declined review takes no money
+	}{{"held-approved", true, store.StatusValid, 1}, {"held-declined", false, store.StatusDeclined, 0}} {
+		// The sandbox's error-generation card holds $252.00 for review.
+		attempt := f.payCard(c.id, 25200, anetsim.ErrorCard)
+		var held store.LineItem
+		waitFor(t, 10*time.Second, func() bool {
+			held, _ = f.store.LineItem(f.ctx, f.org, f.account, c.id)
+			return held.Attempt != nil && held.Attempt.Status == store.AttemptHeld
+		}, func() string { return fmt.Sprintf("%s not held: %+v", c.id, held.Attempt) })
+		if held.Status != store.StatusPending || held.Attempt.TransactionID == "" {
+			t.Fatalf("%s while held: %s, transaction %q", c.id, held.Status, held.Attempt.TransactionID)
+		}
+		time.Sleep(time.Second) // polls find it still held and leave it
+		if li, _ := f.store.LineItem(f.ctx, f.org, f.account, c.id); li.Status != store.StatusPending {
+			t.Fatalf("%s left PENDING before the review: %s", c.id, li.Status)
+		}
+		if err := sim.Review(held.Attempt.TransactionID, c.approve); err != nil {
+			t.Fatal(err)
+		}
+		got := f.waitSettled([]string{c.id}, 15*time.Second)[c.id]
+		if got.Status != c.want || got.Attempt.TransactionID != held.Attempt.TransactionID {
+			t.Errorf("%s after review: %s (transaction %s)", c.id, got.Status, got.Attempt.TransactionID)
+		}
+		if n := sim.Charges(authorizenet.InvoiceNumber(attempt)); n != c.charges {
+			t.Errorf("%s: %d charges, want %d", c.id, n, c.charges)
+		}
+	}
+	// Creation, held and decision: three events each.
+	waitFor(t, 5*time.Second, func() bool {
+		ev := f.eventCounts()
+		return ev[f.topo.Subject(store.EventSubject("PENDING"))] == 4 && ev[f.topo.Subject(store.EventSubject("VALID"))] == 1 &&
+			ev[f.topo.Subject(store.EventSubject("DECLINED"))] == 1
+	}, func() string { return fmt.Sprint(f.eventCounts()) })
+}

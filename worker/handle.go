@@ -153,7 +153,14 @@ func (w *Worker) result(procName string, job processors.Job, o processors.Result
 		return r
 	}
 	r.Status, r.LineItemStatus = attemptStatus(o.Outcome)
-	r.Reason = "processor outcome " + string(o.Outcome)
+	switch o.Outcome {
+	case processors.Held:
+		r.Reason = "held for review by the processor"
+	case processors.PendingSettlement:
+		r.Reason = "accepted for settlement"
+	default:
+		r.Reason = "processor outcome " + string(o.Outcome)
+	}
 	return r
 }
 

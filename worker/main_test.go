@@ -358,12 +358,19 @@ func (f *fixture) startWorker() {
 	})
 }
 
-// pay posts a DEBIT guest payment and returns its attempt id.
+// pay posts a DEBIT guest payment with the test card and returns its
+// attempt id.
 func (f *fixture) pay(lineItemID string, cents int64) string {
 	f.t.Helper()
+	return f.payCard(lineItemID, cents, testPAN)
+}
+
+// payCard posts a DEBIT guest payment with the card pan.
+func (f *fixture) payCard(lineItemID string, cents int64, pan string) string {
+	f.t.Helper()
 	body := fmt.Sprintf(`{"line_item_id":%q,"original_amount_cents":%d,"payment_details":{"payment_type":"DEBIT",`+
-		`"payment_processor_name":"AUTHORIZE_NET","card_number":"`+testPAN+`","expiration_date":"12/30",`+
-		`"cvv":"123","zip":"46201","name":"Pat Doe"}}`, lineItemID, cents)
+		`"payment_processor_name":"AUTHORIZE_NET","card_number":%q,"expiration_date":"12/30",`+
+		`"cvv":"123","zip":"46201","name":"Pat Doe"}}`, lineItemID, cents, pan)
 	req, _ := http.NewRequest("POST", f.api.URL+"/accounts/"+f.account+"/line_items/payments/guest_payment",
 		strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+f.token)

@@ -58,10 +58,11 @@ func TestOutcomesReachTheirStates(t *testing.T) {
 	if dead := testutil.ToFloat64(f.worker.opts.Metrics.deadJobs.WithLabelValues(store.ProcessorAuthorizeNet)); dead != 1 {
 		t.Errorf("dead metric = %v, want 1", dead)
 	}
-	// Events: 5 created PENDING, then VALID ×2, DECLINED, INVALID ×2.
+	// Events: 5 created PENDING and 1 held (still PENDING), then VALID ×2,
+	// DECLINED, INVALID ×2.
 	waitFor(t, 5*time.Second, func() bool {
 		ev := f.eventCounts()
-		return ev[f.topo.Subject(store.EventSubject("PENDING"))] == 5 && ev[f.topo.Subject(store.EventSubject("VALID"))] == 2 &&
+		return ev[f.topo.Subject(store.EventSubject("PENDING"))] == 6 && ev[f.topo.Subject(store.EventSubject("VALID"))] == 2 &&
 			ev[f.topo.Subject(store.EventSubject("DECLINED"))] == 1 && ev[f.topo.Subject(store.EventSubject("INVALID"))] == 2
 	}, func() string { return fmt.Sprint(f.eventCounts()) })
 }
