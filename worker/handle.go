@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -36,7 +37,18 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		return
 	}
 
-	before, err := w.store.BeginDelivery(ctx, ref, delivery, w.lease())
+	// While PostgreSQL is away the job is held (with progress signals)
+	// rather than left to redeliver: redeliveries would use up MaxDeliver
+	// without the attempt ever recording them, and nothing would then
+	// finish the payment.
+	stopWaiting := progress(msg, w.opts.AckWait/3)
+	var before string
+	err = w.retryStore(ctx, log, "record the delivery", func() error {
+		var err error
+		before, err = w.store.BeginDelivery(ctx, ref, delivery, w.lease())
+		return err
+	}, store.ErrAttemptLeased, store.ErrNotFound)
+	stopWaiting()
 	switch {
 	case errors.Is(err, store.ErrAttemptLeased):
 		log.Warn("an earlier delivery may still be calling the processor; handing this one back")
@@ -49,9 +61,9 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		_ = msg.Term()
 		return
 	case err != nil:
-		// The database is unreachable: leave the job for redelivery
-		// after AckWait rather than burn a delivery on a nak now.
-		log.Warn("could not record delivery; job will be redelivered", "err", err)
+		// Shutdown gave up waiting for the database: hand the job back.
+		log.Warn("could not record the delivery before shutdown; handing the job back", "err", err)
+		_ = msg.Nak()
 		return
 	case !store.AttemptOpen(before):
 		log.Info("duplicate delivery of a finished attempt; acknowledging", "attempt_status", before)
@@ -90,19 +102,24 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	}
 
 	result := w.result(proc.Name(), job, outcome)
-	_, err = w.store.CompleteAttempt(ctx, result)
+	// The processor has answered: keep trying to commit it (the progress
+	// signals keep the job ours) rather than have a redelivery call the
+	// processor again.
+	err = w.retryStore(ctx, log, "commit the processor's result", func() error {
+		_, err := w.store.CompleteAttempt(ctx, result)
+		return err
+	}, store.ErrAttemptClosed, store.ErrNotFound)
 	stop()
 	switch {
 	case errors.Is(err, store.ErrAttemptClosed):
 		log.Info("attempt was finished by another delivery; acknowledging")
 	case err != nil:
-		// Not committed: the job comes back and the processor's
-		// idempotency turns the second call into the same answer.
-		log.Error("could not commit the processor's result; job will be redelivered", "err", err,
+		// Not committed before shutdown: the job comes back and the
+		// processor's idempotency turns the second call into the same
+		// answer.
+		log.Error("could not commit the processor's result before shutdown; handing the job back", "err", err,
 			"outcome", outcome.Outcome)
-		if ctx.Err() != nil {
-			_ = msg.Nak()
-		}
+		_ = msg.Nak()
 		return
 	}
 	if h := w.hooks.afterCommit; h != nil && h(job) != nil {
@@ -118,6 +135,35 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	log.Info("job done", "outcome", outcome.Outcome, "attempt_status", result.Status,
 		"line_item_status", result.LineItemStatus, "duration_ms", time.Since(start).Milliseconds())
 	w.opts.Metrics.job(proc.Name(), string(outcome.Outcome), start)
+}
+
+// retryStore runs fn until it succeeds, fails with one of final, or ctx
+// ends (shutdown gave up on the job); it waits longer after each failure.
+func (w *Worker) retryStore(ctx context.Context, log *slog.Logger, what string, fn func() error, final ...error) error {
+	delay := 100 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		for _, f := range final {
+			if errors.Is(err, f) {
+				return err
+			}
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			log.Warn("PostgreSQL unavailable; retrying", "action", what, "attempt", attempt, "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, 5*time.Second)
+	}
 }
 
 // lastChance is called when the last delivery ended retryable. A processor

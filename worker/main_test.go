@@ -146,6 +146,9 @@ type fixtureOpts struct {
 	hooks        hooks
 	// processor replaces the test processor (f.proc stays unused).
 	processor processors.Processor
+	// workerDatabaseURL, when set, is the worker's own way to PostgreSQL
+	// (through a dbProxy); the API and relay keep theirs.
+	workerDatabaseURL string
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -234,7 +237,21 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.worker = New(f.js, f.topo, f.store, reg, env.Ring, Options{
+	workerStore := f.store
+	if o.workerDatabaseURL != "" {
+		wc, err := pgxpool.ParseConfig(o.workerDatabaseURL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wpool, err := pgxpool.NewWithConfig(ctx, wc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(wpool.Close)
+		workerStore = store.New(wpool, env.Ring)
+		workerStore.SetFastPath(pub)
+	}
+	f.worker = New(f.js, f.topo, workerStore, reg, env.Ring, Options{
 		Concurrency: o.concurrency, AckWait: o.ackWait, CallTimeout: 3 * time.Second, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
 		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm, Logger: log,
 	})

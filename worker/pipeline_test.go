@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"net"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -283,5 +286,42 @@ func TestFastPathPublishesAndMarksEveryRow(t *testing.T) {
 	}, func() string { return "outbox rows left unmarked without a relay" })
 	if got := f.eventCounts()[f.topo.Subject(store.EventSubject("VALID"))]; got != 5 {
 		t.Errorf("%d VALID events, want 5", got)
+	}
+}
+
+// With PostgreSQL out of the worker's reach for longer than AckWait ×
+// MaxDeliver, jobs are held, not redelivered into exhaustion: when the
+// database returns, every payment completes with one processor call.
+func TestDatabaseOutageStrandsNoPayment(t *testing.T) {
+	cfg, err := pgxpool.ParseConfig(env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := newDBProxy(t, net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))))
+	proxied := strings.Replace(env.DatabaseURL, net.JoinHostPort(cfg.ConnConfig.Host, strconv.Itoa(int(cfg.ConnConfig.Port))), proxy.addr(), 1)
+	f := newFixture(t, fixtureOpts{workerDatabaseURL: proxied, noWorker: true, ackWait: time.Second, maxDeliver: 3})
+
+	var ids []string
+	attempts := map[string]string{}
+	for i := range 10 {
+		id := fmt.Sprintf("dbdown-%d", i)
+		attempts[id] = f.pay(id, int64(1000*i+400))
+		ids = append(ids, id)
+	}
+	proxy.cut()
+	f.startWorker()
+	time.Sleep(5 * time.Second) // well past AckWait × MaxDeliver
+	for _, id := range ids {
+		if li, _ := f.store.LineItem(f.ctx, f.org, f.account, id); li.Status != store.StatusPending {
+			t.Fatalf("%s is %s while the worker cannot reach the database", id, li.Status)
+		}
+	}
+	proxy.restore()
+	got := f.waitSettled(ids, 30*time.Second)
+	for _, id := range ids {
+		calls, effects := f.proc.counts(attempts[id])
+		if got[id].Status != store.StatusValid || calls != 1 || effects != 1 {
+			t.Errorf("%s: %s after %d calls / %d effects", id, got[id].Status, calls, effects)
+		}
 	}
 }
