@@ -196,6 +196,9 @@ func runNacha(ctx context.Context, args []string) error {
 }
 
 func printDrop(w io.Writer, res nacha.DropResult, err error, asJSON bool) {
+	if res.Files == nil {
+		res.Files = []nacha.FileSummary{} // "files": [] for a cutoff with nothing due
+	}
 	if asJSON {
 		nachaJSON(w, struct {
 			nacha.DropResult
