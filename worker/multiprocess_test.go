@@ -7,12 +7,14 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -206,8 +208,9 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 	}
 
 	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: common}
-	relay := &process{t: t, name: "payrail relay", args: []string{bin, "relay"}, env: common}
-	wrk := &process{t: t, name: "worker", args: []string{os.Args[0], "-test.run=^$"}, env: append(common, childWorkerEnv+"=1")}
+	relayOps := freePort(t)
+	relay := &process{t: t, name: "payrail relay", args: []string{bin, "relay"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR="+relayOps)}
+	wrk := &process{t: t, name: "worker", args: []string{os.Args[0], "-test.run=^$"}, env: append(slices.Clone(common), childWorkerEnv+"=1")}
 	for _, p := range []*process{api, relay, wrk} {
 		p.start()
 		defer func() {
@@ -353,6 +356,22 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 	t.Logf("%d payments posted in %s; all VALID after %s: %.0f payments/s end to end; processor calls %d for %d effects (max %d calls on one payment)",
 		payments, posted.Round(time.Millisecond), elapsed.Round(time.Millisecond), float64(payments)/elapsed.Seconds(),
 		callsTotal, effects, maxCalls)
+
+	// The relay serves its metrics and health on PAYRAIL_METRICS_ADDR; its
+	// backlog gauge, refreshed every backstop tick, comes down to zero.
+	var metrics []byte
+	waitFor(t, 10*time.Second, func() bool {
+		res, err := http.Get("http://" + relayOps + "/metrics")
+		if err != nil {
+			return false
+		}
+		metrics, _ = io.ReadAll(res.Body)
+		res.Body.Close()
+		return strings.Contains(string(metrics), "payrail_outbox_backlog_rows 0")
+	}, func() string { return "relay /metrics: " + tail(string(metrics), 800) })
+	if res, err := http.Get("http://" + relayOps + "/readyz"); err != nil || res.StatusCode != 200 {
+		t.Errorf("relay /readyz: %v %v", err, res)
+	}
 
 	for _, p := range []*process{api, relay, wrk} {
 		p.stop()

@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/payrail/payrail/auth"
@@ -156,19 +157,55 @@ func openPool(ctx context.Context, dbURL string, maxConns int) (*pgxpool.Pool, e
 	return pool, nil
 }
 
-// serveAPI runs the HTTP API until ctx ends, then drains in-flight
-// requests for up to 20 seconds.
+// serveAPI runs the HTTP API until ctx ends.
 func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) error {
 	api, err := intake.New(intake.Config{
 		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
-		Ready: []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping}},
+		Ready: s.readyChecks(p),
 	})
 	if err != nil {
 		return err
 	}
+	return s.serveHTTP(ctx, "API", ln, api)
+}
+
+func (s *services) readyChecks(p *pipeline) []intake.Check {
+	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping}}
+}
+
+// serveOps serves /metrics, /healthz and /readyz for a process without the
+// API (a worker or a relay), so its metrics can be scraped and it can be
+// probed.
+func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline) error {
+	checks := s.readyChecks(p)
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		w.Header().Set("Content-Type", "application/json")
+		for _, c := range checks {
+			if err := c.Fn(ctx); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = fmt.Fprintf(w, `{"status":"unavailable","check":%q}`+"\n", c.Name)
+				return
+			}
+		}
+		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
+	})
+	return s.serveHTTP(ctx, "metrics and health", ln, mux)
+}
+
+// serveHTTP serves h on ln until ctx ends, then drains in-flight requests
+// for up to 20 seconds.
+func (s *services) serveHTTP(ctx context.Context, name string, ln net.Listener, h http.Handler) error {
 	srv := &http.Server{
-		Handler:           api,
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,
@@ -177,17 +214,17 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
-	s.log.Info("API listening", "addr", ln.Addr().String())
+	s.log.Info(name+" listening", "addr", ln.Addr().String())
 	select {
 	case err := <-errc:
-		return fmt.Errorf("HTTP server: %w", err)
+		return fmt.Errorf("%s HTTP server: %w", name, err)
 	case <-ctx.Done():
 	}
-	s.log.Info("shutting down API: draining requests")
+	s.log.Info("shutting down " + name + ": draining requests")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("drain HTTP server: %w", err)
+		return fmt.Errorf("drain %s HTTP server: %w", name, err)
 	}
 	return nil
 }
@@ -284,6 +321,14 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 	}
 	if r.api != nil {
 		g.go_("api", func() error { return s.serveAPI(gctx, r.api, p) })
+	} else if s.cfg.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
+		if err != nil {
+			g.stop()
+			_ = g.wait()
+			return fmt.Errorf("listen on %s (PAYRAIL_METRICS_ADDR): %w", s.cfg.MetricsAddr, err)
+		}
+		g.go_("metrics", func() error { return s.serveOps(gctx, ln, p) })
 	}
 	err = g.wait()
 	s.log.Info("payrail stopped", "role", name)

@@ -22,6 +22,7 @@ type config struct {
 	DatabaseURL      string
 	DatabaseMaxConns int
 	HTTPAddr         string
+	MetricsAddr      string // PAYRAIL_METRICS_ADDR: /metrics, /healthz, /readyz of a worker or relay
 	VarDir           string
 	JWTSecret        string
 	TokenTTL         time.Duration
@@ -72,6 +73,7 @@ func bindConfig(fs *flag.FlagSet, logFormat string) *config {
 	fs.StringVar(&c.DatabaseURL, "database-url", env("PAYRAIL_DATABASE_URL", defaultDatabaseURL), "PostgreSQL URL (PAYRAIL_DATABASE_URL)")
 	fs.IntVar(&c.DatabaseMaxConns, "database-max-conns", envInt("PAYRAIL_DATABASE_MAX_CONNS", 32), "PostgreSQL connections per process (PAYRAIL_DATABASE_MAX_CONNS)")
 	fs.StringVar(&c.HTTPAddr, "http-addr", env("PAYRAIL_HTTP_ADDR", "127.0.0.1:8080"), "HTTP listen address (PAYRAIL_HTTP_ADDR)")
+	fs.StringVar(&c.MetricsAddr, "metrics-addr", env("PAYRAIL_METRICS_ADDR", "127.0.0.1:9091"), "where payrail worker and payrail relay serve /metrics, /healthz and /readyz; empty turns it off (PAYRAIL_METRICS_ADDR)")
 	fs.StringVar(&c.VarDir, "var-dir", env("PAYRAIL_VAR_DIR", "./var"), "local state for payrail dev (PAYRAIL_VAR_DIR)")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", env("PAYRAIL_JWT_SECRET", ""), "base64 key, at least 32 bytes, that signs access tokens (PAYRAIL_JWT_SECRET)")
 	fs.DurationVar(&c.TokenTTL, "token-ttl", envDuration("PAYRAIL_TOKEN_TTL", time.Hour), "access token lifetime (PAYRAIL_TOKEN_TTL)")

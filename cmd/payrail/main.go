@@ -9,6 +9,11 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	// The NACHA cutoff calendar loads America/New_York (or the configured
+	// zone); embedding the zone database makes the binary work on images
+	// without one (scratch, distroless).
+	_ "time/tzdata"
 )
 
 const usage = `payrail: asynchronous payment execution behind a Canopy-compatible API
