@@ -302,6 +302,19 @@ func mustTime(t *testing.T, s string) time.Time {
 }
 
 // Every SPEC §2 rule of the executing routes answers 422 naming the field.
+// edit sets each key of kv (key, value pairs) in d, or deletes it when the
+// value is nil, and returns d.
+func edit(d map[string]any, kv ...any) map[string]any {
+	for i := 0; i+1 < len(kv); i += 2 {
+		if kv[i+1] == nil {
+			delete(d, kv[i].(string))
+		} else {
+			d[kv[i].(string)] = kv[i+1]
+		}
+	}
+	return d
+}
+
 func TestExecutingValidation(t *testing.T) {
 	h := newHarness(t)
 	acct := h.account()
@@ -309,28 +322,8 @@ func TestExecutingValidation(t *testing.T) {
 	guest, transfer := guestPath(acct), transferPath(acct)
 	old := time.Now().Add(-11 * 24 * time.Hour).UTC().Format(time.RFC3339)
 
-	ach := func(kv ...any) map[string]any {
-		d := achMethod()
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == nil {
-				delete(d, kv[i].(string))
-			} else {
-				d[kv[i].(string)] = kv[i+1]
-			}
-		}
-		return guestBody("v1", d)
-	}
-	debit := func(kv ...any) map[string]any {
-		d := debitMethod()
-		for i := 0; i+1 < len(kv); i += 2 {
-			if kv[i+1] == nil {
-				delete(d, kv[i].(string))
-			} else {
-				d[kv[i].(string)] = kv[i+1]
-			}
-		}
-		return guestBody("v1", d)
-	}
+	ach := func(kv ...any) map[string]any { return guestBody("v1", edit(achMethod(), kv...)) }
+	debit := func(kv ...any) map[string]any { return guestBody("v1", edit(debitMethod(), kv...)) }
 	top := func(base map[string]any, kv ...any) map[string]any {
 		for i := 0; i+1 < len(kv); i += 2 {
 			if kv[i+1] == nil {

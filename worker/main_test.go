@@ -385,9 +385,15 @@ func (f *fixture) pay(lineItemID string, cents int64) string {
 // payCard posts a DEBIT guest payment with the card pan.
 func (f *fixture) payCard(lineItemID string, cents int64, pan string) string {
 	f.t.Helper()
-	body := fmt.Sprintf(`{"line_item_id":%q,"original_amount_cents":%d,"payment_details":{"payment_type":"DEBIT",`+
-		`"payment_processor_name":"AUTHORIZE_NET","card_number":%q,"expiration_date":"12/30",`+
-		`"cvv":"123","zip":"46201","name":"Pat Doe"}}`, lineItemID, cents, pan)
+	return f.guestPayment(lineItemID, cents, fmt.Sprintf(`{"payment_type":"DEBIT","payment_processor_name":"AUTHORIZE_NET",`+
+		`"card_number":%q,"expiration_date":"12/30","cvv":"123","zip":"46201","name":"Pat Doe"}`, pan))
+}
+
+// guestPayment posts a guest payment with the payment_details JSON
+// details, requires 200 and returns the attempt id.
+func (f *fixture) guestPayment(lineItemID string, cents int64, details string) string {
+	f.t.Helper()
+	body := fmt.Sprintf(`{"line_item_id":%q,"original_amount_cents":%d,"payment_details":%s}`, lineItemID, cents, details)
 	req, _ := http.NewRequest("POST", f.api.URL+"/accounts/"+f.account+"/line_items/payments/guest_payment",
 		strings.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+f.token)

@@ -2,7 +2,6 @@ package worker
 
 import (
 	"fmt"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
@@ -37,17 +36,8 @@ func TestACHPaymentsStagedAndDropped(t *testing.T) {
 		id := fmt.Sprintf("ach-%d", i)
 		cents := int64(1000 * (i + 1))
 		total += cents
-		body := fmt.Sprintf(`{"line_item_id":%q,"original_amount_cents":%d,"payment_details":{"payment_type":"ACH",`+
-			`"payment_processor_name":"CANOPY_NACHA","bank_account_number":"98765432%d","bank_routing_number":"021000021",`+
-			`"standard_entry_class":"WEB","name":"Pat Doe"}}`, id, cents, i)
-		req, _ := http.NewRequest("POST", f.api.URL+"/accounts/"+f.account+"/line_items/payments/guest_payment", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+f.token)
-		req.Header.Set("Content-Type", "application/json")
-		res, err := http.DefaultClient.Do(req)
-		if err != nil || res.StatusCode != 200 {
-			t.Fatalf("ACH payment %s: %v %v", id, err, res.Status)
-		}
-		res.Body.Close()
+		f.guestPayment(id, cents, fmt.Sprintf(`{"payment_type":"ACH","payment_processor_name":"CANOPY_NACHA",`+
+			`"bank_account_number":"98765432%d","bank_routing_number":"021000021","standard_entry_class":"WEB","name":"Pat Doe"}`, i))
 		ids = append(ids, id)
 	}
 	for _, id := range ids {
