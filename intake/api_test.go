@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/internal/auth"
 	"github.com/payrail/payrail/internal/testenv"
 )
 

@@ -9,9 +9,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/payrail/payrail/auth"
-	"github.com/payrail/payrail/canopy"
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/canopy"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // dummyHash is checked when a client id is unknown, so that a wrong id

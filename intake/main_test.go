@@ -15,9 +15,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
 
-	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
-	"github.com/payrail/payrail/store"
 )
 
 var env *testenv.Env

@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/intake/validate"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/store"
 )
 
 // Codes of the executing routes.

@@ -12,10 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/payrail/payrail/auth"
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/store"
 )
 
 // The seed's sandbox Visa and CVV, and a bank account number long enough

@@ -3,9 +3,9 @@ package intake
 import (
 	"time"
 
-	"github.com/payrail/payrail/canopy"
+	"github.com/payrail/payrail/internal/canopy"
 
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 func formatTime(t time.Time) string { return canopy.FormatTime(t) }

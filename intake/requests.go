@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/intake/validate"
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // Status sets accepted on each route (Canopy's enums).

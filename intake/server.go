@@ -24,9 +24,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
-	"github.com/payrail/payrail/auth"
-	"github.com/payrail/payrail/keyring"
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // Check is a readiness probe of one dependency.

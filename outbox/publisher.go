@@ -9,8 +9,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/payrail/payrail/queue"
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/queue"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // Marker records acknowledged rows; *store.Store implements it.

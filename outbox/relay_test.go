@@ -17,9 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/payrail/payrail/internal/queue"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
-	"github.com/payrail/payrail/queue"
-	"github.com/payrail/payrail/store"
 )
 
 var env *testenv.Env

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/keyring"
 )
 
 // Headers on every job message. They hold identifiers only, so a job whose

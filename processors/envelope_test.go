@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/keyring"
 )
 
 func testRing(t testing.TB) *keyring.Ring {

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/processors/authorizenet/anetsim"
-	"github.com/payrail/payrail/store"
 )
 
 // cardFixture is the pipeline with the real AUTHORIZE_NET processor

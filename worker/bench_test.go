@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // postAll posts n payments from clients goroutines.

@@ -19,13 +19,13 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/payrail/payrail/auth"
 	"github.com/payrail/payrail/intake"
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/queue"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/queue"
-	"github.com/payrail/payrail/store"
 )
 
 var env *testenv.Env

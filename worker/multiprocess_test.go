@@ -26,12 +26,12 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/internal/queue"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
-	"github.com/payrail/payrail/keyring"
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/queue"
-	"github.com/payrail/payrail/store"
 )
 
 // childWorkerEnv makes the test binary run as a worker process (see

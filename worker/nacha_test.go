@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors/nacha"
-	"github.com/payrail/payrail/store"
 )
 
 // ACH guest payments go through the whole pipeline to the CANOPY_NACHA

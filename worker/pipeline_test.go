@@ -15,8 +15,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/store"
 )
 
 // Every outcome class reaches the line item state SPEC §3 gives it, with

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/store"
 )
 
 // pollHeld asks resolvers about held attempts until ctx ends. Several

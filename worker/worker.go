@@ -32,10 +32,10 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/internal/queue"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/queue"
-	"github.com/payrail/payrail/store"
 )
 
 // Options tune a Worker. Zero values take the defaults noted.

@@ -19,14 +19,15 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"github.com/payrail/payrail/auth"
 	"github.com/payrail/payrail/intake"
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/schema"
-	"github.com/payrail/payrail/store"
 )
 
 func runMigrate(ctx context.Context, args []string) error {
@@ -285,52 +286,53 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		return err
 	}
 	defer p.nats.close()
-	g, gctx := newGroup(ctx)
-	g.go_("publisher", func() error { return p.publisher.Run(gctx) })
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	g, gctx := errgroup.WithContext(ctx)
+	// abort stops what already runs and reports err, for a failure while
+	// the roles are still being started.
+	abort := func(err error) error {
+		stop()
+		_ = g.Wait()
+		return err
+	}
+	g.Go(part("publisher", func() error { return p.publisher.Run(gctx) }))
 	if r.relay || r.worker {
 		// Relays and workers need the streams before they start.
 		if err := ensureTopology(gctx, p.nats.js, s.topology(), s.log); err != nil {
-			g.stop()
-			_ = g.wait()
-			return err
+			return abort(err)
 		}
 	} else {
-		g.go_("topology", func() error { return ensureTopology(gctx, p.nats.js, s.topology(), s.log) })
+		g.Go(part("topology", func() error { return ensureTopology(gctx, p.nats.js, s.topology(), s.log) }))
 	}
 	if r.relay {
 		relay := s.relay(p)
-		g.go_("relay", func() error { return relay.Run(gctx) })
+		g.Go(part("relay", func() error { return relay.Run(gctx) }))
 	}
 	if r.worker {
 		reg, schedules, err := s.processors(gctx)
 		if err != nil {
-			g.stop()
-			_ = g.wait()
-			return err
+			return abort(err)
 		}
 		for i, run := range schedules {
-			g.go_(fmt.Sprintf("schedule %d", i), func() error { return run(gctx) })
+			g.Go(part(fmt.Sprintf("schedule %d", i), func() error { return run(gctx) }))
 		}
 		w, err := s.worker(p, reg)
 		if err != nil {
-			g.stop()
-			_ = g.wait()
-			return err
+			return abort(err)
 		}
-		g.go_("worker", func() error { return w.Run(gctx) })
+		g.Go(part("worker", func() error { return w.Run(gctx) }))
 	}
 	if r.api != nil {
-		g.go_("api", func() error { return s.serveAPI(gctx, r.api, p) })
+		g.Go(part("api", func() error { return s.serveAPI(gctx, r.api, p) }))
 	} else if s.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
 		if err != nil {
-			g.stop()
-			_ = g.wait()
-			return fmt.Errorf("listen on %s (PAYRAIL_METRICS_ADDR): %w", s.cfg.MetricsAddr, err)
+			return abort(fmt.Errorf("listen on %s (PAYRAIL_METRICS_ADDR): %w", s.cfg.MetricsAddr, err))
 		}
-		g.go_("metrics", func() error { return s.serveOps(gctx, ln, p) })
+		g.Go(part("metrics", func() error { return s.serveOps(gctx, ln, p) }))
 	}
-	err = g.wait()
+	err = g.Wait()
 	s.log.Info("payrail stopped", "role", name)
 	return err
 }

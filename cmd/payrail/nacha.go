@@ -11,9 +11,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors/nacha"
-	"github.com/payrail/payrail/store"
 )
 
 const nachaUsage = `Usage:

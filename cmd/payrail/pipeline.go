@@ -9,16 +9,15 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/queue"
 	"github.com/payrail/payrail/worker"
 )
 
@@ -173,33 +172,14 @@ func (s *services) worker(p *pipeline, reg *processors.Registry) (*worker.Worker
 	}), nil
 }
 
-// group runs a role's long-lived parts and stops them all when one fails
-// or ctx ends; it returns the first error.
-type group struct {
-	wg   sync.WaitGroup
-	once sync.Once
-	err  error
-	stop context.CancelFunc
-}
-
-func newGroup(ctx context.Context) (*group, context.Context) {
-	ctx, cancel := context.WithCancel(ctx)
-	return &group{stop: cancel}, ctx
-}
-
-func (g *group) go_(name string, fn func() error) {
-	g.wg.Add(1)
-	go func() {
-		defer g.wg.Done()
+// part names one of a role's long-lived parts for errgroup: its error says
+// which part failed, and the cancellation that stops every part at
+// shutdown is not a failure.
+func part(name string, fn func() error) func() error {
+	return func() error {
 		if err := fn(); err != nil && !errors.Is(err, context.Canceled) {
-			g.once.Do(func() { g.err = fmt.Errorf("%s: %w", name, err) })
-			g.stop()
+			return fmt.Errorf("%s: %w", name, err)
 		}
-	}()
-}
-
-func (g *group) wait() error {
-	g.wg.Wait()
-	g.stop()
-	return g.err
+		return nil
+	}
 }

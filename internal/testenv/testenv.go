@@ -61,7 +61,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/testcontainers/testcontainers-go"
 
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/schema"
 )
 

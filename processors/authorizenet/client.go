@@ -69,7 +69,7 @@ func (c *Client) CreateTransaction(ctx context.Context, refID string, tr Transac
 }
 
 // GetTransactionDetails sends getTransactionDetailsRequest. An unknown
-// transId is an *Error with Code "E00040" (see IsNotFound).
+// transId is an *Error with Code "E00040".
 func (c *Client) GetTransactionDetails(ctx context.Context, transID string) (*TransactionDetails, error) {
 	const op = "getTransactionDetailsRequest"
 	var resp getTransactionDetailsResponse
@@ -139,13 +139,6 @@ func (c *Client) GetSettledBatchList(ctx context.Context, first, last time.Time)
 		return nil, apiError(op, resp.Messages)
 	}
 	return resp.BatchList, nil
-}
-
-// IsNotFound reports whether err is the API's E00040, "The record cannot
-// be found".
-func IsNotFound(err error) bool {
-	var e *Error
-	return errors.As(err, &e) && e.Code == "E00040"
 }
 
 // call posts one request and decodes the BOM-stripped answer into out.

@@ -87,11 +87,4 @@
 // transient reasons → Retryable; E00007 and other credential, permission
 // and schema errors, and non-transient reasons → Permanent. Result.
 // Instrument holds only the brand and the last four digits.
-//
-// # Contract gaps
-//
-// processors.Job carries no transaction id from an earlier result, so
-// Resolve finds a held transaction by invoice number through the
-// reporting API instead of reading it directly; a Job.TransactionID
-// filled from the attempt would save that search.
 package authorizenet

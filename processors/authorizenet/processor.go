@@ -30,18 +30,6 @@ type Processor struct {
 // Option configures a Processor.
 type Option func(*Processor)
 
-// WithDuplicateWindow sets the duplicateWindow sent with every charge
-// (default and maximum MaxDuplicateWindow). It must outlast the worker's
-// whole redelivery horizon: changing it changes the request, so a retry
-// sent with another window is not a duplicate.
-func WithDuplicateWindow(d time.Duration) Option {
-	return func(p *Processor) {
-		if d > 0 && d <= MaxDuplicateWindow {
-			p.window = d.Truncate(time.Second)
-		}
-	}
-}
-
 // WithClock sets the clock used to judge an attempt's age (tests).
 func WithClock(now func() time.Time) Option {
 	return func(p *Processor) {

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/moov-io/ach"
 
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // seedEntries stages n entries for f's org straight into PostgreSQL with

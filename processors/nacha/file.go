@@ -10,8 +10,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/moov-io/ach"
 
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors/nacha/nachafile"
-	"github.com/payrail/payrail/store"
 )
 
 // File statuses (nacha_files.status).

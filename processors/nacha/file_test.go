@@ -11,7 +11,7 @@ import (
 
 	"github.com/moov-io/ach"
 
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // goldenPayments is one cutoff's worth of payments covering every SEC

@@ -15,8 +15,8 @@ import (
 // not commit. A method that returns an error makes the whole transaction
 // roll back; it must not commit or roll back tx itself.
 //
-// The store (the lead's implementation) satisfies it; tests use a SQL-only
-// implementation in ledger_test.go.
+// The store satisfies it; tests also use a SQL-only implementation in
+// ledger_test.go.
 type Ledger interface {
 	// EntriesDropped records that each entry's NACHA file is durable in the
 	// drop directory. The line item stays PENDING; its attempt gains

@@ -18,9 +18,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
 	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/store"
 )
 
 var env *testenv.Env

@@ -27,7 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/keyring"
 )
 
 // Name is the payment_processor_name this package serves.

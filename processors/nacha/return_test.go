@@ -10,7 +10,7 @@ import (
 
 	"github.com/moov-io/ach"
 
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // inbound is one entry of a return or NOC file a test builds.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // StoreLedger is the Ledger over payrail's store: every change goes

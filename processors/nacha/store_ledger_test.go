@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/payrail/payrail/store"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // The NACHA processor over the real store ledger: a drop stamps each

@@ -17,7 +17,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/payrail/payrail/keyring"
+	"github.com/payrail/payrail/internal/keyring"
 )
 
 // Outcomes callers branch on.

@@ -3,7 +3,7 @@ package store
 import (
 	"encoding/json"
 
-	"github.com/payrail/payrail/canopy"
+	"github.com/payrail/payrail/internal/canopy"
 )
 
 var jsonNull = json.RawMessage("null")

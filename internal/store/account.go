@@ -8,7 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/payrail/payrail/canopy"
+	"github.com/payrail/payrail/internal/canopy"
 )
 
 // Payment processor names (SPEC §2).

@@ -9,7 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/payrail/payrail/canopy"
+	"github.com/payrail/payrail/internal/canopy"
 )
 
 // OutboxMessage is one row of the transactional outbox: a job or an event
