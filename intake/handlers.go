@@ -12,6 +12,7 @@ import (
 	"github.com/payrail/payrail/internal/auth"
 	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
 )
 
 // dummyHash is checked when a client id is unknown, so that a wrong id
@@ -248,7 +249,7 @@ func (s *Server) createLineItem(w http.ResponseWriter, r *http.Request, req line
 		effective = *req.EffectiveAt
 	}
 	li, created, err := s.store.CreateLineItem(r.Context(), p.OrgID, store.NewLineItem{
-		AccountID: accountID, LineItemID: id, Type: typ, Status: req.Status, Description: description,
+		AccountID: accountID, LineItemID: id, Type: typ, Status: store.Status(req.Status), Description: description,
 		AmountCents: req.AmountCents, EffectiveAt: effective, MerchantData: req.MerchantData,
 		IssuerProcessorDetails: req.IssuerDetails, ExternalFields: req.ExternalFields, Origin: origin,
 		RequestHash: hash, ClientID: p.ClientID, IdempotencyKey: key,
@@ -281,9 +282,8 @@ func (s *Server) updateLineItem(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := principal(r)
 	accountID, lineItemID := r.PathValue("account_id"), r.PathValue("line_item_id")
-	li, err := s.store.UpdateLineItem(r.Context(), p.OrgID, accountID, lineItemID, store.LineItemUpdate{
-		Status: req.Status, AmountCents: req.AmountCents, Actor: p.ClientID, Reason: "edited via PUT line item",
-	})
+	li, err := s.payments.Edit(r.Context(), payments.Edit{OrgID: p.OrgID, AccountID: accountID, LineItemID: lineItemID,
+		Status: req.Status, AmountCents: req.AmountCents, Actor: p.ClientID, Reason: "edited via PUT line item"})
 	var te *store.TransitionError
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -402,7 +402,9 @@ func parseListQuery(v url.Values) (store.ListQuery, *apiError) {
 	if v.Get("starting_after") != "" && v.Get("ending_before") != "" {
 		p.add("/query/ending_before", "cannot be combined with starting_after")
 	}
-	q.Statuses = enumList(p, "line_item_status", v.Get("line_item_status"), allStatuses)
+	for _, s := range enumList(p, "line_item_status", v.Get("line_item_status"), allStatuses) {
+		q.Statuses = append(q.Statuses, store.Status(s))
+	}
 	q.Types = enumList(p, "line_item_type", v.Get("line_item_type"), listTypes)
 	return q, p.err()
 }

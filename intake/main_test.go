@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
 )
@@ -49,7 +50,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := store.New(env.Pool, env.Ring)
+	st := store.New(env.Pool, env.Ring, canopy.Events{})
 	cfg := Config{Store: st, Ring: env.Ring, Signer: signer, Registry: prometheus.NewRegistry(), RateLimit: 1000, RateBurst: 1000,
 		Ready: []Check{{Name: "postgres", Fn: st.Ping}}}
 	for _, o := range opts {

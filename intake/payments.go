@@ -10,6 +10,7 @@ import (
 
 	"github.com/payrail/payrail/intake/validate"
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
 	"github.com/payrail/payrail/processors"
 )
 
@@ -32,8 +33,8 @@ type paymentRequest struct {
 // executingFields reads the line item members an executing route shares:
 // the payment starts PENDING, whatever the processor later decides.
 func executingFields(o *object, now time.Time) lineItemRequest {
-	req := commonLineItemFields(o, now, false, []string{store.StatusPending}, 100)
-	req.Status = store.StatusPending
+	req := commonLineItemFields(o, now, false, []string{string(store.StatusPending)}, 100)
+	req.Status = string(store.StatusPending)
 	return req
 }
 
@@ -52,7 +53,7 @@ func parseGuestPayment(o *object, now time.Time) (paymentRequest, *apiError) {
 	if !d.has("payment_type") {
 		d.require("payment_type")
 	}
-	req.Processor, _ = d.enum("payment_processor_name", store.ProcessorCanopyNACHA, store.ProcessorAuthorizeNet)
+	req.Processor, _ = d.enum("payment_processor_name", processors.CanopyNACHA, processors.AuthorizeNet)
 	if !d.has("payment_processor_name") {
 		d.require("payment_processor_name")
 	}
@@ -76,13 +77,14 @@ func parseGuestPayment(o *object, now time.Time) (paymentRequest, *apiError) {
 	return req, o.p.err()
 }
 
-// processorFor is the processor SPEC §2 pairs with a payment type.
+// processorFor is the processor a payment type is executed by
+// (docs/api.md).
 func processorFor(paymentType string) string {
 	switch paymentType {
 	case processors.PaymentTypeACH:
-		return store.ProcessorCanopyNACHA
+		return processors.CanopyNACHA
 	case processors.PaymentTypeDebit:
-		return store.ProcessorAuthorizeNet
+		return processors.AuthorizeNet
 	}
 	return ""
 }
@@ -162,7 +164,7 @@ func (s *Server) guestPayment(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
-	return s.execute(w, r, req, "guest_payment")
+	return s.execute(w, r, req, payments.OriginGuestPayment)
 }
 
 func (s *Server) paymentTransfer(w http.ResponseWriter, r *http.Request) error {
@@ -174,7 +176,7 @@ func (s *Server) paymentTransfer(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
-	return s.execute(w, r, req, "payment_transfer")
+	return s.execute(w, r, req, payments.OriginPaymentTransfer)
 }
 
 // deprecatedPaymentsSince is the Deprecation header's value: RFC 9745
@@ -189,8 +191,7 @@ func (s *Server) deprecatedPayments(w http.ResponseWriter, r *http.Request) erro
 	return s.paymentTransfer(w, r)
 }
 
-// execute stores the payment with its attempt and job in one transaction
-// (the fast path publishes the job after commit) and answers with the
+// execute hands the payment to the payments service and answers with the
 // PENDING line item, or with its current state for a replay.
 func (s *Server) execute(w http.ResponseWriter, r *http.Request, req paymentRequest, origin string) error {
 	key, aerr := idempotencyKey(r)
@@ -203,44 +204,17 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, req paymentRequ
 	}
 	p := principal(r)
 	accountID := r.PathValue("account_id")
-	hash := fingerprint(s.fingerprintKey, origin, accountID, req)
-	acct, err := s.store.PaymentMethods(r.Context(), p.OrgID, accountID)
-	if errors.Is(err, store.ErrNotFound) {
-		return notFound("account")
+	pay := payments.Payment{
+		OrgID: p.OrgID, AccountID: accountID, LineItemID: req.LineItemID, Origin: origin,
+		PaymentType: req.PaymentType, Processor: req.Processor, ACH: req.ACH, Card: req.Card,
+		AmountCents: req.AmountCents, ExternalFields: req.ExternalFields,
+		RequestHash: fingerprint(s.fingerprintKey, origin, accountID, req), ClientID: p.ClientID, IdempotencyKey: key,
 	}
-	if err != nil {
-		return err
-	}
-	job, aerr := jobFor(acct, req, origin)
-	if aerr != nil {
-		return aerr
-	}
-	id := req.LineItemID
-	if id == "" {
-		id = store.NewID("can_")
-	}
-	now := s.now().UTC()
-	job.OrgID, job.AccountID, job.LineItemID = p.OrgID, accountID, id
-	job.AttemptID, job.AmountCents, job.Origin, job.CreatedAt = store.NewID("att_"), req.AmountCents, origin, now
-	job.EffectiveAt = now
 	if req.EffectiveAt != nil {
-		job.EffectiveAt = *req.EffectiveAt
+		pay.EffectiveAt = *req.EffectiveAt
 	}
-	msg, err := s.sealJob(job)
-	if err != nil {
-		return err
-	}
-	kind, brand, lastFour := instrument(job)
-	li, created, err := s.store.CreatePayment(r.Context(), p.OrgID, store.NewPayment{
-		LineItem: store.NewLineItem{
-			AccountID: accountID, LineItemID: id, Type: store.TypePayment, Description: "Payment against the account",
-			AmountCents: req.AmountCents, EffectiveAt: job.EffectiveAt, ExternalFields: req.ExternalFields,
-			Origin: origin, Processor: job.Processor, RequestHash: hash, ClientID: p.ClientID, IdempotencyKey: key,
-		},
-		AttemptID: job.AttemptID, PaymentType: job.PaymentType,
-		InstrumentKind: kind, InstrumentBrand: brand, InstrumentLastFour: lastFour, Job: msg,
-	})
-	if aerr := createError(err, id, key); aerr != nil {
+	li, created, err := s.payments.Submit(r.Context(), pay, s.now())
+	if aerr := submitError(err, origin, accountID, req.LineItemID, key); aerr != nil {
 		return aerr
 	}
 	if err != nil {
@@ -248,8 +222,8 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, req paymentRequ
 	}
 	log := s.log.With("org_id", p.OrgID, "account_id", accountID, "line_item_id", li.LineItemID)
 	if created {
-		log.InfoContext(r.Context(), "payment accepted", "origin", origin, "processor", job.Processor,
-			"attempt_id", job.AttemptID, "amount_cents", li.AmountCents)
+		log.InfoContext(r.Context(), "payment accepted", "origin", origin, "processor", li.Processor,
+			"attempt_id", li.Attempt.AttemptID, "amount_cents", li.AmountCents)
 	} else {
 		log.InfoContext(r.Context(), "payment replayed")
 	}
@@ -259,6 +233,28 @@ func (s *Server) execute(w http.ResponseWriter, r *http.Request, req paymentRequ
 	}
 	writeJSON(w, http.StatusOK, renderLineItem(li))
 	return nil
+}
+
+// submitError maps the payment service's refusals to API errors.
+func submitError(err error, origin, accountID, id, key string) *apiError {
+	var np *payments.NoProcessorError
+	switch {
+	case errors.As(err, &np):
+		what := "payment processor"
+		if np.PaymentType != "" {
+			what = "processor for " + np.PaymentType
+		}
+		return errorf(http.StatusUnprocessableEntity, codeNoProcessorConfigured,
+			"account %s has no %s configured; set one with PUT /accounts/%s/payment_processor_config",
+			accountID, what, accountID)
+	case errors.Is(err, payments.ErrHolderNameRequired) && origin == payments.OriginPaymentTransfer:
+		return errorf(http.StatusUnprocessableEntity, codeMissingHolderName,
+			"the account needs a customer_name to put on the ACH entry")
+	case errors.Is(err, payments.ErrHolderNameRequired):
+		return errorf(http.StatusUnprocessableEntity, codeMissingHolderName,
+			"payment_details.name is required: the account has no customer name to put on the ACH entry")
+	}
+	return createError(err, id, key)
 }
 
 // createError maps the store's create outcomes to API errors.
@@ -276,116 +272,7 @@ func createError(err error, id, key string) *apiError {
 	return nil
 }
 
-// jobFor picks the processor and payment details: from the body for a
-// guest payment, from the account's configuration for a transfer.
-func jobFor(acct store.Account, req paymentRequest, origin string) (processors.Job, *apiError) {
-	if origin == "guest_payment" {
-		job := processors.Job{Processor: req.Processor, PaymentType: req.PaymentType, ACH: req.ACH, Card: req.Card}
-		if job.ACH != nil && job.ACH.Name == "" {
-			if acct.CustomerName == "" {
-				return job, errorf(http.StatusUnprocessableEntity, codeMissingHolderName,
-					"payment_details.name is required: the account has no customer name to put on the ACH entry")
-			}
-			job.ACH.Name = truncate(acct.CustomerName, 22)
-		}
-		if job.Card != nil && job.Card.Name == "" {
-			job.Card.Name = truncate(acct.CustomerName, 50)
-		}
-		return job, nil
-	}
-	ach, debit := acct.Processors.ACH, acct.Processors.Debit
-	useACH := ach.Processor == store.ProcessorCanopyNACHA && req.PaymentType != processors.PaymentTypeDebit
-	useCard := debit.Processor == store.ProcessorAuthorizeNet && req.PaymentType != processors.PaymentTypeACH
-	switch {
-	case useACH:
-		if acct.CustomerName == "" {
-			return processors.Job{}, errorf(http.StatusUnprocessableEntity, codeMissingHolderName,
-				"the account needs a customer_name to put on the ACH entry")
-		}
-		return processors.Job{Processor: store.ProcessorCanopyNACHA, PaymentType: processors.PaymentTypeACH,
-			ACH: &processors.ACHDetails{RoutingNumber: ach.RoutingNumber, AccountNumber: ach.AccountNumber,
-				AccountType: ach.AccountType, StandardEntryClass: "PPD", Name: truncate(acct.CustomerName, 22)}}, nil
-	case useCard:
-		return processors.Job{Processor: store.ProcessorAuthorizeNet, PaymentType: processors.PaymentTypeDebit,
-			Profile: &processors.ProfileDetails{CustomerProfileID: debit.CustomerProfileID,
-				PaymentProfileID: debit.PaymentProfileID}}, nil
-	}
-	what := "payment processor"
-	if req.PaymentType != "" {
-		what = "processor for " + req.PaymentType
-	}
-	return processors.Job{}, errorf(http.StatusUnprocessableEntity, codeNoProcessorConfigured,
-		"account %s has no %s configured; set one with PUT /accounts/%s/payment_processor_config",
-		acct.AccountID, what, acct.AccountID)
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
-
-// sealJob builds the job's outbox message: the stored body never holds
-// the CVV; the fast path's body does, sealed, and lives only in memory and
-// in JetStream until the job is processed.
-func (s *Server) sealJob(job processors.Job) (store.OutboxMessage, error) {
-	fast, err := processors.EncodeJob(s.ring, job)
-	if err != nil {
-		return store.OutboxMessage{}, err
-	}
-	stored := fast
-	if job.Card != nil && job.Card.CVV != "" {
-		card := *job.Card
-		card.CVV = ""
-		job.Card = &card
-		if stored, err = processors.EncodeJob(s.ring, job); err != nil {
-			return store.OutboxMessage{}, err
-		}
-	}
-	return store.OutboxMessage{
-		MsgID:       "job_" + job.AttemptID,
-		Payload:     stored,
-		FastPayload: fast,
-		Headers:     map[string]string{processors.HeaderOrgID: job.OrgID, processors.HeaderAttemptID: job.AttemptID},
-	}, nil
-}
-
-// instrument is what the line item may show of the payment method.
-func instrument(job processors.Job) (kind, brand, lastFour string) {
-	switch {
-	case job.Card != nil:
-		return "card", cardBrand(job.Card.Number), store.LastFour(job.Card.Number)
-	case job.ACH != nil:
-		return "bank_account", "", store.LastFour(job.ACH.AccountNumber)
-	}
-	return "", "", "" // a card profile: the processor reports it
-}
-
-// cardBrand names the card network from the number's leading digits.
-func cardBrand(pan string) string {
-	prefix := func(n int) int {
-		v, _ := strconv.Atoi(pan[:min(n, len(pan))])
-		return v
-	}
-	switch {
-	case strings.HasPrefix(pan, "4"):
-		return "Visa"
-	case prefix(2) >= 51 && prefix(2) <= 55, prefix(4) >= 2221 && prefix(4) <= 2720:
-		return "Mastercard"
-	case prefix(2) == 34 || prefix(2) == 37:
-		return "American Express"
-	case strings.HasPrefix(pan, "6011"), strings.HasPrefix(pan, "65"), prefix(3) >= 644 && prefix(3) <= 649:
-		return "Discover"
-	case prefix(4) >= 3528 && prefix(4) <= 3589:
-		return "JCB"
-	case prefix(2) == 36 || prefix(2) == 38 || prefix(3) >= 300 && prefix(3) <= 305:
-		return "Diners Club"
-	}
-	return "Unknown"
-}
-
-// maxWait caps Prefer: wait (SPEC §2).
+// maxWait caps Prefer: wait (docs/api.md).
 const maxWait = 30 * time.Second
 
 // preferWait reads RFC 7240's Prefer: wait=N. Other preferences are
@@ -414,7 +301,7 @@ func (s *Server) awaitOutcome(ctx context.Context, orgID string, li store.LineIt
 	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	delay := 20 * time.Millisecond
-	for !settledForNow(li) {
+	for !payments.Decided(li) {
 		select {
 		case <-ctx.Done():
 			return li
@@ -428,11 +315,4 @@ func (s *Server) awaitOutcome(ctx context.Context, orgID string, li store.LineIt
 		li = cur
 	}
 	return li
-}
-
-func settledForNow(li store.LineItem) bool {
-	if li.Status != store.StatusPending || li.Attempt == nil {
-		return true
-	}
-	return !store.AttemptOpen(li.Attempt.Status)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
 	"github.com/payrail/payrail/processors"
@@ -193,7 +194,7 @@ func (f *fastPathRecorder) jobs() []store.OutboxMessage {
 
 func withFastPath(fp store.FastPath) harnessOpt {
 	return func(c *Config) {
-		st := store.New(env.Pool, env.Ring)
+		st := store.New(env.Pool, env.Ring, canopy.Events{})
 		st.SetFastPath(fp)
 		c.Store = st
 	}

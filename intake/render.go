@@ -4,14 +4,14 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/internal/canopy"
-
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/processors"
 )
 
 func formatTime(t time.Time) string { return canopy.FormatTime(t) }
 
 // renderLineItem is the line item as the API (and every event) shows it.
-func renderLineItem(li store.LineItem) canopy.LineItem { return li.Canopy() }
+func renderLineItem(li store.LineItem) canopy.LineItem { return canopy.Render(li) }
 
 type accountJSON struct {
 	AccountID      string                `json:"account_id"`
@@ -78,14 +78,14 @@ func renderAccount(a store.Account) accountJSON {
 	if out.ExternalFields == nil {
 		out.ExternalFields = []store.ExternalField{}
 	}
-	if a.Processors.ACH.Processor == store.ProcessorCanopyNACHA {
+	if a.Processors.ACH.Processor == processors.CanopyNACHA {
 		out.Processors.ACH.CanopyNACHA = &canopyNachaMaskedJSON{
 			RoutingNumber: a.Processors.ACH.RoutingNumber,
 			LastFour:      a.Processors.ACH.LastFour,
 			AccountType:   a.Processors.ACH.AccountType,
 		}
 	}
-	if a.Processors.Debit.Processor == store.ProcessorAuthorizeNet {
+	if a.Processors.Debit.Processor == processors.AuthorizeNet {
 		out.Processors.Debit.AuthorizeNet = &authorizeNetConfJSON{
 			CustomerProfileID: a.Processors.Debit.CustomerProfileID,
 			PaymentProfileID:  a.Processors.Debit.PaymentProfileID,

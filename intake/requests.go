@@ -10,17 +10,27 @@ import (
 
 	"github.com/payrail/payrail/intake/validate"
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/processors"
 )
 
 // Status sets accepted on each route (Canopy's enums).
 var (
-	recordStatuses = []string{store.StatusValid, store.StatusInvalid, store.StatusPending, store.StatusAuthorized}
-	chargeStatuses = []string{store.StatusValid, store.StatusInvalid, store.StatusOffset, store.StatusPending,
-		store.StatusAuthorized, store.StatusDeclined, store.StatusVoid, store.StatusPosted}
-	allStatuses = append(append([]string{}, chargeStatuses...), store.StatusReversed)
+	recordStatuses = names(store.StatusValid, store.StatusInvalid, store.StatusPending, store.StatusAuthorized)
+	chargeStatuses = names(store.StatusValid, store.StatusInvalid, store.StatusOffset, store.StatusPending,
+		store.StatusAuthorized, store.StatusDeclined, store.StatusVoid, store.StatusPosted)
+	allStatuses = append(append([]string{}, chargeStatuses...), string(store.StatusReversed))
 	listTypes   = []string{store.TypeCharge, store.TypePayment, store.TypePaymentReversal,
 		"CREDIT_OFFSET", "DEBIT_OFFSET", "MANUAL_FEE"}
 )
+
+// names spells statuses as the enum lists of a request.
+func names(statuses ...store.Status) []string {
+	out := make([]string, len(statuses))
+	for i, s := range statuses {
+		out[i] = string(s)
+	}
+	return out
+}
 
 // fingerprint is the idempotency hash of a normalized request: the same
 // request always hashes the same, whatever its JSON spelling. It is an
@@ -63,7 +73,7 @@ func commonLineItemFields(o *object, now time.Time, idRequired bool, statuses []
 	} else if !o.has("original_amount_cents") {
 		o.require("original_amount_cents")
 	}
-	req.Status = store.StatusValid
+	req.Status = string(store.StatusValid)
 	if s, ok := o.enum("line_item_status", statuses...); ok {
 		req.Status = s
 	}
@@ -180,7 +190,7 @@ func lastFourOnly(s string) error {
 
 // updateRequest is the body of PUT .../line_items/{id}.
 type updateRequest struct {
-	Status      *string
+	Status      *store.Status
 	AmountCents *int64
 }
 
@@ -190,7 +200,8 @@ type updateRequest struct {
 func parseUpdate(o *object) (updateRequest, *apiError) {
 	var req updateRequest
 	if s, ok := o.enum("line_item_status", chargeStatuses...); ok {
-		req.Status = &s
+		status := store.Status(s)
+		req.Status = &status
 	}
 	if v, ok := o.integer("original_amount_cents"); ok {
 		if o.check("original_amount_cents", validate.AmountCents(v)) {
@@ -251,23 +262,23 @@ func parseProcessorConfig(o *object) (store.ProcessorConfig, *apiError) {
 // processorConfig reads {ach: {...}, debit: {...}}; an omitted method is NONE.
 func processorConfig(o *object) store.ProcessorConfig {
 	cfg := store.ProcessorConfig{
-		ACH:   store.ACHConfig{Processor: store.ProcessorNone},
-		Debit: store.DebitConfig{Processor: store.ProcessorNone},
+		ACH:   store.ACHConfig{Processor: processors.NoProcessor},
+		Debit: store.DebitConfig{Processor: processors.NoProcessor},
 	}
 	if ach, ok := ach(o); ok {
 		cfg.ACH = ach
 	}
 	if d, ok := o.child("debit"); ok {
-		name, _ := d.enum("payment_processor_name", store.ProcessorNone, store.ProcessorAuthorizeNet)
+		name, _ := d.enum("payment_processor_name", processors.NoProcessor, processors.AuthorizeNet)
 		if !d.has("payment_processor_name") {
 			d.require("payment_processor_name")
 		}
 		cfg.Debit.Processor = name
 		anet, hasConfig := d.child("authorize_net_config")
 		switch {
-		case name == store.ProcessorAuthorizeNet && !hasConfig && !d.has("authorize_net_config"):
+		case name == processors.AuthorizeNet && !hasConfig && !d.has("authorize_net_config"):
 			d.require("authorize_net_config")
-		case name == store.ProcessorNone && d.has("authorize_net_config"):
+		case name == processors.NoProcessor && d.has("authorize_net_config"):
 			d.p.add(d.pointer("authorize_net_config"), "must be omitted when payment_processor_name is NONE")
 		case hasConfig:
 			cfg.Debit.CustomerProfileID = profileID(anet, "customer_profile_id")
@@ -285,17 +296,17 @@ func ach(o *object) (store.ACHConfig, bool) {
 	if !ok {
 		return store.ACHConfig{}, false
 	}
-	out := store.ACHConfig{Processor: store.ProcessorNone}
-	name, _ := a.enum("payment_processor_name", store.ProcessorNone, store.ProcessorCanopyNACHA)
+	out := store.ACHConfig{Processor: processors.NoProcessor}
+	name, _ := a.enum("payment_processor_name", processors.NoProcessor, processors.CanopyNACHA)
 	if !a.has("payment_processor_name") {
 		a.require("payment_processor_name")
 	}
 	out.Processor = name
 	nacha, hasConfig := a.child("canopy_nacha_config")
 	switch {
-	case name == store.ProcessorCanopyNACHA && !hasConfig && !a.has("canopy_nacha_config"):
+	case name == processors.CanopyNACHA && !hasConfig && !a.has("canopy_nacha_config"):
 		a.require("canopy_nacha_config")
-	case name == store.ProcessorNone && a.has("canopy_nacha_config"):
+	case name == processors.NoProcessor && a.has("canopy_nacha_config"):
 		a.p.add(a.pointer("canopy_nacha_config"), "must be omitted when payment_processor_name is NONE")
 	case hasConfig:
 		out.RoutingNumber, out.AccountNumber, out.AccountType = bankAccount(nacha)

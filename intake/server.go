@@ -27,6 +27,7 @@ import (
 	"github.com/payrail/payrail/internal/auth"
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
 )
 
 // Check is a readiness probe of one dependency.
@@ -56,6 +57,7 @@ type Config struct {
 // Server is the HTTP API.
 type Server struct {
 	store          *store.Store
+	payments       *payments.Service
 	ring           *keyring.Ring
 	signer         *auth.Signer
 	log            *slog.Logger
@@ -77,14 +79,15 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("intake: rate limit %v/s burst %d must both be positive", cfg.RateLimit, cfg.RateBurst)
 	}
 	s := &Server{
-		store:  cfg.Store,
-		ring:   cfg.Ring,
-		signer: cfg.Signer,
-		log:    cfg.Logger,
-		ready:  cfg.Ready,
-		now:    cfg.Now,
-		limits: &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
-		mux:    http.NewServeMux(),
+		store:    cfg.Store,
+		payments: payments.New(cfg.Store, cfg.Ring),
+		ring:     cfg.Ring,
+		signer:   cfg.Signer,
+		log:      cfg.Logger,
+		ready:    cfg.Ready,
+		now:      cfg.Now,
+		limits:   &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
+		mux:      http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()

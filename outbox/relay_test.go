@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
@@ -57,7 +58,7 @@ func newHarness(t *testing.T) *harness {
 	if _, err := env.Pool.Exec(context.Background(), `UPDATE outbox SET published_at = now() WHERE published_at IS NULL`); err != nil {
 		t.Fatal(err)
 	}
-	return &harness{t: t, js: js, topo: topo, st: store.New(env.Pool, env.Ring)}
+	return &harness{t: t, js: js, topo: topo, st: store.New(env.Pool, env.Ring, canopy.Events{})}
 }
 
 // insert writes n event rows for the relay (not fast-path ones), with a

@@ -100,7 +100,7 @@ func TestHeldCardPaymentsArePolledUntilDecided(t *testing.T) {
 	for _, c := range []struct {
 		id      string
 		approve bool
-		want    string
+		want    store.Status
 		charges int // a declined review takes no money
 	}{{"held-approved", true, store.StatusValid, 1}, {"held-declined", false, store.StatusDeclined, 0}} {
 		// The sandbox's error-generation card holds $252.00 for review.
@@ -131,7 +131,7 @@ func TestHeldCardPaymentsArePolledUntilDecided(t *testing.T) {
 	// Creation, held and decision: three events each.
 	waitFor(t, 5*time.Second, func() bool {
 		ev := f.eventCounts()
-		return ev[f.topo.Subject(store.EventSubject("PENDING"))] == 4 && ev[f.topo.Subject(store.EventSubject("VALID"))] == 1 &&
-			ev[f.topo.Subject(store.EventSubject("DECLINED"))] == 1
+		return ev[f.topo.EventSubject("PENDING")] == 4 && ev[f.topo.EventSubject("VALID")] == 1 &&
+			ev[f.topo.EventSubject("DECLINED")] == 1
 	}, func() string { return fmt.Sprint(f.eventCounts()) })
 }

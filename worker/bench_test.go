@@ -34,7 +34,7 @@ func (f *fixture) postAll(prefix string, n, clients int) []string {
 }
 
 // waitCount waits until n line items of the fixture's org have status.
-func (f *fixture) waitCount(status string, n int, within time.Duration) {
+func (f *fixture) waitCount(status store.Status, n int, within time.Duration) {
 	deadline := time.Now().Add(within)
 	for {
 		var got int

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
 	"github.com/payrail/payrail/processors"
 )
 
@@ -42,7 +43,7 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	// without the attempt ever recording them, and nothing would then
 	// finish the payment.
 	stopWaiting := progress(msg, w.opts.AckWait/3)
-	var before string
+	var before store.AttemptStatus
 	err = w.retryStore(ctx, log, "record the delivery", func() error {
 		var err error
 		before, err = w.store.BeginDelivery(ctx, ref, delivery, w.lease())
@@ -65,7 +66,7 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		log.Warn("could not record the delivery before shutdown; handing the job back", "err", err)
 		_ = msg.Nak()
 		return
-	case !store.AttemptOpen(before):
+	case !payments.Open(before):
 		log.Info("duplicate delivery of a finished attempt; acknowledging", "attempt_status", before)
 		w.opts.Metrics.job(proc.Name(), "duplicate", start)
 		_ = msg.Ack()
@@ -101,12 +102,13 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		outcome = w.lastChance(ctx, proc, job, outcome)
 	}
 
-	result := w.result(proc.Name(), job, outcome)
 	// The processor has answered: keep trying to commit it (the progress
 	// signals keep the job ours) rather than have a redelivery call the
 	// processor again.
+	var applied payments.Resolution
 	err = w.retryStore(ctx, log, "commit the processor's result", func() error {
-		_, err := w.store.CompleteAttempt(ctx, result)
+		var err error
+		applied, err = w.payments.Apply(ctx, payments.Outcome{Attempt: ref, Result: outcome, Actor: w.actor(proc.Name())})
 		return err
 	}, store.ErrAttemptClosed, store.ErrNotFound)
 	stop()
@@ -125,15 +127,15 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	if h := w.hooks.afterCommit; h != nil && h(job) != nil {
 		return
 	}
-	if result.Status == store.AttemptDead {
+	if applied.Attempt == store.AttemptDead {
 		log.Error("attempt is dead: deliveries exhausted", "code", outcome.Code, "message", outcome.Message)
 		w.opts.Metrics.dead(proc.Name())
 		_ = msg.Term()
 	} else {
 		_ = msg.Ack()
 	}
-	log.Info("job done", "outcome", outcome.Outcome, "attempt_status", result.Status,
-		"line_item_status", result.LineItemStatus, "duration_ms", time.Since(start).Milliseconds())
+	log.Info("job done", "outcome", outcome.Outcome, "attempt_status", applied.Attempt,
+		"line_item_status", applied.LineItem, "duration_ms", time.Since(start).Milliseconds())
 	w.opts.Metrics.job(proc.Name(), string(outcome.Outcome), start)
 }
 
@@ -178,36 +180,8 @@ func (w *Worker) lastChance(ctx context.Context, proc processors.Processor, job 
 			return res
 		}
 	}
-	last.Outcome = deadOutcome
+	last.Outcome = payments.Dead
 	return last
-}
-
-// deadOutcome marks a result whose deliveries ran out.
-const deadOutcome processors.Outcome = "dead"
-
-// result turns an outcome into the store's result for the attempt.
-func (w *Worker) result(procName string, job processors.Job, o processors.Result) store.AttemptResult {
-	r := store.AttemptResult{
-		AttemptRef:    store.AttemptRef{OrgID: job.OrgID, AttemptID: job.AttemptID},
-		TransactionID: o.TransactionID, ResultCode: o.Code, ResultMessage: o.Message,
-		InstrumentKind: o.Instrument.Kind, InstrumentBrand: o.Instrument.Brand,
-		InstrumentLastFour: o.Instrument.LastFour, Actor: w.actor(procName),
-	}
-	if o.Outcome == deadOutcome {
-		r.Status, r.LineItemStatus = store.AttemptDead, store.StatusInvalid
-		r.Reason = "deliveries exhausted after retryable errors"
-		return r
-	}
-	r.Status, r.LineItemStatus = attemptStatus(o.Outcome)
-	switch o.Outcome {
-	case processors.Held:
-		r.Reason = "held for review by the processor"
-	case processors.PendingSettlement:
-		r.Reason = "accepted for settlement"
-	default:
-		r.Reason = "processor outcome " + string(o.Outcome)
-	}
-	return r
 }
 
 // classify folds an error into the result's outcome: a *processors.Error
@@ -238,11 +212,10 @@ func (w *Worker) poison(ctx context.Context, proc processors.Processor, msg jets
 	org, attempt := msg.Headers().Get(processors.HeaderOrgID), msg.Headers().Get(processors.HeaderAttemptID)
 	log := w.log.With("processor", proc.Name(), "org_id", org, "attempt_id", attempt)
 	if org != "" && attempt != "" {
-		_, err := w.store.CompleteAttempt(ctx, store.AttemptResult{
-			AttemptRef: store.AttemptRef{OrgID: org, AttemptID: attempt},
-			Status:     store.AttemptDead, LineItemStatus: store.StatusInvalid,
-			ResultCode: "unreadable_job", ResultMessage: "the job could not be read",
-			Actor: w.actor(proc.Name()), Reason: "job could not be read",
+		_, err := w.payments.Apply(ctx, payments.Outcome{
+			Attempt: store.AttemptRef{OrgID: org, AttemptID: attempt},
+			Result:  processors.Result{Outcome: payments.Dead, Code: "unreadable_job", Message: "the job could not be read"},
+			Actor:   w.actor(proc.Name()), Reason: "job could not be read",
 		})
 		if err != nil && !errors.Is(err, store.ErrAttemptClosed) && !errors.Is(err, store.ErrNotFound) {
 			log.Error("could not mark the attempt of an unreadable job dead; will retry", "err", err)

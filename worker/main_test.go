@@ -21,6 +21,7 @@ import (
 
 	"github.com/payrail/payrail/intake"
 	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
@@ -203,7 +204,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(pool.Close)
-	f.store = store.New(pool, env.Ring)
+	f.store = store.New(pool, env.Ring, canopy.Events{})
 	om, err := outbox.NewMetrics(f.metrics)
 	if err != nil {
 		t.Fatal(err)
@@ -221,7 +222,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		f.run(func() { _ = relay.Run(ctx) })
 	}
 
-	f.proc = newTestProcessor(store.ProcessorAuthorizeNet)
+	f.proc = newTestProcessor(processors.AuthorizeNet)
 	var proc processors.Processor = f.proc
 	if o.processor != nil {
 		proc = o.processor
@@ -248,7 +249,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 			t.Fatal(err)
 		}
 		t.Cleanup(wpool.Close)
-		workerStore = store.New(wpool, env.Ring)
+		workerStore = store.New(wpool, env.Ring, canopy.Events{})
 		workerStore.SetFastPath(pub)
 	}
 	f.worker = New(f.js, f.topo, workerStore, reg, env.Ring, Options{

@@ -26,6 +26,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/internal/store"
@@ -44,7 +45,7 @@ const childWorkerEnv = "PAYRAIL_TEST_CHILD_WORKER"
 // effect is keyed by attempt id (idempotent); every call is counted.
 type dbProcessor struct{ pool *pgxpool.Pool }
 
-func (dbProcessor) Name() string { return store.ProcessorAuthorizeNet }
+func (dbProcessor) Name() string { return processors.AuthorizeNet }
 
 func (p dbProcessor) Process(ctx context.Context, job processors.Job) (processors.Result, error) {
 	if _, err := p.pool.Exec(ctx, `
@@ -83,7 +84,7 @@ func runChildWorker() int {
 	}
 	topo := queue.Default()
 	topo.SubjectRoot, topo.Jobs, topo.Events = os.Getenv("PAYRAIL_SUBJECT_ROOT"), os.Getenv("PAYRAIL_JOBS_STREAM"), os.Getenv("PAYRAIL_EVENTS_STREAM")
-	st := store.New(pool, ring)
+	st := store.New(pool, ring, canopy.Events{})
 	pub := outbox.NewPublisher(js, topo, st, outbox.PublisherOptions{Logger: testLogger()})
 	st.SetFastPath(pub)
 	reg, _ := processors.NewRegistry(dbProcessor{pool: pool})

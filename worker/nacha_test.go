@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors/nacha"
 )
@@ -17,7 +18,7 @@ import (
 // with the file and trace number, and announces it.
 func TestACHPaymentsStagedAndDropped(t *testing.T) {
 	dir := t.TempDir()
-	p, err := nacha.New(nacha.Config{Pool: env.Pool, Ring: env.Ring, Ledger: nacha.StoreLedger{Store: store.New(env.Pool, env.Ring)},
+	p, err := nacha.New(nacha.Config{Pool: env.Pool, Ring: env.Ring, Ledger: nacha.StoreLedger{Store: store.New(env.Pool, env.Ring, canopy.Events{})},
 		DropDir: dir, Logger: testLogger()})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestACHPaymentsStagedAndDropped(t *testing.T) {
 		}
 	}
 	// Creation and staging: two PENDING events per payment.
-	waitFor(t, 5*time.Second, func() bool { return f.eventCounts()[f.topo.Subject(store.EventSubject("PENDING"))] == 6 },
+	waitFor(t, 5*time.Second, func() bool { return f.eventCounts()[f.topo.EventSubject("PENDING")] == 6 },
 		func() string { return fmt.Sprint(f.eventCounts()) })
 
 	res, err := p.Drop(f.ctx)
@@ -81,6 +82,6 @@ func TestACHPaymentsStagedAndDropped(t *testing.T) {
 		}
 	}
 	// The drop's announcements reach the stream through the relay.
-	waitFor(t, 10*time.Second, func() bool { return f.eventCounts()[f.topo.Subject(store.EventSubject("PENDING"))] == 9 },
+	waitFor(t, 10*time.Second, func() bool { return f.eventCounts()[f.topo.EventSubject("PENDING")] == 9 },
 		func() string { return fmt.Sprint(f.eventCounts()) })
 }

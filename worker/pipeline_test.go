@@ -26,8 +26,8 @@ func TestOutcomesReachTheirStates(t *testing.T) {
 	cases := []struct {
 		id       string
 		cents    int64
-		status   string
-		attempt  string
+		status   store.Status
+		attempt  store.AttemptStatus
 		minCalls int
 	}{
 		{"ok", 1000, store.StatusValid, store.AttemptSucceeded, 1},
@@ -58,15 +58,15 @@ func TestOutcomesReachTheirStates(t *testing.T) {
 	if li := got["retryable"]; li.Attempt.Deliveries != 3 || li.Attempt.ResultMessage == "" {
 		t.Errorf("dead attempt: %d deliveries, message %q", li.Attempt.Deliveries, li.Attempt.ResultMessage)
 	}
-	if dead := testutil.ToFloat64(f.worker.opts.Metrics.deadJobs.WithLabelValues(store.ProcessorAuthorizeNet)); dead != 1 {
+	if dead := testutil.ToFloat64(f.worker.opts.Metrics.deadJobs.WithLabelValues(processors.AuthorizeNet)); dead != 1 {
 		t.Errorf("dead metric = %v, want 1", dead)
 	}
 	// Events: 5 created PENDING and 1 held (still PENDING), then VALID ×2,
 	// DECLINED, INVALID ×2.
 	waitFor(t, 5*time.Second, func() bool {
 		ev := f.eventCounts()
-		return ev[f.topo.Subject(store.EventSubject("PENDING"))] == 6 && ev[f.topo.Subject(store.EventSubject("VALID"))] == 2 &&
-			ev[f.topo.Subject(store.EventSubject("DECLINED"))] == 1 && ev[f.topo.Subject(store.EventSubject("INVALID"))] == 2
+		return ev[f.topo.EventSubject("PENDING")] == 6 && ev[f.topo.EventSubject("VALID")] == 2 &&
+			ev[f.topo.EventSubject("DECLINED")] == 1 && ev[f.topo.EventSubject("INVALID")] == 2
 	}, func() string { return fmt.Sprint(f.eventCounts()) })
 }
 
@@ -113,7 +113,7 @@ func TestCrashAtEachBoundary(t *testing.T) {
 				}
 			}
 			waitFor(t, 5*time.Second, func() bool {
-				return f.eventCounts()[f.topo.Subject(store.EventSubject("VALID"))] == n
+				return f.eventCounts()[f.topo.EventSubject("VALID")] == n
 			}, func() string { return fmt.Sprint(f.eventCounts()) })
 		})
 	}
@@ -180,7 +180,7 @@ func TestPoisonJob(t *testing.T) {
 	f := newFixture(t, fixtureOpts{dropFastPath: true, noRelay: true})
 	attempt := f.pay("poisoned", 900) // stored, never published
 
-	subject := f.topo.JobSubject(store.ProcessorAuthorizeNet)
+	subject := f.topo.JobSubject(processors.AuthorizeNet)
 	bad := nats.NewMsg(subject)
 	bad.Header.Set(processors.HeaderOrgID, f.org)
 	bad.Header.Set(processors.HeaderAttemptID, attempt)
@@ -200,7 +200,7 @@ func TestPoisonJob(t *testing.T) {
 		t.Errorf("processor called %d times for an unreadable job", calls)
 	}
 	waitFor(t, 5*time.Second, func() bool {
-		return testutil.ToFloat64(f.worker.opts.Metrics.deadJobs.WithLabelValues(store.ProcessorAuthorizeNet)) == 2
+		return testutil.ToFloat64(f.worker.opts.Metrics.deadJobs.WithLabelValues(processors.AuthorizeNet)) == 2
 	}, func() string { return "dead metric below 2" })
 
 	// The stream is empty again: both poison messages were terminated.
@@ -284,7 +284,7 @@ func TestFastPathPublishesAndMarksEveryRow(t *testing.T) {
 		_ = env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n)
 		return n == 0
 	}, func() string { return "outbox rows left unmarked without a relay" })
-	if got := f.eventCounts()[f.topo.Subject(store.EventSubject("VALID"))]; got != 5 {
+	if got := f.eventCounts()[f.topo.EventSubject("VALID")]; got != 5 {
 		t.Errorf("%d VALID events, want 5", got)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
 	"github.com/payrail/payrail/processors"
 )
 
@@ -80,18 +81,18 @@ func (w *Worker) resolve(ctx context.Context, a store.StaleAttempt, orDead bool)
 			}
 			return
 		}
-		res.Outcome = deadOutcome
+		res.Outcome = payments.Dead
 		if res.Message == "" {
 			res.Message = "the last delivery was lost and the processor could not say what happened"
 		}
 	}
-	result := w.result(a.Processor, job, res)
-	if _, err := w.store.CompleteAttempt(ctx, result); err != nil && !errors.Is(err, store.ErrAttemptClosed) {
+	applied, err := w.payments.Apply(ctx, payments.Outcome{Attempt: a.AttemptRef, Result: res, Actor: w.actor(a.Processor)})
+	if err != nil && !errors.Is(err, store.ErrAttemptClosed) {
 		log.Warn("could not apply resolved outcome", "err", err)
 		return
 	}
-	if result.Status == store.AttemptDead {
+	if applied.Attempt == store.AttemptDead {
 		w.opts.Metrics.dead(a.Processor)
 	}
-	log.Info("attempt resolved", "attempt_status", result.Status, "line_item_status", result.LineItemStatus)
+	log.Info("attempt resolved", "attempt_status", applied.Attempt, "line_item_status", applied.LineItem)
 }

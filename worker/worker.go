@@ -4,14 +4,14 @@
 // bounded concurrency.
 //
 // A delivery is handled in this order, and the order is what makes the
-// effect exactly once (SPEC §4):
+// effect exactly once (docs/pipeline.md):
 //
 //  1. record the delivery on the attempt and read its status; a closed
 //     attempt means a duplicate delivery, acknowledged without a call;
 //  2. call the processor, telling JetStream the job is in progress while
 //     the call runs;
-//  3. commit the result: attempt, line item status, transition and event
-//     in one transaction;
+//  3. commit the result through package payments: attempt, line item
+//     status, transition and event in one transaction;
 //  4. acknowledge.
 //
 // A crash between 2 and 3 redelivers the job and calls the processor
@@ -35,6 +35,7 @@ import (
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
 	"github.com/payrail/payrail/processors"
 )
 
@@ -95,6 +96,7 @@ type Worker struct {
 	js       jetstream.JetStream
 	topo     queue.Topology
 	store    *store.Store
+	payments *payments.Service
 	registry *processors.Registry
 	ring     *keyring.Ring
 	opts     Options
@@ -117,7 +119,8 @@ var errCrashed = errors.New("worker: simulated crash")
 // New returns a worker. ring opens the sealed payment details in jobs.
 func New(js jetstream.JetStream, topo queue.Topology, st *store.Store, reg *processors.Registry, ring *keyring.Ring, opts Options) *Worker {
 	opts.defaults()
-	return &Worker{js: js, topo: topo, store: st, registry: reg, ring: ring, opts: opts, log: opts.Logger}
+	return &Worker{js: js, topo: topo, store: st, payments: payments.New(st, ring), registry: reg, ring: ring,
+		opts: opts, log: opts.Logger}
 }
 
 // Run consumes until ctx ends, then stops fetching, lets jobs in flight
@@ -224,21 +227,3 @@ func (w *Worker) backoff(n int) time.Duration {
 }
 
 func (w *Worker) actor(proc string) string { return "worker:" + proc }
-
-// attemptStatus maps a final or parking outcome to the attempt's status
-// and the line item's next status ("" keeps it).
-func attemptStatus(o processors.Outcome) (attempt, lineItem string) {
-	switch o {
-	case processors.Succeeded:
-		return store.AttemptSucceeded, store.StatusValid
-	case processors.Declined:
-		return store.AttemptDeclined, store.StatusDeclined
-	case processors.Permanent:
-		return store.AttemptFailed, store.StatusInvalid
-	case processors.Held:
-		return store.AttemptHeld, ""
-	case processors.PendingSettlement:
-		return store.AttemptPendingSettlement, ""
-	}
-	panic(fmt.Sprintf("worker: no status for outcome %q", o))
-}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/payrail/payrail/intake"
 	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/outbox"
@@ -134,7 +135,7 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return &services{cfg: cfg, log: log, pool: pool, store: store.New(pool, ring), ring: ring, signer: signer, registry: reg}, nil
+	return &services{cfg: cfg, log: log, pool: pool, store: store.New(pool, ring, canopy.Events{}), ring: ring, signer: signer, registry: reg}, nil
 }
 
 func (s *services) close() { s.pool.Close() }
@@ -545,7 +546,7 @@ func runClients(ctx context.Context, args []string) error {
 	}
 	defer pool.Close()
 	// Clients are only created; nothing is sealed, so no keys are needed.
-	st := store.New(pool, nil)
+	st := store.New(pool, nil, canopy.Events{})
 	if err := st.EnsureOrg(ctx, *org, *org); err != nil {
 		return err
 	}

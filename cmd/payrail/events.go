@@ -12,6 +12,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/payrail/payrail/internal/queue"
 )
 
 // runEvents prints line item events from the events stream: the last ones,
@@ -45,9 +47,10 @@ func runEvents(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	filter := cfg.SubjectRoot + ".events.>"
+	topo := queue.Topology{SubjectRoot: cfg.SubjectRoot}
+	filter := topo.EventSubjects()
 	if *status != "" {
-		filter = cfg.SubjectRoot + ".events.line_item." + strings.ToLower(*status)
+		filter = topo.EventSubject(*status)
 	}
 	start := time.Now().Add(-*since)
 	cons, err := js.OrderedConsumer(ctx, cfg.EventsStream, jetstream.OrderedConsumerConfig{

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors/nacha"
@@ -137,7 +138,7 @@ func runNacha(ctx context.Context, args []string) error {
 		return err
 	}
 	defer pool.Close()
-	ledger := nacha.StoreLedger{Store: store.New(pool, ring)}
+	ledger := nacha.StoreLedger{Store: store.New(pool, ring, canopy.Events{})}
 	pc, err := nc.processorConfig()
 	if err != nil {
 		return err

@@ -1,12 +1,16 @@
-// Package canopy holds the wire shapes of Canopy Servicing's line item API
-// that payrail speaks: the JSON a client receives from the HTTP API and the
-// line item carried inside every status event. Keeping them in one place
-// means an event always shows a line item exactly as the API would.
+// Package canopy owns the wire shapes of Canopy Servicing's line item API
+// that payrail speaks: the JSON a client receives from the HTTP API, and
+// the events that announce every change of a line item (their JSON,
+// subject and headers). Render and Events are the only ways a stored line
+// item becomes JSON, so an event always shows a line item exactly as the
+// API would.
 package canopy
 
 import (
 	"encoding/json"
 	"time"
+
+	"github.com/payrail/payrail/internal/store"
 )
 
 // TimeFormat is RFC 3339 in UTC with PostgreSQL's microsecond precision.
@@ -16,10 +20,7 @@ const TimeFormat = "2006-01-02T15:04:05.999999Z07:00"
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeFormat) }
 
 // ExternalField relates a payrail record to an entity in another system.
-type ExternalField struct {
-	Key   string `json:"key"`
-	Value string `json:"value"`
-}
+type ExternalField = store.ExternalField
 
 // LineItem is a line item as the API shows it.
 type LineItem struct {
@@ -47,7 +48,8 @@ type Overview struct {
 }
 
 // Summary is line_item_summary. payrail keeps no interest engine, so
-// balances follow the amount and the interest buckets are zero (SPEC §2).
+// balances follow the amount and the interest buckets are zero
+// (docs/api.md).
 type Summary struct {
 	OriginalAmountCents          int64 `json:"original_amount_cents"`
 	BalanceCents                 int64 `json:"balance_cents"`

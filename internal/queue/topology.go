@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -46,11 +47,29 @@ func (t Topology) JobsStream() string { return t.Jobs }
 // EventsStream is the events stream's name.
 func (t Topology) EventsStream() string { return t.Events }
 
-// Subject maps an outbox row's logical subject to the deployment's.
+// The subject grammar, declared here only. Outbox rows carry logical
+// subjects (without the root), so a row written under one deployment's
+// configuration means the same under another's.
+const (
+	jobsPrefix   = "jobs."
+	eventsPrefix = "events.line_item."
+)
+
+// JobSubject is the logical subject of a processor's jobs.
+func JobSubject(processor string) string { return jobsPrefix + processor }
+
+// EventSubject is the logical subject of the events of line items in
+// status (lower-cased).
+func EventSubject(status string) string { return eventsPrefix + strings.ToLower(status) }
+
+// Subject maps a logical subject to the deployment's.
 func (t Topology) Subject(logical string) string { return t.SubjectRoot + "." + logical }
 
 // JobSubject is the subject of a processor's jobs.
-func (t Topology) JobSubject(processor string) string { return t.Subject("jobs." + processor) }
+func (t Topology) JobSubject(processor string) string { return t.Subject(JobSubject(processor)) }
+
+// EventSubject is the subject of the events of line items in status.
+func (t Topology) EventSubject(status string) string { return t.Subject(EventSubject(status)) }
 
 // EventSubjects matches every event.
 func (t Topology) EventSubjects() string { return t.Subject("events.>") }
@@ -68,7 +87,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 	streams := []jetstream.StreamConfig{{
 		Name:        t.JobsStream(),
 		Description: "payrail payment jobs, one subject per processor; removed once a worker acknowledges",
-		Subjects:    []string{t.Subject("jobs.>")},
+		Subjects:    []string{t.Subject(jobsPrefix + ">")},
 		Retention:   jetstream.WorkQueuePolicy,
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(t.Replicas, 1),

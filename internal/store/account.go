@@ -7,19 +7,14 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/payrail/payrail/internal/canopy"
-)
-
-// Payment processor names (SPEC §2).
-const (
-	ProcessorNone         = "NONE"
-	ProcessorCanopyNACHA  = "CANOPY_NACHA"
-	ProcessorAuthorizeNet = "AUTHORIZE_NET"
 )
 
 // ExternalField relates a payrail record to an entity in another system.
-type ExternalField = canopy.ExternalField
+// It is stored as JSON, in the API's shape.
+type ExternalField struct {
+	Key   string `json:"key"`
+	Value string `json:"value"`
+}
 
 // Account is a customer account that line items belong to.
 type Account struct {
@@ -163,7 +158,8 @@ func (s *Store) PutProcessorConfig(ctx context.Context, orgID, accountID string,
 func (s *Store) putProcessorConfig(ctx context.Context, tx pgx.Tx, orgID, accountID string, cfg ProcessorConfig) error {
 	var sealed []byte
 	var lastFour string
-	if cfg.ACH.Processor == ProcessorCanopyNACHA {
+	// Only a bank account the ACH processor uses is stored (sealed).
+	if cfg.ACH.AccountNumber != "" {
 		var err error
 		sealed, err = s.ring.Seal([]byte(cfg.ACH.AccountNumber), accountNumberContext(orgID, accountID))
 		if err != nil {
@@ -205,11 +201,12 @@ func LastFour(s string) string {
 	return s[len(s)-4:]
 }
 
-func nonNil(f []ExternalField) []ExternalField {
-	if f == nil {
-		return []ExternalField{}
+// nonNil gives pgx an empty array rather than NULL.
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
 	}
-	return f
+	return s
 }
 
 // PaymentMethods returns the account with its processor configuration,

@@ -4,28 +4,28 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 )
 
-// Attempt statuses (see schema/002_pipeline.sql).
-const (
-	AttemptQueued            = "queued"
-	AttemptProcessing        = "processing"
-	AttemptHeld              = "held"
-	AttemptPendingSettlement = "pending_settlement"
-	AttemptSucceeded         = "succeeded"
-	AttemptDeclined          = "declined"
-	AttemptFailed            = "failed"
-	AttemptDead              = "dead"
-	AttemptReturned          = "returned"
-)
+// AttemptStatus is where a payment's execution by its processor stands
+// (schema/002_pipeline.sql); the payments package decides its changes.
+type AttemptStatus string
 
-// AttemptOpen reports whether a worker may still act on an attempt in this
-// status: a delivery of a job whose attempt is anything else is a
-// duplicate and is acknowledged without calling the processor.
-func AttemptOpen(status string) bool { return status == AttemptQueued || status == AttemptProcessing }
+// Attempt statuses.
+const (
+	AttemptQueued            AttemptStatus = "queued"
+	AttemptProcessing        AttemptStatus = "processing"
+	AttemptHeld              AttemptStatus = "held"
+	AttemptPendingSettlement AttemptStatus = "pending_settlement"
+	AttemptSucceeded         AttemptStatus = "succeeded"
+	AttemptDeclined          AttemptStatus = "declined"
+	AttemptFailed            AttemptStatus = "failed"
+	AttemptDead              AttemptStatus = "dead"
+	AttemptReturned          AttemptStatus = "returned"
+)
 
 // ErrAttemptClosed: the attempt already has a result; nothing was changed.
 var ErrAttemptClosed = errors.New("store: attempt already has a result")
@@ -35,7 +35,7 @@ type Attempt struct {
 	AttemptID          string
 	Processor          string
 	PaymentType        string
-	Status             string
+	Status             AttemptStatus
 	Deliveries         int
 	TransactionID      string
 	ResultCode         string
@@ -74,7 +74,7 @@ func (a *attemptScan) attempt() *Attempt {
 		}
 		return *p
 	}
-	out := &Attempt{AttemptID: *a.id, Processor: s(a.processor), PaymentType: s(a.paymentType), Status: s(a.status),
+	out := &Attempt{AttemptID: *a.id, Processor: s(a.processor), PaymentType: s(a.paymentType), Status: AttemptStatus(s(a.status)),
 		TransactionID: s(a.txID), ResultCode: s(a.code), ResultMessage: s(a.message), InstrumentKind: s(a.kind),
 		InstrumentBrand: s(a.brand), InstrumentLastFour: s(a.lastFour), NachaFileID: s(a.fileID), TraceNumber: s(a.trace)}
 	if a.deliveries != nil {
@@ -100,11 +100,11 @@ type NewPayment struct {
 
 // CreatePayment writes, in one transaction, the PENDING line item with its
 // transition, the attempt, the job's outbox row and the creation event
-// (SPEC §4: no dual writes). Replays and conflicts behave as in
-// CreateLineItem; a replay writes and publishes nothing.
+// (docs/pipeline.md: no dual writes). Replays and conflicts behave as in
+// CreateLineItem; a replay writes and publishes nothing. The job's subject
+// is the caller's.
 func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) (LineItem, bool, error) {
 	in.LineItem.Status = StatusPending
-	in.Job.Subject = JobSubject(in.LineItem.Processor)
 	return s.createLineItem(ctx, orgID, in.LineItem, func(tx pgx.Tx, li *LineItem, emit func(...OutboxMessage)) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
@@ -117,12 +117,7 @@ func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) 
 		li.Attempt = &Attempt{AttemptID: in.AttemptID, Processor: in.LineItem.Processor, PaymentType: in.PaymentType,
 			Status: AttemptQueued, InstrumentKind: in.InstrumentKind, InstrumentBrand: in.InstrumentBrand,
 			InstrumentLastFour: in.InstrumentLastFour}
-		job := []OutboxMessage{in.Job}
-		if err := insertOutbox(ctx, tx, s.fastPath != nil, job); err != nil {
-			return err
-		}
-		emit(job[0])
-		return nil
+		return s.insertOutbox(ctx, tx, emit, in.Job)
 	})
 }
 
@@ -148,7 +143,7 @@ var ErrAttemptLeased = errors.New("store: another delivery of the attempt may st
 // and must come back later instead of calling the processor a second
 // time. A delivery whose worker died is redelivered only after AckWait and
 // its lease runs out at most lease after it began.
-func (s *Store) BeginDelivery(ctx context.Context, ref AttemptRef, delivery int, lease time.Duration) (before string, err error) {
+func (s *Store) BeginDelivery(ctx context.Context, ref AttemptRef, delivery int, lease time.Duration) (before AttemptStatus, err error) {
 	var leased bool
 	err = s.pool.QueryRow(ctx, `
 		WITH o AS (
@@ -192,11 +187,14 @@ func (s *Store) RecordRetry(ctx context.Context, ref AttemptRef, code, message s
 // AttemptResult is what a processor made of an attempt.
 type AttemptResult struct {
 	AttemptRef
+	// From lists the statuses the attempt may be in for the result to
+	// apply; in any other it is left alone (ErrAttemptClosed).
+	From []AttemptStatus
 	// Status is the attempt's new status: held, pending_settlement,
 	// succeeded, declined, failed or dead.
-	Status string
+	Status AttemptStatus
 	// LineItemStatus is the line item's new status; "" leaves it.
-	LineItemStatus     string
+	LineItemStatus     Status
 	TransactionID      string
 	ResultCode         string
 	ResultMessage      string
@@ -211,12 +209,14 @@ type AttemptResult struct {
 // attempt's status and result, the line item's status change with its
 // transition and event, and the removal of the job's sealed payment
 // details from the outbox once no further delivery needs them. An attempt
-// that already has a final result is left alone (ErrAttemptClosed), so a
-// duplicate delivery can never apply a second result.
+// in none of r.From is left alone (ErrAttemptClosed), so a duplicate
+// delivery can never apply a second result.
 func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem, error) {
 	var out LineItem
 	err := s.writeTx(ctx, func(tx pgx.Tx, emit func(...OutboxMessage)) error {
-		var accountID, lineItemID, status, liStatus, jobMsgID string
+		var accountID, lineItemID, jobMsgID string
+		var status AttemptStatus
+		var liStatus Status
 		var amount int64
 		err := tx.QueryRow(ctx, `
 			SELECT pa.account_id, pa.line_item_id, pa.status, pa.job_msg_id, li.status, li.original_amount_cents
@@ -231,7 +231,7 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 		if err != nil {
 			return err
 		}
-		if !AttemptOpen(status) && status != AttemptHeld {
+		if !slices.Contains(r.From, status) {
 			return ErrAttemptClosed
 		}
 		batch := &pgx.Batch{}
@@ -262,16 +262,8 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 			if out, err = s.lineItemTx(ctx, tx, r.OrgID, accountID, lineItemID); err != nil {
 				return err
 			}
-			ev, err := statusEvent(out, liStatus, r.Actor, r.Reason, time.Now().UTC())
-			if err != nil {
-				return err
-			}
-			evs := []OutboxMessage{ev}
-			if err := insertOutbox(ctx, tx, s.fastPath != nil, evs); err != nil {
-				return err
-			}
-			emit(evs...)
-			return nil
+			return s.announce(ctx, tx, emit, Change{LineItem: out, From: liStatus, Actor: r.Actor, Reason: r.Reason,
+				At: time.Now().UTC()})
 		}
 		out, err = s.transition(ctx, tx, emit, r.OrgID, accountID, lineItemID, to, amount, liStatus, r.Actor, r.Reason)
 		return err
@@ -294,7 +286,7 @@ func (s *Store) lineItemTx(ctx context.Context, tx pgx.Tx, orgID, accountID, lin
 type StaleAttempt struct {
 	AttemptRef
 	Processor     string
-	Status        string
+	Status        AttemptStatus
 	Deliveries    int
 	JobMsgID      string
 	AccountID     string
@@ -310,7 +302,7 @@ type StaleAttempt struct {
 // for longer than idle, oldest first: held attempts to poll, and
 // processing attempts whose last delivery died with its worker after the
 // stream stopped redelivering (deliveries ≥ minDeliveries).
-func (s *Store) StaleAttempts(ctx context.Context, status string, idle time.Duration, minDeliveries, limit int) ([]StaleAttempt, error) {
+func (s *Store) StaleAttempts(ctx context.Context, status AttemptStatus, idle time.Duration, minDeliveries, limit int) ([]StaleAttempt, error) {
 	rows, err := s.pool.Query(ctx, `
 		SELECT pa.org_id, pa.attempt_id, pa.processor, pa.status, pa.deliveries, pa.job_msg_id, pa.account_id,
 		       pa.line_item_id, li.original_amount_cents, pa.payment_type, COALESCE(pa.transaction_id, ''),

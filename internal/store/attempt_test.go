@@ -2,8 +2,10 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +15,22 @@ import (
 var env *testenv.Env
 
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, "store", &env)) }
+
+// plainEvents stands in for package canopy (which imports the store) in
+// the store's own tests: an event names its line item, attempt and
+// statuses, on the subject and header canopy uses.
+type plainEvents struct{}
+
+func (plainEvents) Event(c Change) (OutboxMessage, error) {
+	li := c.LineItem
+	fields := map[string]string{"line_item_id": li.LineItemID, "from": string(c.From), "status": string(li.Status)}
+	if li.Attempt != nil {
+		fields["attempt_id"] = li.Attempt.AttemptID
+	}
+	body, err := json.Marshal(fields)
+	return OutboxMessage{MsgID: NewID("evt_"), Subject: "events.line_item." + strings.ToLower(string(li.Status)),
+		Headers: map[string]string{"Payrail-Line-Item-Id": li.LineItemID}, Payload: body}, err
+}
 
 // newPayment stores a PENDING payment with its attempt and returns the
 // attempt's reference.
@@ -29,7 +47,7 @@ func newPayment(t *testing.T, st *Store) (AttemptRef, LineItem) {
 	attempt := NewID("att_")
 	li, created, err := st.CreatePayment(ctx, org, NewPayment{
 		LineItem: NewLineItem{AccountID: "a1", LineItemID: "li1", Type: TypePayment, AmountCents: 500,
-			Origin: "guest_payment", Processor: ProcessorAuthorizeNet, RequestHash: []byte("r"), ClientID: "c"},
+			Origin: "guest_payment", Processor: "AUTHORIZE_NET", RequestHash: []byte("r"), ClientID: "c"},
 		AttemptID: attempt, PaymentType: "DEBIT",
 		Job: OutboxMessage{MsgID: "job_" + attempt, Payload: []byte("sealed")},
 	})
@@ -42,7 +60,7 @@ func newPayment(t *testing.T, st *Store) (AttemptRef, LineItem) {
 // A second delivery inside the first one's lease is refused; after the
 // lease, or once the attempt is finished, it is not.
 func TestBeginDeliveryLease(t *testing.T) {
-	st := New(env.Pool, env.Ring)
+	st := New(env.Pool, env.Ring, plainEvents{})
 	ctx := context.Background()
 	ref, _ := newPayment(t, st)
 
@@ -63,7 +81,7 @@ func TestBeginDeliveryLease(t *testing.T) {
 	if before, err := st.BeginDelivery(ctx, ref, 2, 0); err != nil || before != AttemptProcessing {
 		t.Fatalf("second delivery after the lease: %q, %v", before, err)
 	}
-	if _, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: ref, Status: AttemptSucceeded,
+	if _, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptSucceeded,
 		LineItemStatus: StatusValid, Actor: "test", Reason: "approved"}); err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +89,7 @@ func TestBeginDeliveryLease(t *testing.T) {
 	if before, err := st.BeginDelivery(ctx, ref, 3, time.Minute); err != nil || before != AttemptSucceeded {
 		t.Fatalf("delivery of a finished attempt: %q, %v", before, err)
 	}
-	if _, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: ref, Status: AttemptDeclined,
+	if _, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptDeclined,
 		LineItemStatus: StatusDeclined, Actor: "test", Reason: "late"}); !errors.Is(err, ErrAttemptClosed) {
 		t.Fatalf("second result: err = %v, want ErrAttemptClosed", err)
 	}
@@ -80,13 +98,13 @@ func TestBeginDeliveryLease(t *testing.T) {
 // CompleteAttempt moves the line item, records the transition, writes the
 // event and drops the job's sealed details, all in one transaction.
 func TestCompleteAttemptWritesTransitionEventAndPurgesJob(t *testing.T) {
-	st := New(env.Pool, env.Ring)
+	st := New(env.Pool, env.Ring, plainEvents{})
 	ctx := context.Background()
 	ref, li := newPayment(t, st)
 	if _, err := st.BeginDelivery(ctx, ref, 1, time.Minute); err != nil {
 		t.Fatal(err)
 	}
-	out, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: ref, Status: AttemptDeclined, LineItemStatus: StatusDeclined,
+	out, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptDeclined, LineItemStatus: StatusDeclined,
 		TransactionID: "t1", ResultCode: "2", ResultMessage: "declined", InstrumentKind: "card", InstrumentBrand: "Visa",
 		InstrumentLastFour: "1111", Actor: "worker:AUTHORIZE_NET", Reason: "processor outcome declined"})
 	if err != nil {
@@ -115,3 +133,6 @@ func TestCompleteAttemptWritesTransitionEventAndPurgesJob(t *testing.T) {
 			transitions, events, payload)
 	}
 }
+
+// resultFrom is where a worker's result may apply (package payments).
+var resultFrom = []AttemptStatus{AttemptQueued, AttemptProcessing, AttemptHeld}

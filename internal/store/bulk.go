@@ -24,7 +24,7 @@ type BulkChange struct {
 	Items []BulkItem
 	// From and To move every line item From → To; To "" leaves the status
 	// (an attempt-only change). A line item not in From fails the change.
-	From, To string
+	From, To Status
 	// OnlyNewFile skips items whose attempt already carries the patch's
 	// NachaFileID and TraceNumber, so a repeated call is a no-op.
 	OnlyNewFile bool
@@ -48,7 +48,7 @@ func (s *Store) ApplyBulkTx(ctx context.Context, tx pgx.Tx, c BulkChange) (int, 
 		orgs[i], accounts[i], lineItems[i], attempts[i] = it.OrgID, it.AccountID, it.LineItemID, it.AttemptID
 		p := it.Attempt
 		statuses[i], txIDs[i], codes[i], messages[i], files[i], traces[i] =
-			p.Status, p.TransactionID, p.ResultCode, p.ResultMessage, p.NachaFileID, p.TraceNumber
+			string(p.Status), p.TransactionID, p.ResultCode, p.ResultMessage, p.NachaFileID, p.TraceNumber
 	}
 	at := c.At.UTC()
 	if c.At.IsZero() {
@@ -145,20 +145,13 @@ func (s *Store) ApplyBulkTx(ctx context.Context, tx pgx.Tx, c BulkChange) (int, 
 	if err != nil {
 		return 0, fmt.Errorf("store: read %d line items: %w", len(lineItems), err)
 	}
-	events := make([]OutboxMessage, 0, len(items))
-	for _, li := range items {
+	changes := make([]Change, len(items))
+	for i, li := range items {
 		from := li.Status
 		if c.To != "" {
 			from = c.From
 		}
-		ev, err := statusEvent(li, from, c.Actor, c.Reason, at)
-		if err != nil {
-			return 0, err
-		}
-		events = append(events, ev)
+		changes[i] = Change{LineItem: li, From: from, Actor: c.Actor, Reason: c.Reason, At: at}
 	}
-	if err := insertOutbox(ctx, tx, false, events); err != nil {
-		return 0, err
-	}
-	return len(items), nil
+	return len(items), s.announce(ctx, tx, nil, changes...)
 }

@@ -22,14 +22,14 @@ type Transition struct {
 	OrgID      string
 	AccountID  string
 	LineItemID string
-	From, To   string
+	From, To   Status
 	Actor      string
 	Reason     string
 }
 
 // TransitionTx applies t inside tx.
 func (s *Store) TransitionTx(ctx context.Context, tx pgx.Tx, t Transition) (LineItem, error) {
-	var cur string
+	var cur Status
 	var amount int64
 	err := tx.QueryRow(ctx, `SELECT status, original_amount_cents FROM line_items
 		WHERE org_id = $1 AND account_id = $2 AND line_item_id = $3 FOR UPDATE`,
@@ -41,7 +41,7 @@ func (s *Store) TransitionTx(ctx context.Context, tx pgx.Tx, t Transition) (Line
 		return LineItem{}, fmt.Errorf("store: lock line item %s: %w", t.LineItemID, err)
 	}
 	if cur != t.From {
-		return LineItem{}, &TransitionError{From: cur, To: t.To, Reason: "expected " + t.From}
+		return LineItem{}, &TransitionError{From: cur, To: t.To, Reason: "expected " + string(t.From)}
 	}
 	return s.transition(ctx, tx, nil, t.OrgID, t.AccountID, t.LineItemID, t.To, amount, cur, t.Actor, t.Reason)
 }
@@ -49,7 +49,7 @@ func (s *Store) TransitionTx(ctx context.Context, tx pgx.Tx, t Transition) (Line
 // AttemptPatch changes an attempt's processing details; empty fields are
 // left as they are.
 type AttemptPatch struct {
-	Status        string
+	Status        AttemptStatus
 	TransactionID string
 	ResultCode    string
 	ResultMessage string
@@ -90,11 +90,7 @@ func (s *Store) AnnounceTx(ctx context.Context, tx pgx.Tx, orgID, accountID, lin
 	if err != nil {
 		return fmt.Errorf("store: read line item %s: %w", lineItemID, err)
 	}
-	ev, err := statusEvent(li, li.Status, actor, reason, time.Now().UTC())
-	if err != nil {
-		return err
-	}
-	return insertOutbox(ctx, tx, false, []OutboxMessage{ev})
+	return s.announce(ctx, tx, nil, Change{LineItem: li, From: li.Status, Actor: actor, Reason: reason, At: time.Now().UTC()})
 }
 
 // Reversal is a PAYMENT_REVERSAL line item that undoes a settled payment.
@@ -129,11 +125,7 @@ func (s *Store) CreateReversalTx(ctx context.Context, tx pgx.Tx, r Reversal) (Li
 		return LineItem{}, false, fmt.Errorf("store: link reversal %s: %w", r.LineItemID, err)
 	}
 	li.RelatedLineItemID = r.ReversedLineItem
-	ev, err := statusEvent(li, "", r.Actor, r.Reason, now)
-	if err != nil {
-		return LineItem{}, false, err
-	}
-	return li, true, insertOutbox(ctx, tx, false, []OutboxMessage{ev})
+	return li, true, s.announce(ctx, tx, nil, Change{LineItem: li, Actor: r.Actor, Reason: r.Reason, At: now})
 }
 
 // BankCorrection is a notification of change to an account's stored bank
@@ -152,18 +144,19 @@ type BankCorrection struct {
 // guest payment's bank account is not the stored one). It reports whether
 // anything changed.
 func (s *Store) CorrectBankDetailsTx(ctx context.Context, tx pgx.Tx, c BankCorrection) (bool, error) {
-	var processor, routing string
+	var routing string
 	var sealed []byte
-	err := tx.QueryRow(ctx, `SELECT ach_processor, COALESCE(ach_routing_number, ''), ach_account_number_enc
+	err := tx.QueryRow(ctx, `SELECT COALESCE(ach_routing_number, ''), ach_account_number_enc
 		FROM account_processor_configs WHERE org_id = $1 AND account_id = $2 FOR UPDATE`,
-		c.OrgID, c.AccountID).Scan(&processor, &routing, &sealed)
+		c.OrgID, c.AccountID).Scan(&routing, &sealed)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("store: lock bank details of account %s: %w", c.AccountID, err)
 	}
-	if processor != ProcessorCanopyNACHA || sealed == nil || routing != c.OriginalRoutingNumber {
+	// An account without a sealed number has no ACH processor configured.
+	if sealed == nil || routing != c.OriginalRoutingNumber {
 		return false, nil
 	}
 	clear, err := s.ring.Open(sealed, accountNumberContext(c.OrgID, c.AccountID))

@@ -11,17 +11,22 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Line item statuses (Canopy's enum; SPEC §3 says which are final).
+// Status is a line item's line_item_status, Canopy's enum. Which changes
+// are allowed is the payments package's business (docs/states.md); the
+// store records them.
+type Status string
+
+// Line item statuses.
 const (
-	StatusValid      = "VALID"
-	StatusInvalid    = "INVALID"
-	StatusPending    = "PENDING"
-	StatusAuthorized = "AUTHORIZED"
-	StatusDeclined   = "DECLINED"
-	StatusVoid       = "VOID"
-	StatusPosted     = "POSTED"
-	StatusOffset     = "OFFSET"
-	StatusReversed   = "REVERSED"
+	StatusValid      Status = "VALID"
+	StatusInvalid    Status = "INVALID"
+	StatusPending    Status = "PENDING"
+	StatusAuthorized Status = "AUTHORIZED"
+	StatusDeclined   Status = "DECLINED"
+	StatusVoid       Status = "VOID"
+	StatusPosted     Status = "POSTED"
+	StatusOffset     Status = "OFFSET"
+	StatusReversed   Status = "REVERSED"
 )
 
 // Line item types payrail creates.
@@ -31,22 +36,13 @@ const (
 	TypePaymentReversal = "PAYMENT_REVERSAL"
 )
 
-// Final reports whether a status can never change again.
-func Final(status string) bool {
-	switch status {
-	case StatusDeclined, StatusInvalid, StatusVoid, StatusReversed:
-		return true
-	}
-	return false
-}
-
 // LineItem is one entry of an account's ledger.
 type LineItem struct {
 	AccountID              string
 	LineItemID             string
 	ProductID              string
 	Type                   string
-	Status                 string
+	Status                 Status
 	Description            string
 	AmountCents            int64
 	EffectiveAt            time.Time
@@ -70,7 +66,7 @@ type NewLineItem struct {
 	AccountID              string
 	LineItemID             string
 	Type                   string
-	Status                 string
+	Status                 Status
 	Description            string
 	AmountCents            int64
 	EffectiveAt            time.Time // zero: the creation time
@@ -177,17 +173,7 @@ func (s *Store) createLineItem(ctx context.Context, orgID string, in NewLineItem
 				return err
 			}
 		}
-		ev, err := statusEvent(li, "", in.ClientID, "created via "+in.Origin, now)
-		if err != nil {
-			return err
-		}
-		// Insert first: the fast path marks rows by the id the insert fills in.
-		evs := []OutboxMessage{ev}
-		if err := insertOutbox(ctx, tx, s.fastPath != nil, evs); err != nil {
-			return err
-		}
-		emit(evs...)
-		return nil
+		return s.announce(ctx, tx, emit, Change{LineItem: li, Actor: in.ClientID, Reason: "created via " + in.Origin, At: now})
 	})
 	if err == nil {
 		return li, true, nil
@@ -252,7 +238,7 @@ func (s *Store) LineItem(ctx context.Context, orgID, accountID, lineItemID strin
 
 // ListQuery selects a page of an account's ledger, newest first.
 type ListQuery struct {
-	Statuses      []string // empty: any
+	Statuses      []Status // empty: any
 	Types         []string // empty: any
 	StartingAfter int64    // seq cursor: items older than it
 	EndingBefore  int64    // seq cursor: items newer than it
@@ -276,7 +262,7 @@ func (s *Store) ListLineItems(ctx context.Context, orgID, accountID string, q Li
 		    AND ($5::bigint = 0 OR li.seq < $5)
 		    AND ($6::bigint = 0 OR li.seq > $6)
 		  ORDER BY li.seq `+order+` LIMIT $7`,
-		orgID, accountID, nonNilStrings(q.Statuses), nonNilStrings(q.Types), q.StartingAfter, q.EndingBefore, q.Limit+1)
+		orgID, accountID, nonNil(q.Statuses), nonNil(q.Types), q.StartingAfter, q.EndingBefore, q.Limit+1)
 	br := s.pool.SendBatch(ctx, batch)
 	defer br.Close()
 
@@ -308,14 +294,17 @@ func (s *Store) ListLineItems(ctx context.Context, orgID, accountID string, q Li
 // LineItemUpdate is a requested change to a line item. Nil fields are left
 // as they are.
 type LineItemUpdate struct {
-	Status      *string
+	Status      *Status
 	AmountCents *int64
 	Actor       string
 	Reason      string
+	// Check judges the change against the line item as it is, under its
+	// row lock: a non-nil error (a *TransitionError) refuses it.
+	Check func(cur LineItem, to Status, amountCents int64) error
 }
 
-// UpdateLineItem applies SPEC §3's rules, records the transition and
-// emits its event. A refused change is a *TransitionError; repeating an
+// UpdateLineItem applies u if u.Check allows it, records the transition
+// and emits its event. A refused change is Check's error; repeating an
 // applied change is a no-op that returns the line item.
 func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID string, u LineItemUpdate) (LineItem, error) {
 	var out LineItem
@@ -340,8 +329,10 @@ func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID
 			out = cur
 			return nil
 		}
-		if err := checkEdit(cur, to, amount); err != nil {
-			return err
+		if u.Check != nil {
+			if err := u.Check(cur, to, amount); err != nil {
+				return err
+			}
 		}
 		out, err = s.transition(ctx, tx, emit, orgID, accountID, lineItemID, to, amount, cur.Status, u.Actor, u.Reason)
 		return err
@@ -362,7 +353,7 @@ func (s *Store) UpdateLineItem(ctx context.Context, orgID, accountID, lineItemID
 // caller's own transaction) leaves it to the relay, which the NOTIFY
 // written with it wakes on commit.
 func (s *Store) transition(ctx context.Context, tx pgx.Tx, emit func(...OutboxMessage),
-	orgID, accountID, lineItemID, to string, amount int64, from, actor, reason string) (LineItem, error) {
+	orgID, accountID, lineItemID string, to Status, amount int64, from Status, actor, reason string) (LineItem, error) {
 	now := time.Now().UTC()
 	li, err := scanLineItem(tx.QueryRow(ctx, `
 		WITH li AS (
@@ -385,34 +376,7 @@ func (s *Store) transition(ctx context.Context, tx pgx.Tx, emit func(...OutboxMe
 	if from == to {
 		return li, nil // an amount-only edit is not a status event
 	}
-	ev, err := statusEvent(li, from, actor, reason, now)
-	if err != nil {
-		return LineItem{}, err
-	}
-	evs := []OutboxMessage{ev}
-	if emit == nil {
-		return li, insertOutbox(ctx, tx, false, evs)
-	}
-	// Insert first: the fast path marks rows by the id the insert fills in.
-	if err := insertOutbox(ctx, tx, s.fastPath != nil, evs); err != nil {
-		return LineItem{}, err
-	}
-	emit(evs...)
-	return li, nil
-}
-
-// checkEdit enforces the state rules of a manual edit (SPEC §3).
-func checkEdit(cur LineItem, to string, amount int64) error {
-	refuse := func(reason string) error { return &TransitionError{From: cur.Status, To: to, Reason: reason} }
-	switch {
-	case Final(cur.Status):
-		return refuse(cur.Status + " is a final state")
-	case cur.Processor != "" && cur.Status == StatusPending:
-		return refuse("the payment's execution by " + cur.Processor + " is in flight")
-	case cur.Processor != "" && amount != cur.AmountCents:
-		return refuse("the amount of a payment executed by " + cur.Processor + " cannot change")
-	}
-	return nil
+	return li, s.announce(ctx, tx, emit, Change{LineItem: li, From: from, Actor: actor, Reason: reason, At: now})
 }
 
 func nullJSON(raw json.RawMessage) any {
@@ -420,11 +384,4 @@ func nullJSON(raw json.RawMessage) any {
 		return nil
 	}
 	return raw
-}
-
-func nonNilStrings(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }

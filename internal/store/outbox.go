@@ -2,14 +2,10 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/payrail/payrail/internal/canopy"
 )
 
 // OutboxMessage is one row of the transactional outbox: a job or an event
@@ -45,23 +41,32 @@ type FastPath interface {
 	Enqueue(msgs []OutboxMessage)
 }
 
-// Logical subjects.
-const (
-	jobSubjectPrefix   = "jobs."
-	eventSubjectPrefix = "events.line_item."
-	// outboxChannel is NOTIFYed when rows are written that no fast path
-	// will publish, so a relay publishes them without polling.
-	outboxChannel = "payrail_outbox"
-)
-
-// JobSubject is the logical subject of a processor's jobs.
-func JobSubject(processor string) string { return jobSubjectPrefix + processor }
-
-// EventSubject is the logical subject of a line item status event.
-func EventSubject(status string) string { return eventSubjectPrefix + strings.ToLower(status) }
+// outboxChannel is NOTIFYed when rows are written that no fast path will
+// publish, so a relay publishes them without polling.
+const outboxChannel = "payrail_outbox"
 
 // OutboxChannel is the LISTEN/NOTIFY channel that wakes relays.
 func OutboxChannel() string { return outboxChannel }
+
+// Change is one change of a line item that the store announces with an
+// event, in the transaction that makes it.
+type Change struct {
+	LineItem LineItem // as it is after the change
+	// From is the status before the change: "" when the line item was
+	// created, LineItem.Status when only its processing moved on (staged,
+	// held, dropped in a NACHA file).
+	From   Status
+	Actor  string
+	Reason string
+	At     time.Time
+}
+
+// Events turns a change into the outbox event that announces it. The
+// event's wire shape and subject are not the store's business: package
+// canopy implements this.
+type Events interface {
+	Event(c Change) (OutboxMessage, error)
+}
 
 // insertOutbox writes msgs in tx and fills in their ids.
 func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMessage) error {
@@ -87,28 +92,37 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMe
 	return nil
 }
 
-// statusEvent builds the outbox event for a transition of li.
-func statusEvent(li LineItem, from string, actor, reason string, at time.Time) (OutboxMessage, error) {
-	id := NewID("evt_")
-	// An event whose status did not change tells of the payment's
-	// processing instead (staged, held, dropped in a NACHA file).
-	typ := "line_item.status_changed"
-	if from == li.Status {
-		typ = "line_item.processing_updated"
+// announce writes the event of c inside tx. With emit (a transaction the
+// store commits itself) the row is handed to the fast path after commit;
+// without it (a caller's transaction, whose commit the store cannot see)
+// the NOTIFY written with it wakes a relay on commit.
+func (s *Store) announce(ctx context.Context, tx pgx.Tx, emit func(...OutboxMessage), changes ...Change) error {
+	if len(changes) == 0 {
+		return nil
 	}
-	ev := canopy.Event{
-		EventID: id, Type: typ, At: canopy.FormatTime(at),
-		Status: li.Status, Actor: actor, Reason: reason, LineItem: li.Canopy(),
+	msgs := make([]OutboxMessage, len(changes))
+	for i, c := range changes {
+		m, err := s.events.Event(c)
+		if err != nil {
+			return fmt.Errorf("event for line item %s: %w", c.LineItem.LineItemID, err)
+		}
+		msgs[i] = m
 	}
-	if from != "" {
-		ev.PreviousStatus = &from
+	return s.insertOutbox(ctx, tx, emit, msgs...)
+}
+
+// insertOutbox writes msgs in tx, fills in their ids, and hands them to
+// emit, as announce does.
+func (s *Store) insertOutbox(ctx context.Context, tx pgx.Tx, emit func(...OutboxMessage), msgs ...OutboxMessage) error {
+	fastPath := emit != nil && s.fastPath != nil
+	// Insert first: the fast path marks rows by the id the insert fills in.
+	if err := insertOutbox(ctx, tx, fastPath, msgs); err != nil {
+		return err
 	}
-	body, err := json.Marshal(ev)
-	if err != nil {
-		return OutboxMessage{}, fmt.Errorf("encode event: %w", err)
+	if emit != nil {
+		emit(msgs...)
 	}
-	return OutboxMessage{MsgID: id, Subject: EventSubject(li.Status), Payload: body,
-		Headers: map[string]string{"Payrail-Line-Item-Id": li.LineItemID}}, nil
+	return nil
 }
 
 // writeTx runs fn in a transaction and hands the outbox rows it wrote to

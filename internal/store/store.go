@@ -32,7 +32,7 @@ var (
 
 // TransitionError explains why a line item change was refused.
 type TransitionError struct {
-	From, To string
+	From, To Status
 	Reason   string
 }
 
@@ -45,12 +45,14 @@ func (e *TransitionError) Error() string {
 type Store struct {
 	pool     *pgxpool.Pool
 	ring     *keyring.Ring
+	events   Events
 	fastPath FastPath
 }
 
-// New returns a Store over pool. ring seals bank account numbers at rest.
-func New(pool *pgxpool.Pool, ring *keyring.Ring) *Store {
-	return &Store{pool: pool, ring: ring}
+// New returns a Store over pool. ring seals bank account numbers at rest;
+// events renders the event of every line item change the store records.
+func New(pool *pgxpool.Pool, ring *keyring.Ring, events Events) *Store {
+	return &Store{pool: pool, ring: ring, events: events}
 }
 
 // SetFastPath makes the store hand every outbox row it commits to fp.

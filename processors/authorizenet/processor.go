@@ -12,7 +12,7 @@ import (
 )
 
 // Name is the payment_processor_name this package serves.
-const Name = "AUTHORIZE_NET"
+const Name = processors.AuthorizeNet
 
 // MaxDuplicateWindow is the longest duplicateWindow the API accepts.
 const MaxDuplicateWindow = 8 * time.Hour

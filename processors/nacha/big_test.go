@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/moov-io/ach"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 )
 
@@ -172,7 +173,7 @@ func TestBigCutoff(t *testing.T) {
 	} else if v, err := strconv.Atoi(size); err == nil && v > 1 {
 		n = v
 	}
-	timed := &timedLedger{Ledger: StoreLedger{Store: store.New(env.Pool, env.Ring)}}
+	timed := &timedLedger{Ledger: StoreLedger{Store: store.New(env.Pool, env.Ring, canopy.Events{})}}
 	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{balanced: true, mutate: func(c *Config) { c.Ledger = timed }})
 	start := time.Now()
 	total := seedEntries(t, f, n, ny(t, 2025, 12, 2, 10, 0))

@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
 	"github.com/payrail/payrail/processors"
@@ -96,7 +97,7 @@ func newFixture(t testing.TB, now time.Time, o fixtureOpts) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	f := &fixture{t: t, ctx: ctx, org: o.org, dir: t.TempDir(), ledger: &testLedger{},
-		store: store.New(env.Pool, env.Ring), reg: prometheus.NewRegistry(), accounts: map[string]bool{},
+		store: store.New(env.Pool, env.Ring, canopy.Events{}), reg: prometheus.NewRegistry(), accounts: map[string]bool{},
 		origin: o.origin, destination: o.destination, logs: &syncBuffer{}}
 	if f.org == "" {
 		f.org = testenv.UniqueID("org_")

@@ -28,10 +28,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/processors"
 )
 
 // Name is the payment_processor_name this package serves.
-const Name = "CANOPY_NACHA"
+const Name = processors.CanopyNACHA
 
 // DefaultSettlementDays is how many banking days after the effective entry
 // date an entry without a return is considered settled (SPEC §3).

@@ -11,6 +11,7 @@ import (
 	"github.com/moov-io/ach"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/processors"
 )
 
 // inbound is one entry of a return or NOC file a test builds.
@@ -224,8 +225,8 @@ func TestNOCsCorrectStoredBankDetails(t *testing.T) {
 	config := func(account, routing, number string) {
 		f.ensureAccount(account)
 		if _, err := f.store.PutProcessorConfig(f.ctx, f.org, account, store.ProcessorConfig{
-			ACH: store.ACHConfig{Processor: store.ProcessorCanopyNACHA, RoutingNumber: routing, AccountNumber: number,
-				AccountType: "CHECKING"}, Debit: store.DebitConfig{Processor: store.ProcessorNone}}); err != nil {
+			ACH: store.ACHConfig{Processor: processors.CanopyNACHA, RoutingNumber: routing, AccountNumber: number,
+				AccountType: "CHECKING"}, Debit: store.DebitConfig{Processor: processors.NoProcessor}}); err != nil {
 			t.Fatal(err)
 		}
 	}

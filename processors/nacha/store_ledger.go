@@ -7,6 +7,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
+	"github.com/payrail/payrail/processors"
 )
 
 // StoreLedger is the Ledger over payrail's store: every change goes
@@ -14,6 +16,8 @@ import (
 // transition and write the outbox event in the caller's transaction.
 // Drops and settlements touch thousands of entries, so they use the
 // store's set-based change (a fixed number of round trips per chunk).
+// Where a settlement or return leaves the attempt and line item is
+// package payments' one table of outcomes (payments.Resolve).
 type StoreLedger struct {
 	Store *store.Store
 }
@@ -23,6 +27,16 @@ var _ Ledger = StoreLedger{}
 func bulkItem(ref LineItemRef, patch store.AttemptPatch) store.BulkItem {
 	return store.BulkItem{OrgID: ref.OrgID, AccountID: ref.AccountID, LineItemID: ref.LineItemID, AttemptID: ref.AttemptID,
 		Attempt: patch}
+}
+
+// mustResolve is payments.Resolve for the outcomes a NACHA entry can have,
+// which always resolve.
+func mustResolve(o processors.Outcome) payments.Resolution {
+	r, err := payments.Resolve(o)
+	if err != nil {
+		panic(err)
+	}
+	return r
 }
 
 // EntriesDropped implements Ledger.
@@ -45,23 +59,25 @@ func (l StoreLedger) EntriesSettled(ctx context.Context, tx pgx.Tx, entries []Se
 	if len(entries) == 0 {
 		return nil
 	}
+	settled := mustResolve(processors.Succeeded)
 	items := make([]store.BulkItem, len(entries))
 	for i, e := range entries {
-		items[i] = bulkItem(e.LineItemRef, store.AttemptPatch{Status: store.AttemptSucceeded})
+		items[i] = bulkItem(e.LineItemRef, store.AttemptPatch{Status: settled.Attempt})
 	}
-	_, err := l.Store.ApplyBulkTx(ctx, tx, store.BulkChange{Items: items, From: store.StatusPending, To: store.StatusValid,
+	_, err := l.Store.ApplyBulkTx(ctx, tx, store.BulkChange{Items: items, From: store.StatusPending, To: settled.LineItem,
 		Actor: Name, Reason: "settlement window passed without a return", At: entries[0].SettledAt})
 	return err
 }
 
 // EntryReturned implements Ledger.
 func (l StoreLedger) EntryReturned(ctx context.Context, tx pgx.Tx, r ReturnedEntry) error {
+	returned := mustResolve(processors.Declined)
 	if err := l.Store.PatchAttemptTx(ctx, tx, store.AttemptRef{OrgID: r.OrgID, AttemptID: r.AttemptID},
-		store.AttemptPatch{Status: store.AttemptDeclined, ResultCode: r.ReturnCode, ResultMessage: r.ReturnReason}); err != nil {
+		store.AttemptPatch{Status: returned.Attempt, ResultCode: r.ReturnCode, ResultMessage: r.ReturnReason}); err != nil {
 		return err
 	}
 	_, err := l.Store.TransitionTx(ctx, tx, store.Transition{OrgID: r.OrgID, AccountID: r.AccountID, LineItemID: r.LineItemID,
-		From: store.StatusPending, To: store.StatusDeclined, Actor: Name,
+		From: store.StatusPending, To: returned.LineItem, Actor: Name,
 		Reason: fmt.Sprintf("returned %s: %s", r.ReturnCode, r.ReturnReason)})
 	return err
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 )
 
@@ -13,7 +14,7 @@ import (
 // reversal; every change is an event in the outbox, and a re-run adds
 // none.
 func TestStoreLedgerThroughDropReturnSettlementAndReversal(t *testing.T) {
-	st := store.New(env.Pool, env.Ring)
+	st := store.New(env.Pool, env.Ring, canopy.Events{})
 	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{mutate: func(c *Config) { c.Ledger = StoreLedger{Store: st} }})
 	for _, pm := range []payment{{lineItem: "li_a", amount: 1500}, {lineItem: "li_b", amount: 2500}, {lineItem: "li_c", amount: 3500}} {
 		f.stage(pm)

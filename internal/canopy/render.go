@@ -1,24 +1,24 @@
-package store
+package canopy
 
 import (
 	"encoding/json"
 
-	"github.com/payrail/payrail/internal/canopy"
+	"github.com/payrail/payrail/internal/store"
 )
 
 var jsonNull = json.RawMessage("null")
 
-// Canopy renders the line item as the API shows it.
-func (li LineItem) Canopy() canopy.LineItem {
-	out := canopy.LineItem{
+// Render is the line item as the API shows it.
+func Render(li store.LineItem) LineItem {
+	out := LineItem{
 		AccountID:   li.AccountID,
 		LineItemID:  li.LineItemID,
-		EffectiveAt: canopy.FormatTime(li.EffectiveAt),
-		CreatedAt:   canopy.FormatTime(li.CreatedAt),
-		UpdatedAt:   canopy.FormatTime(li.UpdatedAt),
+		EffectiveAt: FormatTime(li.EffectiveAt),
+		CreatedAt:   FormatTime(li.CreatedAt),
+		UpdatedAt:   FormatTime(li.UpdatedAt),
 		ProductID:   li.ProductID,
-		Overview:    canopy.Overview{Status: li.Status, Type: li.Type, Description: li.Description},
-		Summary: canopy.Summary{
+		Overview:    Overview{Status: string(li.Status), Type: li.Type, Description: li.Description},
+		Summary: Summary{
 			OriginalAmountCents: li.AmountCents,
 			BalanceCents:        li.AmountCents,
 			PrincipalCents:      li.AmountCents,
@@ -29,21 +29,21 @@ func (li LineItem) Canopy() canopy.LineItem {
 		RelatedLineItemID:      li.RelatedLineItemID,
 	}
 	if out.ExternalFields == nil {
-		out.ExternalFields = []canopy.ExternalField{}
+		out.ExternalFields = []ExternalField{}
 	}
 	if li.ValidAt != nil {
-		v := canopy.FormatTime(*li.ValidAt)
+		v := FormatTime(*li.ValidAt)
 		out.ValidAt = &v
 	}
 	if a := li.Attempt; a != nil {
-		pp := &canopy.PaymentProcessing{
-			ProcessorName: a.Processor, AttemptID: a.AttemptID, AttemptStatus: a.Status, Deliveries: a.Deliveries,
+		pp := &PaymentProcessing{
+			ProcessorName: a.Processor, AttemptID: a.AttemptID, AttemptStatus: string(a.Status), Deliveries: a.Deliveries,
 			TransactionID: nonEmpty(a.TransactionID), ResultCode: nonEmpty(a.ResultCode),
 			ResultMessage: nonEmpty(a.ResultMessage), NachaFileID: nonEmpty(a.NachaFileID),
 			TraceNumber: nonEmpty(a.TraceNumber),
 		}
 		if a.InstrumentKind != "" {
-			pp.Instrument = &canopy.Instrument{Kind: a.InstrumentKind, Brand: nonEmpty(a.InstrumentBrand), LastFour: a.InstrumentLastFour}
+			pp.Instrument = &Instrument{Kind: a.InstrumentKind, Brand: nonEmpty(a.InstrumentBrand), LastFour: a.InstrumentLastFour}
 		}
 		out.PaymentProcessing = pp
 	}

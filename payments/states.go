@@ -1,0 +1,57 @@
+package payments
+
+import (
+	"github.com/payrail/payrail/internal/store"
+)
+
+// Final reports whether a line item status can never change again.
+func Final(s store.Status) bool {
+	switch s {
+	case store.StatusDeclined, store.StatusInvalid, store.StatusVoid, store.StatusReversed:
+		return true
+	}
+	return false
+}
+
+// Open reports whether a worker may still act on an attempt in status s:
+// a delivery of a job whose attempt is anything else is a duplicate and is
+// acknowledged without calling the processor.
+func Open(s store.AttemptStatus) bool {
+	return s == store.AttemptQueued || s == store.AttemptProcessing
+}
+
+// openStatuses are the statuses Open accepts, for the store's guards.
+var openStatuses = []store.AttemptStatus{store.AttemptQueued, store.AttemptProcessing}
+
+// resolvable are the statuses in which a processor's answer may still be
+// applied: open attempts, and held ones whose review ends later.
+var resolvable = append([]store.AttemptStatus{store.AttemptHeld}, openStatuses...)
+
+// Decided reports whether the processor has decided a payment, or parked
+// it for later (held for review, staged for settlement): what a client
+// waiting with Prefer: wait is waiting for. A line item that is not a
+// pending executed payment is decided.
+func Decided(li store.LineItem) bool {
+	if li.Status != store.StatusPending || li.Attempt == nil {
+		return true
+	}
+	return !Open(li.Attempt.Status)
+}
+
+// CheckEdit judges a manual change (PUT) of a line item to status to and
+// amount amountCents; the store calls it under the line item's row lock.
+// Final states never change; an executed payment's status is the
+// processor's while its execution is in flight, and its amount never
+// changes.
+func CheckEdit(cur store.LineItem, to store.Status, amountCents int64) error {
+	refuse := func(reason string) error { return &store.TransitionError{From: cur.Status, To: to, Reason: reason} }
+	switch {
+	case Final(cur.Status):
+		return refuse(string(cur.Status) + " is a final state")
+	case cur.Processor != "" && cur.Status == store.StatusPending:
+		return refuse("the payment's execution by " + cur.Processor + " is in flight")
+	case cur.Processor != "" && amountCents != cur.AmountCents:
+		return refuse("the amount of a payment executed by " + cur.Processor + " cannot change")
+	}
+	return nil
+}

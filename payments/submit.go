@@ -1,0 +1,195 @@
+package payments
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/internal/queue"
+	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/processors"
+)
+
+// Service runs the payment use case over the store. It is safe for
+// concurrent use.
+type Service struct {
+	store *store.Store
+	ring  *keyring.Ring
+}
+
+// New returns a Service. ring seals the payment details inside jobs.
+func New(st *store.Store, ring *keyring.Ring) *Service {
+	return &Service{store: st, ring: ring}
+}
+
+// Origins: the route that asks for execution.
+const (
+	// OriginGuestPayment carries its payment method in the request.
+	OriginGuestPayment = "guest_payment"
+	// OriginPaymentTransfer uses the account's stored payment method.
+	OriginPaymentTransfer = "payment_transfer"
+)
+
+// Payment is a payment submitted for execution.
+type Payment struct {
+	OrgID      string
+	AccountID  string
+	LineItemID string // "" generates one
+	Origin     string // OriginGuestPayment or OriginPaymentTransfer
+	// PaymentType is ACH or DEBIT; for a transfer, "" lets the account's
+	// configuration choose (ACH when configured, else the card profile).
+	PaymentType string
+	// Processor, ACH and Card are the guest payment's method.
+	Processor      string
+	ACH            *processors.ACHDetails
+	Card           *processors.CardDetails
+	AmountCents    int64
+	EffectiveAt    time.Time // zero: now
+	ExternalFields []store.ExternalField
+	// RequestHash fingerprints the request for replays; ClientID and
+	// IdempotencyKey scope an Idempotency-Key.
+	RequestHash    []byte
+	ClientID       string
+	IdempotencyKey string
+}
+
+// Outcomes of Submit a caller branches on; store.ErrNotFound (no such
+// account), store.ErrConflict and store.ErrIdempotencyKeyReused pass
+// through.
+var (
+	// ErrHolderNameRequired: an ACH entry needs the account holder's
+	// name, and neither the request nor the account has one.
+	ErrHolderNameRequired = errors.New("payments: an ACH entry needs the account holder's name")
+)
+
+// NoProcessorError: the account has no processor for the payment method.
+type NoProcessorError struct {
+	AccountID   string
+	PaymentType string // "" when the request named none
+}
+
+func (e *NoProcessorError) Error() string {
+	what := "payment processor"
+	if e.PaymentType != "" {
+		what = "processor for " + e.PaymentType
+	}
+	return fmt.Sprintf("account %s has no %s configured", e.AccountID, what)
+}
+
+// Holder name limits of each processor's field: the NACHA individual name,
+// Authorize.Net's billTo first and last name.
+const (
+	maxACHName  = 22
+	maxCardName = 50
+)
+
+// Submit records p as a PENDING payment with its attempt and job in one
+// transaction; after the commit the store's fast path publishes the job.
+// A replay of the same request returns the stored line item with
+// created=false and executes nothing.
+func (s *Service) Submit(ctx context.Context, p Payment, now time.Time) (li store.LineItem, created bool, err error) {
+	acct, err := s.store.PaymentMethods(ctx, p.OrgID, p.AccountID)
+	if err != nil {
+		return store.LineItem{}, false, err
+	}
+	job, err := jobFor(acct, p)
+	if err != nil {
+		return store.LineItem{}, false, err
+	}
+	if p.LineItemID == "" {
+		p.LineItemID = store.NewID("can_")
+	}
+	now = now.UTC()
+	job.OrgID, job.AccountID, job.LineItemID = p.OrgID, p.AccountID, p.LineItemID
+	job.AttemptID, job.AmountCents, job.Origin, job.CreatedAt = store.NewID("att_"), p.AmountCents, p.Origin, now
+	job.EffectiveAt = now
+	if !p.EffectiveAt.IsZero() {
+		job.EffectiveAt = p.EffectiveAt.UTC()
+	}
+	msg, err := s.sealJob(job)
+	if err != nil {
+		return store.LineItem{}, false, err
+	}
+	in := instrumentOf(job)
+	return s.store.CreatePayment(ctx, p.OrgID, store.NewPayment{
+		LineItem: store.NewLineItem{
+			AccountID: p.AccountID, LineItemID: p.LineItemID, Type: store.TypePayment, Description: "Payment against the account",
+			AmountCents: p.AmountCents, EffectiveAt: job.EffectiveAt, ExternalFields: p.ExternalFields,
+			Origin: p.Origin, Processor: job.Processor, RequestHash: p.RequestHash, ClientID: p.ClientID,
+			IdempotencyKey: p.IdempotencyKey,
+		},
+		AttemptID: job.AttemptID, PaymentType: job.PaymentType,
+		InstrumentKind: in.Kind, InstrumentBrand: in.Brand, InstrumentLastFour: in.LastFour, Job: msg,
+	})
+}
+
+// jobFor picks the processor and payment details: from the request for a
+// guest payment, from the account's configuration for a transfer.
+func jobFor(acct store.Account, p Payment) (processors.Job, error) {
+	if p.Origin == OriginGuestPayment {
+		job := processors.Job{Processor: p.Processor, PaymentType: p.PaymentType, ACH: p.ACH, Card: p.Card}
+		if job.ACH != nil && job.ACH.Name == "" {
+			if acct.CustomerName == "" {
+				return job, ErrHolderNameRequired
+			}
+			job.ACH.Name = truncate(acct.CustomerName, maxACHName)
+		}
+		if job.Card != nil && job.Card.Name == "" {
+			job.Card.Name = truncate(acct.CustomerName, maxCardName)
+		}
+		return job, nil
+	}
+	ach, debit := acct.Processors.ACH, acct.Processors.Debit
+	useACH := ach.Processor == processors.CanopyNACHA && p.PaymentType != processors.PaymentTypeDebit
+	useCard := debit.Processor == processors.AuthorizeNet && p.PaymentType != processors.PaymentTypeACH
+	switch {
+	case useACH:
+		if acct.CustomerName == "" {
+			return processors.Job{}, ErrHolderNameRequired
+		}
+		// The account holder's standing authorization: SEC code PPD.
+		return processors.Job{Processor: processors.CanopyNACHA, PaymentType: processors.PaymentTypeACH,
+			ACH: &processors.ACHDetails{RoutingNumber: ach.RoutingNumber, AccountNumber: ach.AccountNumber,
+				AccountType: ach.AccountType, StandardEntryClass: "PPD", Name: truncate(acct.CustomerName, maxACHName)}}, nil
+	case useCard:
+		return processors.Job{Processor: processors.AuthorizeNet, PaymentType: processors.PaymentTypeDebit,
+			Profile: &processors.ProfileDetails{CustomerProfileID: debit.CustomerProfileID,
+				PaymentProfileID: debit.PaymentProfileID}}, nil
+	}
+	return processors.Job{}, &NoProcessorError{AccountID: acct.AccountID, PaymentType: p.PaymentType}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// sealJob builds the job's outbox message. The stored body never holds
+// the CVV; the fast path's body does, sealed, and lives only in memory and
+// in JetStream until the job is processed (docs/security.md).
+func (s *Service) sealJob(job processors.Job) (store.OutboxMessage, error) {
+	fast, err := processors.EncodeJob(s.ring, job)
+	if err != nil {
+		return store.OutboxMessage{}, err
+	}
+	stored := fast
+	if job.Card != nil && job.Card.CVV != "" {
+		card := *job.Card
+		card.CVV = ""
+		job.Card = &card
+		if stored, err = processors.EncodeJob(s.ring, job); err != nil {
+			return store.OutboxMessage{}, err
+		}
+	}
+	return store.OutboxMessage{
+		MsgID:       "job_" + job.AttemptID,
+		Subject:     queue.JobSubject(job.Processor),
+		Payload:     stored,
+		FastPayload: fast,
+		Headers:     map[string]string{processors.HeaderOrgID: job.OrgID, processors.HeaderAttemptID: job.AttemptID},
+	}, nil
+}
