@@ -26,10 +26,24 @@ test-containers:
 	env -u PAYRAIL_TEST_DATABASE_URL -u PAYRAIL_TEST_NATS_URL \
 		$(GO) test -race -count=1 -timeout 15m $(PKG)
 
+# The OpenAPI lint runs the linter pinned in tools/openapi-lint (redocly
+# CLI, docs/testing.md) offline, with no telemetry and no update check. It
+# runs when `npm ci` has installed it there (.ci/run does) and is skipped
+# with a notice otherwise, so lint works on a machine without Node.
+OPENAPI_LINT := tools/openapi-lint
+REDOCLY      := $(OPENAPI_LINT)/node_modules/.bin/redocly
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKG)
+	@if [ -x $(REDOCLY) ]; then \
+		echo "redocly lint intake/openapi.yaml"; \
+		REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+			$(REDOCLY) lint --config $(OPENAPI_LINT)/redocly.yaml --format=stylish intake/openapi.yaml; \
+	else \
+		echo "lint: OpenAPI lint skipped: the linter is not installed (needs Node.js and npm: cd $(OPENAPI_LINT) && npm ci --ignore-scripts)"; \
+	fi
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
