@@ -207,7 +207,7 @@ func TestNachaConfig(t *testing.T) {
 }
 
 // The request examples of the Canopy seeds, with effective_at moved into
-// the last ten days (SPEC §2 refuses the examples' 2020 dates).
+// the last ten days (docs/api.md refuses the examples' 2020 dates).
 func TestSeedExamples(t *testing.T) {
 	h := newHarness(t)
 	acct := h.account()

@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-// maxBodyBytes caps every request body (SPEC §2: 413 above 1 MiB).
+// maxBodyBytes caps every request body (docs/api.md: 413 above 1 MiB).
 const maxBodyBytes = 1 << 20
 
 // readObject reads a request body that must be one JSON object and returns

@@ -34,7 +34,7 @@ func transferPath(acct string) string {
 func aliasPath(acct string) string { return "/accounts/" + acct + "/line_items/payments" }
 
 // seedACH and seedDebit are the guest_payment request examples of the
-// Canopy seed, verbatim except for a recent effective_at (SPEC §2 refuses
+// Canopy seed, verbatim except for a recent effective_at (docs/api.md refuses
 // 2020) and, for the card, an expiry in the future (the seed's 12/00 is
 // long past).
 func seedACH(eff string) string {
@@ -302,7 +302,7 @@ func mustTime(t *testing.T, s string) time.Time {
 	return v
 }
 
-// Every SPEC §2 rule of the executing routes answers 422 naming the field.
+// Every docs/api.md rule of the executing routes answers 422 naming the field.
 // edit sets each key of kv (key, value pairs) in d, or deletes it when the
 // value is nil, and returns d.
 func edit(d map[string]any, kv ...any) map[string]any {

@@ -2,7 +2,7 @@ package processors
 
 import "time"
 
-// Payment types of payment_details (SPEC §2).
+// Payment types of payment_details (docs/api.md).
 const (
 	PaymentTypeACH   = "ACH"
 	PaymentTypeDebit = "DEBIT"
@@ -51,7 +51,7 @@ type ACHDetails struct {
 
 // CardDetails is a card to charge (guest DEBIT). CVV is empty when the job
 // was published by the relay rather than the intake's fast path: CVV is
-// never written to PostgreSQL, even sealed (SPEC §7).
+// never written to PostgreSQL, even sealed (docs/security.md).
 type CardDetails struct {
 	Number         string
 	ExpirationDate string // MM/YY

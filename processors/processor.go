@@ -40,7 +40,7 @@ type Resolver interface {
 }
 
 // Outcome classifies what a processor did with a job. It decides the line
-// item's next state (SPEC §3) and whether the job is retried.
+// item's next state (docs/states.md) and whether the job is retried.
 type Outcome string
 
 const (

@@ -19,7 +19,7 @@ import (
 	"github.com/payrail/payrail/processors"
 )
 
-// Every outcome class reaches the line item state SPEC §3 gives it, with
+// Every outcome class reaches the line item state docs/states.md gives it, with
 // one event per transition.
 func TestOutcomesReachTheirStates(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})

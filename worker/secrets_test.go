@@ -17,7 +17,7 @@ const testPAN = "4111111111111111"
 
 // No full card number or CVV appears in the logs, events, metrics or
 // anywhere in PostgreSQL after payments of every outcome went through the
-// pipeline (SPEC §7).
+// pipeline (docs/security.md).
 func TestNoCardDataEscapes(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})
 	var ids []string

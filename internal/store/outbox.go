@@ -22,7 +22,7 @@ type OutboxMessage struct {
 	Payload []byte
 	// FastPayload, when set, is published by the fast path instead of
 	// Payload and is never stored. A card job's CVV travels only this way
-	// (SPEC §7: CVV never reaches PostgreSQL, even sealed).
+	// (docs/security.md: CVV never reaches PostgreSQL, even sealed).
 	FastPayload []byte
 }
 

@@ -14,7 +14,7 @@ import (
 type Amount int64
 
 // maxAmount keeps cents*100 arithmetic far from int64 overflow; it is
-// ten times the largest NACHA amount SPEC §2 allows.
+// ten times the largest NACHA amount docs/api.md allows.
 const maxAmount = Amount(99_999_999_999)
 
 func (a Amount) String() string {

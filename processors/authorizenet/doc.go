@@ -42,7 +42,7 @@
 //     processor then reads the original with getTransactionDetails and
 //     returns its outcome: never a second charge. The card code is not
 //     among the compared fields (nor is refId), which matters: a job the
-//     relay published carries no CVV (SPEC §7), so its retry differs from
+//     relay published carries no CVV (docs/security.md), so its retry differs from
 //     the fast-path original only in cardCode and is still a duplicate.
 //     The simulator keys its duplicate check on the same documented
 //     fields. Gap: the window ends after 8 hours, and a settled original

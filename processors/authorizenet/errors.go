@@ -7,7 +7,7 @@ import (
 )
 
 // Class is what a response or failure means for the payment, in the
-// outcome classes of SPEC §6.
+// outcome classes of docs/processors.md.
 type Class int
 
 const (

@@ -17,7 +17,7 @@ var (
 )
 
 // TestProcessOutcomes drives the processor against the simulator once
-// for every outcome class of SPEC §6 and checks the typed result.
+// for every outcome class of docs/processors.md and checks the typed result.
 func TestProcessOutcomes(t *testing.T) {
 	tests := []struct {
 		name     string

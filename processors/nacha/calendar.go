@@ -22,7 +22,7 @@ type Calendar struct {
 	windows []time.Duration // offsets from local midnight, ascending
 }
 
-// DefaultTimezone and DefaultWindows are the cutoff of SPEC §5.
+// DefaultTimezone and DefaultWindows are the cutoff of docs/processors.md.
 const DefaultTimezone = "America/New_York"
 
 // DefaultWindows is one cutoff at 21:00.

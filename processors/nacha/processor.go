@@ -35,7 +35,7 @@ import (
 const Name = processors.CanopyNACHA
 
 // DefaultSettlementDays is how many banking days after the effective entry
-// date an entry without a return is considered settled (SPEC §3).
+// date an entry without a return is considered settled (docs/states.md).
 const DefaultSettlementDays = 2
 
 // Config is what a Processor needs. Pool, Ring and Ledger are required.

@@ -103,7 +103,7 @@ func (p *Processor) settleChunk(ctx context.Context, by, now time.Time, after se
 }
 
 // PurgeAccountNumbers forgets the sealed account numbers of entries that
-// settled or were returned more than retain ago (SPEC §5: bank account
+// settled or were returned more than retain ago (docs/processors.md: bank account
 // numbers can be purged after the return window; 60 days covers
 // unauthorized-debit returns). Their files are final, so nothing needs the
 // numbers again; the last four stay.
