@@ -221,12 +221,11 @@ func durationSetting(dst *time.Duration, envName, flagName string, def time.Dura
 // shortDuration writes 1h rather than 1h0m0s.
 func shortDuration(d time.Duration) string {
 	s := d.String()
-	s = strings.TrimSuffix(s, "0s")
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
 	if strings.HasSuffix(s, "h0m") {
 		s = strings.TrimSuffix(s, "0m")
-	}
-	if s == "" {
-		s = "0s"
 	}
 	return s
 }
@@ -350,9 +349,7 @@ func wantCutoffs(v string) error {
 	windows := cutoffWindows(v)
 	bad := len(windows) == 0
 	for _, w := range windows {
-		if len(w) != 5 {
-			bad = true
-		} else if _, err := time.Parse("15:04", w); err != nil {
+		if _, err := time.Parse("15:04", w); err != nil {
 			bad = true
 		}
 	}
@@ -362,21 +359,32 @@ func wantCutoffs(v string) error {
 	return nil
 }
 
-var dsnPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
+var (
+	dsnPassword   = regexp.MustCompile(`(?i)(password\s*=\s*)('[^']*'|\S+)`)
+	queryPassword = regexp.MustCompile(`(?i)([?&]password=)[^&#]*`)
+)
 
-// redactPassword hides the password of a database or NATS URL (user:password@,
-// ?password=, or password= in a key/value connection string) and keeps the
-// rest, so help and errors show where payrail connects.
+// redactPassword hides the password of a database or NATS URL
+// (user:password@, ?password=, or password= in a key/value connection
+// string) and keeps the rest, so help and errors show where payrail
+// connects. It works on the text, so a URL that does not parse is
+// redacted too.
 func redactPassword(u string) string {
-	if p, err := url.Parse(u); err == nil && p.Scheme != "" {
-		q := p.Query()
-		if q.Has("password") {
-			q.Set("password", "xxxxx")
-			p.RawQuery = q.Encode()
-		}
-		return p.Redacted()
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return dsnPassword.ReplaceAllString(u, "${1}xxxxx")
 	}
-	return dsnPassword.ReplaceAllString(u, "${1}xxxxx")
+	end := strings.IndexAny(rest, "/?#")
+	if end < 0 {
+		end = len(rest)
+	}
+	authority, tail := rest[:end], rest[end:]
+	if at := strings.LastIndex(authority, "@"); at >= 0 {
+		if user, _, hasPassword := strings.Cut(authority[:at], ":"); hasPassword {
+			authority = user + ":xxxxx" + authority[at:]
+		}
+	}
+	return scheme + "://" + authority + queryPassword.ReplaceAllString(tail, "${1}xxxxx")
 }
 
 // settings declares every setting bound to c's fields. logFormat is the
@@ -582,9 +590,8 @@ func checkEncryptionKeys(keys, kid string, ks, kidSetting *setting) string {
 	if keys == "" {
 		return ""
 	}
-	if _, err := keyring.Parse(keys, ""); err != nil {
-		// keyring's errors name key ids, never key material.
-		return ks.problem("", fmt.Errorf("want id=base64 pairs of 32-byte AES keys, comma-separated (%v)", err))
+	if detail := keysProblem(keys); detail != "" {
+		return ks.problem("", fmt.Errorf("want id=base64 pairs of 32-byte AES keys, comma-separated (%s)", detail))
 	}
 	if kid == "" {
 		return ""
@@ -600,6 +607,37 @@ func checkEncryptionKeys(keys, kid string, ks, kidSetting *setting) string {
 			kidSetting = &setting{env: "PAYRAIL_ENCRYPTION_KEY_ID"}
 		}
 		return kidSetting.problem(kid, fmt.Errorf("want one of the key ids in PAYRAIL_ENCRYPTION_KEYS (%s)", strings.Join(ids, ", ")))
+	}
+	return ""
+}
+
+// keysProblem says what is wrong with PAYRAIL_ENCRYPTION_KEYS, naming key
+// ids and positions but never key material.
+func keysProblem(keys string) string {
+	n := 0
+	for i, pair := range strings.Split(keys, ",") {
+		pair = strings.TrimSpace(pair)
+		if pair == "" {
+			continue
+		}
+		n++
+		id, b64, ok := strings.Cut(pair, "=")
+		if !ok || id == "" {
+			return fmt.Sprintf("entry %d is not id=base64key", i+1)
+		}
+		key, err := base64.StdEncoding.DecodeString(b64)
+		if err != nil {
+			return fmt.Sprintf("key %q is not valid base64", id)
+		}
+		if len(key) != 32 {
+			return fmt.Sprintf("key %q is %d bytes, want 32", id, len(key))
+		}
+	}
+	if n == 0 {
+		return "no keys"
+	}
+	if _, err := keyring.Parse(keys, ""); err != nil {
+		return "they do not make a key ring"
 	}
 	return ""
 }
