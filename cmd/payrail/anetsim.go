@@ -16,8 +16,10 @@ import (
 func runAnetsim(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("anetsim", flag.ContinueOnError)
 	addr := fs.String("addr", "127.0.0.1:8099", "listen address")
-	login := fs.String("login-id", env("PAYRAIL_AUTHNET_LOGIN_ID", anetsim.DefaultLoginID), "API login ID the simulator accepts (PAYRAIL_AUTHNET_LOGIN_ID)")
-	key := fs.String("transaction-key", env("PAYRAIL_AUTHNET_TRANSACTION_KEY", anetsim.DefaultTransactionKey), "transaction key the simulator accepts (PAYRAIL_AUTHNET_TRANSACTION_KEY)")
+	// The defaults are resolved after parsing so that help never shows a
+	// transaction key taken from the environment.
+	login := fs.String("login-id", "", "API login ID the simulator accepts (PAYRAIL_AUTHNET_LOGIN_ID; default the simulator's own)")
+	key := fs.String("transaction-key", "", "transaction key the simulator accepts (PAYRAIL_AUTHNET_TRANSACTION_KEY; default the simulator's own)")
 	anyProfile := fs.Bool("any-profile", true, "charge unknown customer payment profiles as a Visa ending 1111 instead of answering E00040")
 	latency := fs.Duration("latency", 0, "delay every answer by this much")
 	jitter := fs.Duration("latency-jitter", 0, "add a random delay up to this much")
@@ -26,8 +28,14 @@ func runAnetsim(ctx context.Context, args []string) error {
 	dropRate := fs.Float64("drop-rate", 0, "share of connections reset (half of them after processing)")
 	seed := fs.Uint64("seed", 0, "seed for the random faults; 0 picks one")
 	verbose := fs.Bool("v", false, "log every request (never card data)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, nil); err != nil {
+		return err
+	}
+	if *login == "" {
+		*login = env("PAYRAIL_AUTHNET_LOGIN_ID", anetsim.DefaultLoginID)
+	}
+	if *key == "" {
+		*key = env("PAYRAIL_AUTHNET_TRANSACTION_KEY", anetsim.DefaultTransactionKey)
 	}
 	for name, r := range map[string]float64{"--error-rate": *errorRate, "--hang-rate": *hangRate, "--drop-rate": *dropRate} {
 		if r < 0 || r > 1 {

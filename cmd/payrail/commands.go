@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
@@ -32,12 +31,12 @@ import (
 )
 
 func runMigrate(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
-	dbURL := fs.String("database-url", env("PAYRAIL_DATABASE_URL", defaultDatabaseURL), "PostgreSQL URL (PAYRAIL_DATABASE_URL)")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	cl := newCmdline("migrate", roleMigrate, os.LookupEnv)
+	cl.summary = "Apply the embedded schema migrations."
+	if err := cl.parse(args); err != nil {
+		return err
 	}
-	from, to, err := migrateDB(ctx, *dbURL)
+	from, to, err := migrateDB(ctx, cl.cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -110,20 +109,26 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	key, err := cfg.jwtKey()
-	if err != nil {
-		return nil, err
+	// The relay neither issues tokens nor seals anything: it reads
+	// neither key.
+	var signer *auth.Signer
+	if cfg.role&roleAPIs != 0 {
+		key, err := cfg.jwtKey()
+		if err != nil {
+			return nil, err
+		}
+		if signer, err = auth.NewSigner(key, cfg.TokenTTL); err != nil {
+			return nil, err
+		}
 	}
-	signer, err := auth.NewSigner(key, cfg.TokenTTL)
-	if err != nil {
-		return nil, err
-	}
-	if cfg.EncryptionKey == "" {
-		return nil, errors.New("PAYRAIL_ENCRYPTION_KEYS is not set: give id=base64key pairs of 32-byte AES keys")
-	}
-	ring, err := keyring.Parse(cfg.EncryptionKey, cfg.EncryptionKID)
-	if err != nil {
-		return nil, err
+	var ring *keyring.Ring
+	if cfg.role&(roleAPIs|roleWorker) != 0 {
+		if cfg.EncryptionKey == "" {
+			return nil, errors.New("PAYRAIL_ENCRYPTION_KEYS is not set: give id=base64key pairs of 32-byte AES keys")
+		}
+		if ring, err = keyring.Parse(cfg.EncryptionKey, cfg.EncryptionKID); err != nil {
+			return nil, err
+		}
 	}
 	pool, err := openPool(ctx, cfg.DatabaseURL, cfg.DatabaseMaxConns)
 	if err != nil {
@@ -133,8 +138,7 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 		pool.Close()
 		return nil, fmt.Errorf("reach PostgreSQL (%s): %w", redactURL(cfg.DatabaseURL), err)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	return &services{cfg: cfg, log: log, pool: pool, store: store.New(pool, ring, canopy.Events{}), ring: ring, signer: signer, registry: reg}, nil
 }
 
@@ -232,7 +236,7 @@ func (s *services) serveHTTP(ctx context.Context, name string, ln net.Listener, 
 }
 
 func runAPI(ctx context.Context, args []string) error {
-	return runProduction(ctx, "api", args, func(cfg *config) (roles, error) {
+	return runProduction(ctx, "api", roleAPI, args, func(cfg *config) (roles, error) {
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			return roles{}, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -242,22 +246,23 @@ func runAPI(ctx context.Context, args []string) error {
 }
 
 func runWorker(ctx context.Context, args []string) error {
-	return runProduction(ctx, "worker", args, func(*config) (roles, error) { return roles{worker: true}, nil })
+	return runProduction(ctx, "worker", roleWorker, args, func(*config) (roles, error) { return roles{worker: true}, nil })
 }
 
 func runRelay(ctx context.Context, args []string) error {
-	return runProduction(ctx, "relay", args, func(*config) (roles, error) { return roles{relay: true}, nil })
+	return runProduction(ctx, "relay", roleRelay, args, func(*config) (roles, error) { return roles{relay: true}, nil })
 }
 
 // runProduction runs one of the production roles: configuration from
 // flags and PAYRAIL_* variables (JSON logs), services opened, then the
 // roles pick says until SIGTERM.
-func runProduction(ctx context.Context, name string, args []string, pick func(*config) (roles, error)) error {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	cfg := bindConfig(fs, "json")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+func runProduction(ctx context.Context, name string, which role, args []string, pick func(*config) (roles, error)) error {
+	cl := newCmdline(name, which, os.LookupEnv)
+	cl.summary = commandSummary(name)
+	if err := cl.parse(args); err != nil {
+		return err
 	}
+	cfg := cl.cfg
 	cfg.NATSURL = cfg.natsURLOrDefault()
 	svc, err := openServices(ctx, cfg)
 	if err != nil {
@@ -344,14 +349,19 @@ const (
 )
 
 func runDev(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
-	cfg := bindConfig(fs, "text")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	cl := newCmdline("dev", roleDev, os.LookupEnv)
+	cl.summary = commandSummary("dev")
+	// Everything is checked before anything starts, and so before the
+	// banner prints credentials.
+	if err := cl.parse(args); err != nil {
+		return err
 	}
-	cfg.dev = true
+	cfg := cl.cfg
 	if err := cfg.ensureDevSecrets(keyring.NewKey); err != nil {
 		return fmt.Errorf("prepare dev secrets under %s: %w", cfg.VarDir, err)
+	}
+	if err := cfg.checkDevSecrets(); err != nil {
+		return err
 	}
 	if cfg.NATSURL == "" {
 		ns, url, err := startEmbeddedNATS(filepath.Join(cfg.VarDir, "nats"), cfg.NATSEmbeddedAddr)
@@ -514,18 +524,22 @@ Drop the NACHA file now instead of waiting for the cutoff, and watch the events:
 }
 
 func runClients(ctx context.Context, args []string) error {
+	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
+		fmt.Println("usage: payrail clients create --org ORG --name NAME [--role ROLE] [--json]")
+		return errHelp
+	}
 	if len(args) == 0 || args[0] != "create" {
 		fmt.Fprintln(os.Stderr, "usage: payrail clients create --org ORG --name NAME [--role ROLE] [--json]")
 		return errUsage
 	}
 	fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
-	dbURL := fs.String("database-url", env("PAYRAIL_DATABASE_URL", defaultDatabaseURL), "PostgreSQL URL (PAYRAIL_DATABASE_URL)")
+	dbURL := databaseURLFlag(fs)
 	org := fs.String("org", "", "org id; created if it does not exist (required)")
 	name := fs.String("name", "", "a name for the client (required)")
 	role := fs.String("role", auth.RoleServicing, "admin, servicing, operations or readonly")
 	asJSON := fs.Bool("json", false, "print one JSON object with client_id and client_secret")
-	if err := fs.Parse(args[1:]); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args[1:], nil); err != nil {
+		return err
 	}
 	var missing []string
 	if *org == "" {

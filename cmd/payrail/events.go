@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,13 +19,14 @@ import (
 // or (with --follow) new ones as they come. An ordered consumer reads the
 // stream without leaving anything behind on the server.
 func runEvents(ctx context.Context, args []string) error {
-	fs := flag.NewFlagSet("events", flag.ContinueOnError)
-	cfg := bindConfig(fs, "text")
+	cl := newCmdline("events", roleEvents, os.LookupEnv)
+	cl.summary = "Print line item events from the events stream."
+	fs, cfg := cl.fs, cl.cfg
 	since := fs.Duration("since", 24*time.Hour, "print events newer than this")
 	status := fs.String("status", "", "only events of this line item status (e.g. declined)")
 	follow := fs.Bool("follow", false, "keep printing new events until interrupted")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := cl.parse(args); err != nil {
+		return err
 	}
 	url := cfg.NATSURL
 	if url == "" {

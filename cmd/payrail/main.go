@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -31,20 +32,76 @@ Usage:
   payrail anetsim  [flags]   the Authorize.Net simulator, standalone
   payrail clients create --org ORG --name NAME [--role ROLE] [--json]
                              create an API client; prints its secret once
+  payrail version [--json]   the version, commit and Go version of this binary
 
-Run "payrail COMMAND -h" for a command's flags. Every flag has a PAYRAIL_*
+Run "payrail COMMAND -h" for a command's flags. Every setting has a PAYRAIL_*
 environment variable; see README.md.
 `
 
+// command is one subcommand and the function that runs it.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string) error
+}
+
+// commands is the dispatch table of run. It is filled in init: the
+// runners look their summaries up in it.
+var commands []command
+
+func init() {
+	commands = []command{
+		{"dev", "Everything in one process for a laptop: API, relay and worker, with embedded NATS.", runDev},
+		{"api", "The HTTP API, its fast-path publisher and (unless PAYRAIL_API_RELAY=false) a relay.", runAPI},
+		{"worker", "Execute payment jobs: one consumer per processor, and the NACHA schedule.", runWorker},
+		{"relay", "Publish outbox rows the fast path missed.", runRelay},
+		{"migrate", "Apply the embedded schema migrations.", runMigrate},
+		{"clients", "Manage API clients.", runClients},
+		{"anetsim", "The Authorize.Net simulator, standalone.", runAnetsim},
+		{"nacha", "NACHA operator commands: drop, returns, settle, simulate-return.", runNacha},
+		{"events", "Print line item events from the events stream.", runEvents},
+		{"version", "The version, commit and Go version of this binary.", runVersion},
+	}
+}
+
+func lookupCommand(name string) (command, bool) {
+	for _, c := range commands {
+		if c.name == name {
+			return c, true
+		}
+	}
+	return command{}, false
+}
+
+func commandSummary(name string) string {
+	c, _ := lookupCommand(name)
+	return c.summary
+}
+
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:]); err != nil {
-		if !errors.Is(err, errUsage) {
-			fmt.Fprintln(os.Stderr, "payrail:", err)
+	code := exitCode(run(ctx, os.Args[1:]), os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// exitCode reports err on w and returns the process's exit status: 0 for
+// success and for help asked for, 2 for anything else. A configuration
+// error is one line per problem.
+func exitCode(err error, w io.Writer) int {
+	var ce *configError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return 0
+	case errors.Is(err, errUsage):
+	case errors.As(err, &ce):
+		for _, p := range ce.problems {
+			fmt.Fprintln(w, "payrail:", p)
 		}
-		os.Exit(2)
+	default:
+		fmt.Fprintln(w, "payrail:", err)
 	}
+	return 2
 }
 
 var errUsage = errors.New("usage")
@@ -55,28 +112,14 @@ func run(ctx context.Context, args []string) error {
 		return errUsage
 	}
 	switch args[0] {
-	case "dev":
-		return runDev(ctx, args[1:])
-	case "api":
-		return runAPI(ctx, args[1:])
-	case "worker":
-		return runWorker(ctx, args[1:])
-	case "relay":
-		return runRelay(ctx, args[1:])
-	case "migrate":
-		return runMigrate(ctx, args[1:])
-	case "clients":
-		return runClients(ctx, args[1:])
-	case "anetsim":
-		return runAnetsim(ctx, args[1:])
-	case "nacha":
-		return runNacha(ctx, args[1:])
-	case "events":
-		return runEvents(ctx, args[1:])
 	case "-h", "-help", "--help", "help":
 		fmt.Print(usage)
 		return nil
 	}
-	fmt.Fprintf(os.Stderr, "payrail: unknown command %q\n\n%s", args[0], usage)
-	return errUsage
+	c, ok := lookupCommand(args[0])
+	if !ok {
+		fmt.Fprintf(os.Stderr, "payrail: unknown command %q\n\n%s", args[0], usage)
+		return errUsage
+	}
+	return c.run(ctx, args[1:])
 }

@@ -26,9 +26,15 @@ const nachaUsage = `Usage:
                                        (for payrail dev and tests; ingest it with "returns")
 `
 
+var nachaSummary = map[string]string{
+	"drop":    "Run one NACHA cutoff now: finish interrupted files, cut, write, upload.",
+	"returns": "Ingest NACHA return and NOC files, each all or nothing.",
+	"settle":  "Move ACH entries whose settlement window passed to VALID.",
+}
+
 // nachaConfig is the CANOPY_NACHA settings. Each comes from a PAYRAIL_NACHA_*
-// variable and may be overridden by its flag; the worker and the scheduler
-// use the same settings (see newNachaProcessor).
+// variable and may be overridden by its flag (see config.settings); the
+// worker and payrail nacha use the same settings.
 type nachaConfig struct {
 	DropDir        string // PAYRAIL_NACHA_DROP_DIR
 	Timezone       string // PAYRAIL_NACHA_TIMEZONE
@@ -43,32 +49,10 @@ type nachaConfig struct {
 	InboundDir     string // PAYRAIL_NACHA_INBOUND_DIR: polled for return and NOC files; empty: not polled
 }
 
-func bindNachaConfig(fs *flag.FlagSet) *nachaConfig {
-	c := &nachaConfig{}
-	fs.StringVar(&c.DropDir, "nacha-drop-dir", env("PAYRAIL_NACHA_DROP_DIR", "./var/nacha/outbound"), "directory NACHA files are dropped in (PAYRAIL_NACHA_DROP_DIR)")
-	fs.StringVar(&c.Timezone, "nacha-timezone", env("PAYRAIL_NACHA_TIMEZONE", nacha.DefaultTimezone), "time zone of the cutoff windows (PAYRAIL_NACHA_TIMEZONE)")
-	fs.StringVar(&c.Cutoffs, "nacha-cutoffs", env("PAYRAIL_NACHA_CUTOFFS", strings.Join(nacha.DefaultWindows, ",")), "cutoff windows, HH:MM comma-separated, banking days only (PAYRAIL_NACHA_CUTOFFS)")
-	fs.IntVar(&c.SettlementDays, "nacha-settlement-days", envInt("PAYRAIL_NACHA_SETTLEMENT_DAYS", nacha.DefaultSettlementDays), "banking days after the effective date an unreturned entry settles (PAYRAIL_NACHA_SETTLEMENT_DAYS)")
-	fs.StringVar(&c.SFTPAddr, "nacha-sftp-addr", env("PAYRAIL_NACHA_SFTP_ADDR", ""), "SFTP host:port to upload files to; empty disables upload (PAYRAIL_NACHA_SFTP_ADDR)")
-	fs.StringVar(&c.SFTPUser, "nacha-sftp-user", env("PAYRAIL_NACHA_SFTP_USER", ""), "SFTP user (PAYRAIL_NACHA_SFTP_USER)")
-	fs.StringVar(&c.SFTPPassword, "nacha-sftp-password", env("PAYRAIL_NACHA_SFTP_PASSWORD", ""), "SFTP password (PAYRAIL_NACHA_SFTP_PASSWORD)")
-	fs.StringVar(&c.SFTPKeyFile, "nacha-sftp-key-file", env("PAYRAIL_NACHA_SFTP_KEY_FILE", ""), "SFTP private key file, PEM (PAYRAIL_NACHA_SFTP_KEY_FILE)")
-	fs.StringVar(&c.SFTPHostKey, "nacha-sftp-host-key", env("PAYRAIL_NACHA_SFTP_HOST_KEY", ""), "pinned SFTP host key, authorized_keys format (PAYRAIL_NACHA_SFTP_HOST_KEY)")
-	fs.StringVar(&c.SFTPDir, "nacha-sftp-dir", env("PAYRAIL_NACHA_SFTP_DIR", "."), "remote directory (PAYRAIL_NACHA_SFTP_DIR)")
-	fs.StringVar(&c.InboundDir, "nacha-inbound-dir", env("PAYRAIL_NACHA_INBOUND_DIR", ""), "directory the worker polls for return and NOC files; payrail dev default ./var/nacha/inbound (PAYRAIL_NACHA_INBOUND_DIR)")
-	return c
-}
-
 // processorConfig turns the settings into the processor's Config, without
 // its services (Pool, Ring, Ledger, Logger, Registerer).
 func (c *nachaConfig) processorConfig() (nacha.Config, error) {
-	var windows []string
-	for _, w := range strings.Split(c.Cutoffs, ",") {
-		if w = strings.TrimSpace(w); w != "" {
-			windows = append(windows, w)
-		}
-	}
-	cal, err := nacha.NewCalendar(c.Timezone, windows)
+	cal, err := nacha.NewCalendar(c.Timezone, cutoffWindows(c.Cutoffs))
 	if err != nil {
 		return nacha.Config{}, err
 	}
@@ -91,11 +75,12 @@ func (c *nachaConfig) processorConfig() (nacha.Config, error) {
 
 // runNacha runs `payrail nacha drop|returns|settle`.
 func runNacha(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		fmt.Fprint(os.Stderr, nachaUsage)
-		if len(args) == 0 {
-			return errUsage
-		}
+		return errUsage
+	}
+	if args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help" {
+		fmt.Print(nachaUsage)
 		return nil
 	}
 	sub := args[0]
@@ -107,12 +92,16 @@ func runNacha(ctx context.Context, args []string) error {
 		fmt.Fprintf(os.Stderr, "payrail nacha: unknown command %q\n\n%s", sub, nachaUsage)
 		return errUsage
 	}
-	fs := flag.NewFlagSet("nacha "+sub, flag.ContinueOnError)
-	cfg := bindConfig(fs, "text")
+	cl := newCmdline("nacha "+sub, roleNacha, os.LookupEnv)
+	cl.summary = nachaSummary[sub]
+	if sub == "returns" {
+		cl.args = "FILE..."
+	}
+	fs, cfg := cl.fs, cl.cfg
 	nc := cfg.Nacha
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	if err := fs.Parse(args[1:]); err != nil {
-		return errUsage
+	if err := cl.parse(args[1:]); err != nil {
+		return err
 	}
 	if sub == "returns" && fs.NArg() == 0 {
 		fmt.Fprint(os.Stderr, "payrail nacha returns: name at least one FILE\n\n"+nachaUsage)
@@ -121,9 +110,6 @@ func runNacha(ctx context.Context, args []string) error {
 
 	log, err := cfg.logger()
 	if err != nil {
-		return err
-	}
-	if err := cfg.loadDevSecrets(); err != nil {
 		return err
 	}
 	if cfg.EncryptionKey == "" {
@@ -289,8 +275,8 @@ func simulateReturn(args []string) error {
 	traces := fs.String("trace", "", "trace numbers of the entries to return, comma-separated (required)")
 	code := fs.String("code", "R01", "return reason code")
 	outPath := fs.String("out", "", "where to write the return file; default standard output")
-	if err := fs.Parse(args); err != nil {
-		return errUsage
+	if err := parseFlags(fs, args, nil); err != nil {
+		return err
 	}
 	if *file == "" || *traces == "" {
 		fmt.Fprint(os.Stderr, "payrail nacha simulate-return: --file and --trace are required\n\n"+nachaUsage)
