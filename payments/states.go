@@ -40,9 +40,13 @@ func Decided(li store.LineItem) bool {
 
 // CheckEdit judges a manual change (PUT) of a line item to status to and
 // amount amountCents; the store calls it under the line item's row lock.
-// Final states never change; an executed payment's status is the
-// processor's while its execution is in flight, and its amount never
-// changes.
+// Final states never change. An executed payment belongs to its
+// processor: while its execution is in flight nothing about it changes,
+// and once the processor has decided, its status is the processor's
+// recorded outcome and its amount what was executed. A client that edited
+// an approved card payment to PENDING would freeze it for good, and one
+// that edited it to DECLINED would contradict money that moved; giving
+// money back is a reversal, not an edit.
 func CheckEdit(cur store.LineItem, to store.Status, amountCents int64) error {
 	refuse := func(reason string) error { return &store.TransitionError{From: cur.Status, To: to, Reason: reason} }
 	switch {
@@ -52,6 +56,8 @@ func CheckEdit(cur store.LineItem, to store.Status, amountCents int64) error {
 		return refuse("the payment's execution by " + cur.Processor + " is in flight")
 	case cur.Processor != "" && amountCents != cur.AmountCents:
 		return refuse("the amount of a payment executed by " + cur.Processor + " cannot change")
+	case cur.Processor != "" && to != cur.Status:
+		return refuse("the status of a payment executed by " + cur.Processor + " is the processor's outcome")
 	}
 	return nil
 }

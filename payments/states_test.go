@@ -98,6 +98,9 @@ func TestCheckEdit(t *testing.T) {
 		{"a final state stays", declined, store.StatusValid, 100, false},
 		{"a payment in flight is the processor's", pending, store.StatusValid, 100, false},
 		{"an executed payment's amount stays", approved, store.StatusValid, 250, false},
+		{"an approved payment cannot go back to PENDING", approved, store.StatusPending, 100, false},
+		{"an approved payment cannot be declined", approved, store.StatusDeclined, 100, false},
+		{"an approved payment cannot be voided by an edit", approved, store.StatusVoid, 100, false},
 	} {
 		err := CheckEdit(c.cur, c.to, c.amount)
 		var te *store.TransitionError
