@@ -40,7 +40,10 @@ type Decision struct {
 	ReasonText string
 	// TransID is the transaction's id; for a duplicate, the original's
 	// when the request carried duplicateWindow ("" or "0" otherwise).
-	TransID    string
+	TransID string
+	// AuthCode is the authorization code; a duplicate carries its
+	// original's only when the original was approved.
+	AuthCode   string
 	RetryAfter time.Duration
 }
 
@@ -48,7 +51,7 @@ type Decision struct {
 // the top-level resultCode: "Ok" accompanies held transactions and
 // "Error" accompanies declines.
 func (r *TransactionResponse) Decide() Decision {
-	d := Decision{TransID: string(r.TransID)}
+	d := Decision{TransID: string(r.TransID), AuthCode: r.AuthCode}
 	if len(r.Errors) > 0 {
 		d.ReasonCode, d.ReasonText = string(r.Errors[0].ErrorCode), r.Errors[0].ErrorText
 	} else if len(r.Messages) > 0 {

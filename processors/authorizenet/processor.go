@@ -131,7 +131,15 @@ func (p *Processor) charge(ctx context.Context, job processors.Job, tr Transacti
 // resolveDuplicate answers a reason-11 response with the original
 // transaction's outcome: by the transId the response names, else by a
 // lookup of the invoice number. It never charges.
+//
+// When neither can be read (the reporting API is off or failing), the
+// duplicate answer itself decides: the gateway sends an original's
+// authorization code only when the original was approved, and the
+// duplicate check matched this attempt's invoice number, amount and card,
+// so the original is this attempt's charge. Resolving it otherwise would
+// leave a captured payment to die INVALID.
 func (p *Processor) resolveDuplicate(ctx context.Context, job processors.Job, inv string, d Decision, inst processors.Instrument, log *slog.Logger) (processors.Result, error) {
+	approved := d.TransID != "" && d.TransID != "0" && d.AuthCode != ""
 	if d.TransID != "" && d.TransID != "0" {
 		det, err := p.client.GetTransactionDetails(ctx, d.TransID)
 		if err == nil {
@@ -150,11 +158,17 @@ func (p *Processor) resolveDuplicate(ctx context.Context, job processors.Job, in
 		log.Warn("authorizenet: details of the original failed; looking it up by invoice", "err", err)
 	}
 	res, found, err := p.lookup(ctx, job, inv, inst)
+	if err == nil && found {
+		return res, nil
+	}
+	if approved {
+		log.Warn("authorizenet: original of a duplicate cannot be read; resolving from the duplicate answer",
+			"trans_id", d.TransID, "err", err)
+		return processors.Result{Outcome: processors.Succeeded, TransactionID: d.TransID, Code: "1",
+			Message: "approved (original of a duplicate request)", Instrument: inst}, nil
+	}
 	if err != nil {
 		return fail(processors.Retryable, "lookup_failed", "cannot look up the original transaction", inst, time.Minute, err)
-	}
-	if found {
-		return res, nil
 	}
 	// Reported as a duplicate but not listed yet (the original may still
 	// be in flight): ask again later, never charge.
