@@ -352,3 +352,79 @@ func TestRateLimiterEntriesBounded(t *testing.T) {
 		t.Errorf("an unknown key is blocked or got an entry")
 	}
 }
+
+// waitRevoked polls a route with token until it answers 401, and says how
+// long that took; it fails the test after limit.
+func (h *harness) waitRevoked(path, token string, limit time.Duration) time.Duration {
+	h.t.Helper()
+	start := time.Now()
+	for {
+		res := h.do("GET", path, token, nil)
+		if res.status == 401 {
+			res.wantError(401, codeUnauthorized)
+			return time.Since(start)
+		}
+		res.wantStatus(200)
+		if time.Since(start) > limit {
+			h.t.Fatalf("token still accepted %s after revocation", limit)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// Disabling a client, changing its role and rotating its secret revoke its
+// tokens within the client cache's TTL (3 s by default).
+func TestClientRevocationThroughAPI(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	path := "/accounts/" + h.account()
+	id, secret := h.client(h.org, auth.RoleServicing)
+	tokenOf := func(id, secret string) string {
+		return h.do("POST", "/auth/token", "", map[string]string{"client_id": id, "client_secret": secret}).wantStatus(200).str("access_token")
+	}
+	tok := tokenOf(id, secret)
+	h.do("GET", path, tok, nil).wantStatus(200)
+
+	// Disable: the token stops working; so does asking for a new one.
+	if _, err := h.store.DisableClient(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	took := h.waitRevoked(path, tok, defaultClientCacheTTL+2*time.Second)
+	t.Logf("disable: token refused after %s", took.Round(10*time.Millisecond))
+	h.do("POST", "/auth/token", "", map[string]string{"client_id": id, "client_secret": secret}).wantError(401, codeUnauthorized)
+
+	// Enable: the old token stays revoked, a new one works.
+	if _, err := h.store.EnableClient(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(defaultClientCacheTTL)
+	h.do("GET", path, tok, nil).wantError(401, codeUnauthorized)
+	tok = tokenOf(id, secret)
+	h.do("POST", "/accounts", tok, map[string]any{"product_id": "p"}).wantStatus(200)
+
+	// Role change: the servicing token goes; a new token has the new role.
+	if _, err := h.store.SetClientRole(ctx, id, auth.RoleReadonly); err != nil {
+		t.Fatal(err)
+	}
+	took = h.waitRevoked(path, tok, defaultClientCacheTTL+2*time.Second)
+	t.Logf("set-role: token refused after %s", took.Round(10*time.Millisecond))
+	tok = tokenOf(id, secret)
+	h.do("GET", path, tok, nil).wantStatus(200)
+	h.do("POST", "/accounts", tok, map[string]any{"product_id": "p"}).wantError(403, codeForbidden)
+
+	// Secret rotation: the token and the old secret go, the new secret works.
+	newSecret, _ := auth.NewSecret()
+	hash, _ := auth.HashSecret(newSecret)
+	if _, err := h.store.SetClientSecret(ctx, id, hash); err != nil {
+		t.Fatal(err)
+	}
+	took = h.waitRevoked(path, tok, defaultClientCacheTTL+2*time.Second)
+	t.Logf("rotate-secret: token refused after %s", took.Round(10*time.Millisecond))
+	h.do("POST", "/auth/token", "", map[string]string{"client_id": id, "client_secret": secret}).wantError(401, codeUnauthorized)
+	h.do("GET", path, tokenOf(id, newSecret), nil).wantStatus(200)
+
+	// A token whose client does not exist (signed with our key) is refused.
+	signer, _ := auth.NewSigner(testSigningKey, time.Hour)
+	ghost, _ := signer.Issue(auth.Claims{OrgID: h.org, ClientID: store.NewID("cli_"), Role: auth.RoleAdmin, Version: 1})
+	h.do("GET", path, ghost, nil).wantError(401, codeUnauthorized)
+}
