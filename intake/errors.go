@@ -24,6 +24,7 @@ const (
 	codeInvalidStateTransition = "invalid_state_transition"
 	codeRateLimited            = "rate_limited"
 	codeNotReady               = "not_ready"
+	codeOverloaded             = "overloaded"
 	codeInternal               = "internal_error"
 )
 

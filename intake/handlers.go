@@ -15,10 +15,6 @@ import (
 	"github.com/payrail/payrail/payments"
 )
 
-// dummyHash is checked when a client id is unknown, so that a wrong id
-// and a wrong secret take the same time.
-const dummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$7S1Y1ac6eNpDO4fRQZ5i8m5cYSzRDRJWlpX7tFFTxGo"
-
 type tokenResponse struct {
 	AccessToken string `json:"access_token"`
 	TokenType   string `json:"token_type"`
@@ -27,26 +23,72 @@ type tokenResponse struct {
 
 // token answers POST /auth/token: JSON {client_id, client_secret}, or an
 // OAuth2 client_credentials form (credentials in the form or Basic auth).
+//
+// Protections, in order:
+//
+//   - A client_id that payrail cannot have generated (not "cli_" and 20
+//     lowercase base32 characters) is answered 401 like any wrong
+//     credentials, before any database lookup or hashing.
+//   - Failures are limited per source address (the peer's IP, or the
+//     X-Forwarded-For client behind a trusted proxy) and per (client_id,
+//     source) pair, never per client_id alone: whoever knows a client_id
+//     (it is the actor of every event) and sends wrong secrets exhausts
+//     their own address's budget, not the client's, and the client keeps
+//     getting tokens from its own address. This is how Auth0's brute-force
+//     protection works: it blocks the (user, IP) pair, not the user. Only
+//     successful requests count against the client's own issuance bucket.
+//   - At most TokenHashConcurrency secrets are hashed at once (argon2id
+//     takes 19 MiB each); a request that cannot get a slot within
+//     TokenHashWait is answered 503 with Retry-After.
+//   - An unknown (well-formed) client_id and a disabled client are hashed
+//     like a known one (against auth.DummyHash), so that the time taken
+//     does not tell which ids exist.
 func (s *Server) token(w http.ResponseWriter, r *http.Request) error {
 	id, secret, aerr := readCredentials(r)
 	if aerr != nil {
 		return aerr
 	}
-	if wait, ok := s.limits.allow("token:" + id); !ok {
+	invalidClient := errorf(http.StatusUnauthorized, codeUnauthorized, "unknown client_id or wrong client_secret")
+	source := sourceKey(r, s.trusted)
+	if wait, blocked := s.sourceFailures.blocked(source); blocked {
+		return &apiError{Status: http.StatusTooManyRequests, Code: codeRateLimited,
+			Message: "too many failed token requests from this address", RetryAfter: wait}
+	}
+	if !auth.ValidClientID(id) {
+		s.sourceFailures.charge(source)
+		return invalidClient
+	}
+	pair := id + " " + source
+	if wait, blocked := s.pairFailures.blocked(pair); blocked {
+		return &apiError{Status: http.StatusTooManyRequests, Code: codeRateLimited,
+			Message: "too many failed token requests for this client from this address", RetryAfter: wait}
+	}
+	if !s.hashGate.acquire(r.Context()) {
+		return &apiError{Status: http.StatusServiceUnavailable, Code: codeOverloaded,
+			Message: "too many token requests are being checked; retry shortly", RetryAfter: 1}
+	}
+	client, err := s.store.ClientByID(r.Context(), id)
+	var ok bool
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		s.checkSecret(auth.DummyHash, secret)
+	case err != nil:
+		s.hashGate.release()
+		return err
+	default:
+		ok = s.checkSecret(client.SecretHash, secret) && !client.Disabled
+	}
+	s.hashGate.release()
+	if !ok {
+		s.sourceFailures.charge(source)
+		s.pairFailures.charge(pair)
+		return invalidClient
+	}
+	if wait, ok := s.issuance.allow(client.ClientID); !ok {
 		return &apiError{Status: http.StatusTooManyRequests, Code: codeRateLimited,
 			Message: "too many token requests for this client", RetryAfter: wait}
 	}
-	client, err := s.store.ClientByID(r.Context(), id)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		auth.CheckSecret(dummyHash, secret)
-		return errorf(http.StatusUnauthorized, codeUnauthorized, "unknown client_id or wrong client_secret")
-	case err != nil:
-		return err
-	case client.Disabled || !auth.CheckSecret(client.SecretHash, secret):
-		return errorf(http.StatusUnauthorized, codeUnauthorized, "unknown client_id or wrong client_secret")
-	}
-	tok, err := s.signer.Issue(auth.Claims{OrgID: client.OrgID, ClientID: client.ClientID, Role: client.Role})
+	tok, err := s.signer.Issue(auth.Claims{OrgID: client.OrgID, ClientID: client.ClientID, Role: client.Role, Version: client.Version})
 	if err != nil {
 		return err
 	}

@@ -5,19 +5,20 @@
 package intake
 
 import (
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"runtime"
 	"runtime/debug"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -45,9 +46,31 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the HTTP metrics and is served at /metrics.
 	Registry *prometheus.Registry
-	// RateLimit and RateBurst size each API client's token bucket.
+	// RateLimit and RateBurst size each API client's token bucket, for
+	// authenticated requests and, separately, for tokens issued.
 	RateLimit rate.Limit
 	RateBurst int
+	// TokenHashConcurrency bounds how many POST /auth/token requests hash a
+	// secret at once (argon2id, 19 MiB each); 0 means GOMAXPROCS.
+	// TokenHashQueue requests more may wait up to TokenHashWait for a slot
+	// (0: 4 per slot, 2 s); the rest are answered 503 with Retry-After.
+	TokenHashConcurrency int
+	TokenHashQueue       int
+	TokenHashWait        time.Duration
+	// Failed token requests allowed per source address and per (client_id,
+	// source address) pair: a burst, refilled at a rate per second. Zero
+	// values take the defaults (20 then 1 per 3 s; 5 then 1 per 12 s).
+	SourceFailureRate  rate.Limit
+	SourceFailureBurst int
+	PairFailureRate    rate.Limit
+	PairFailureBurst   int
+	// TrustedProxies are the peers whose X-Forwarded-For is believed when
+	// deciding a request's source address; empty means none.
+	TrustedProxies []netip.Prefix
+	// ClientCacheTTL is how long a client's state (enabled, role,
+	// credential version) is cached when checking tokens, so how long a
+	// revoked token may keep working; 0 means 3 s.
+	ClientCacheTTL time.Duration
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
@@ -64,7 +87,14 @@ type Server struct {
 	ready          []Check
 	now            func() time.Time
 	fingerprintKey []byte
-	limits         *limiter
+	limits         *keyedLimiter // authenticated requests, per client
+	issuance       *keyedLimiter // tokens issued, per client
+	sourceFailures *keyedLimiter // failed token requests, per source address
+	pairFailures   *keyedLimiter // failed token requests, per (client_id, source)
+	hashGate       *hashGate
+	checkSecret    func(hash, secret string) bool // auth.CheckSecret; tests count calls
+	clients        *clientCache
+	trusted        []netip.Prefix
 	metrics        *httpMetrics
 	mux            *http.ServeMux
 	handler        http.Handler
@@ -86,9 +116,19 @@ func New(cfg Config) (*Server, error) {
 		log:      cfg.Logger,
 		ready:    cfg.Ready,
 		now:      cfg.Now,
-		limits:   &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
 		mux:      http.NewServeMux(),
+
+		limits:         newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, maxLimiterEntries),
+		issuance:       newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, maxLimiterEntries),
+		sourceFailures: newKeyedLimiter(orLimit(cfg.SourceFailureRate, defaultSourceFailureRate), orInt(cfg.SourceFailureBurst, defaultSourceFailureBurst), maxLimiterEntries),
+		pairFailures:   newKeyedLimiter(orLimit(cfg.PairFailureRate, defaultPairFailureRate), orInt(cfg.PairFailureBurst, defaultPairFailureBurst), maxLimiterEntries),
+		checkSecret:    auth.CheckSecret,
+		trusted:        cfg.TrustedProxies,
 	}
+	slots := orInt(cfg.TokenHashConcurrency, runtime.GOMAXPROCS(0))
+	s.hashGate = newHashGate(slots, orInt(cfg.TokenHashQueue, 4*slots), cmp.Or(cfg.TokenHashWait, defaultHashWait))
+	s.clients = &clientCache{ttl: cmp.Or(cfg.ClientCacheTTL, defaultClientCacheTTL), max: maxClientCacheEntries,
+		load: cfg.Store.ClientByID, entries: map[string]cachedClient{}}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
@@ -215,6 +255,20 @@ func (s *Server) authed(p auth.Permission, h handlerFunc) http.HandlerFunc {
 			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "the access token is malformed, expired or not ours"))
 			return
 		}
+		// A token is good only while its client is enabled and still has
+		// the credential version (and so the org and role) it was issued
+		// with; the client cache makes a revocation count within seconds.
+		c, err := s.clients.get(r.Context(), claims.ClientID)
+		if err != nil {
+			s.handleError(func(http.ResponseWriter, *http.Request) error { return err })(w, r)
+			return
+		}
+		if !c.found || !c.enabled || c.version != claims.Version || c.orgID != claims.OrgID || c.role != claims.Role {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="payrail", error="invalid_token"`)
+			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized,
+				"the access token was revoked (its client was disabled or changed, or its secret rotated); request a new one"))
+			return
+		}
 		if !auth.Allows(claims.Role, p) {
 			writeError(w, errorf(http.StatusForbidden, codeForbidden, "role %s may not do this", claims.Role))
 			return
@@ -228,31 +282,18 @@ func (s *Server) authed(p auth.Permission, h handlerFunc) http.HandlerFunc {
 	}
 }
 
-// limiter keeps one token bucket per API client. Limits are per process:
-// with N API replicas a client gets up to N times the configured rate.
-type limiter struct {
-	rps     rate.Limit
-	burst   int
-	mu      sync.Mutex
-	buckets map[string]*rate.Limiter
+func orInt(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
 }
 
-// allow takes a token for key, or says how many seconds until one is free.
-func (l *limiter) allow(key string) (retryAfter int, ok bool) {
-	l.mu.Lock()
-	b, found := l.buckets[key]
-	if !found {
-		b = rate.NewLimiter(l.rps, l.burst)
-		l.buckets[key] = b
+func orLimit(v, def rate.Limit) rate.Limit {
+	if v > 0 {
+		return v
 	}
-	l.mu.Unlock()
-	now := time.Now()
-	res := b.ReserveN(now, 1)
-	if delay := res.DelayFrom(now); delay > 0 {
-		res.CancelAt(now)
-		return int(math.Ceil(delay.Seconds())), false
-	}
-	return 0, true
+	return def
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {

@@ -271,10 +271,15 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 	f.api = httptest.NewServer(api)
-	if f.token, err = signer.Issue(auth.Claims{OrgID: f.org, ClientID: "cli_test", Role: auth.RoleAdmin}); err != nil {
+	if err := f.store.EnsureOrg(ctx, f.org, "worker test"); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.store.EnsureOrg(ctx, f.org, "worker test"); err != nil {
+	// The API checks every token against its client's row.
+	client := store.Client{ClientID: store.NewID("cli_"), OrgID: f.org, Name: "worker test", Role: auth.RoleAdmin, SecretHash: auth.DummyHash}
+	if err := f.store.CreateClient(ctx, client); err != nil {
+		t.Fatal(err)
+	}
+	if f.token, err = signer.Issue(auth.Claims{OrgID: f.org, ClientID: client.ClientID, Role: auth.RoleAdmin, Version: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := f.store.CreateAccount(ctx, f.org, store.NewAccount{AccountID: f.account, ProductID: "p",

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
@@ -168,7 +167,7 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 	api, err := intake.New(intake.Config{
 		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
-		Ready: s.readyChecks(p),
+		Ready: s.readyChecks(p), TrustedProxies: s.cfg.TrustedProxies,
 	})
 	if err != nil {
 		return err
@@ -401,13 +400,6 @@ func runDev(ctx context.Context, args []string) error {
 	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true})
 }
 
-type clientCredentials struct {
-	ClientID     string `json:"client_id"`
-	ClientSecret string `json:"client_secret"`
-	OrgID        string `json:"org_id"`
-	Role         string `json:"role"`
-}
-
 // devClient makes sure the dev org, an admin client and a demo account
 // exist. The client's secret is kept in the var directory (secrets are
 // stored hashed, so it could not be printed again otherwise).
@@ -464,22 +456,6 @@ func ensureDevNachaConfig(ctx context.Context, svc *services) error {
 	return err
 }
 
-func createClient(ctx context.Context, st *store.Store, org, name, role string) (clientCredentials, error) {
-	secret, err := auth.NewSecret()
-	if err != nil {
-		return clientCredentials{}, err
-	}
-	hash, err := auth.HashSecret(secret)
-	if err != nil {
-		return clientCredentials{}, err
-	}
-	c := store.Client{ClientID: store.NewID("cli_"), OrgID: org, Name: name, Role: role, SecretHash: hash}
-	if err := st.CreateClient(ctx, c); err != nil {
-		return clientCredentials{}, err
-	}
-	return clientCredentials{ClientID: c.ClientID, ClientSecret: secret, OrgID: org, Role: role}, nil
-}
-
 func printDevBanner(addr string, c clientCredentials, dropDir string) {
 	base := "http://" + addr
 	expiry := time.Now().AddDate(2, 0, 0).Format("01/06")
@@ -521,57 +497,4 @@ Drop the NACHA file now instead of waiting for the cutoff, and watch the events:
 ./bin/payrail events              # every line item status change so far
 
 `, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount, expiry, dropDir)
-}
-
-func runClients(ctx context.Context, args []string) error {
-	if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help" || args[0] == "help") {
-		fmt.Println("usage: payrail clients create --org ORG --name NAME [--role ROLE] [--json]")
-		return errHelp
-	}
-	if len(args) == 0 || args[0] != "create" {
-		fmt.Fprintln(os.Stderr, "usage: payrail clients create --org ORG --name NAME [--role ROLE] [--json]")
-		return errUsage
-	}
-	fs := flag.NewFlagSet("clients create", flag.ContinueOnError)
-	dbURL := databaseURLFlag(fs)
-	org := fs.String("org", "", "org id; created if it does not exist (required)")
-	name := fs.String("name", "", "a name for the client (required)")
-	role := fs.String("role", auth.RoleServicing, "admin, servicing, operations or readonly")
-	asJSON := fs.Bool("json", false, "print one JSON object with client_id and client_secret")
-	if err := parseFlags(fs, args[1:], nil); err != nil {
-		return err
-	}
-	var missing []string
-	if *org == "" {
-		missing = append(missing, "--org")
-	}
-	if *name == "" {
-		missing = append(missing, "--name")
-	}
-	if len(missing) > 0 {
-		return fmt.Errorf("clients create: %s required", strings.Join(missing, " and "))
-	}
-	if !auth.ValidRole(*role) {
-		return fmt.Errorf("clients create: --role must be admin, servicing, operations or readonly, got %q", *role)
-	}
-	pool, err := pgxpool.New(ctx, *dbURL)
-	if err != nil {
-		return fmt.Errorf("open PostgreSQL (%s): %w", redactURL(*dbURL), err)
-	}
-	defer pool.Close()
-	// Clients are only created; nothing is sealed, so no keys are needed.
-	st := store.New(pool, nil, canopy.Events{})
-	if err := st.EnsureOrg(ctx, *org, *org); err != nil {
-		return err
-	}
-	creds, err := createClient(ctx, st, *org, *name, *role)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return json.NewEncoder(os.Stdout).Encode(creds)
-	}
-	fmt.Printf("client_id:     %s\nclient_secret: %s\norg:           %s\nrole:          %s\n\nThe secret is shown once; store it now.\n",
-		creds.ClientID, creds.ClientSecret, creds.OrgID, creds.Role)
-	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -36,8 +37,9 @@ type config struct {
 	TokenTTL         time.Duration
 	RateLimit        float64
 	RateBurst        int
-	EncryptionKey    string // PAYRAIL_ENCRYPTION_KEYS: "id=base64,id2=base64"
-	EncryptionKID    string // PAYRAIL_ENCRYPTION_KEY_ID: which key seals new values
+	TrustedProxies   []netip.Prefix // PAYRAIL_TRUSTED_PROXIES
+	EncryptionKey    string         // PAYRAIL_ENCRYPTION_KEYS: "id=base64,id2=base64"
+	EncryptionKID    string         // PAYRAIL_ENCRYPTION_KEY_ID: which key seals new values
 	LogLevel         string
 	LogFormat        string
 
@@ -412,6 +414,13 @@ func (c *config) settings(logFormat string) []*setting {
 		durationSetting(&c.TokenTTL, "PAYRAIL_TOKEN_TTL", "token-ttl", time.Hour, time.Nanosecond, "access token lifetime", roleAPIs),
 		positiveFloatSetting(&c.RateLimit, "PAYRAIL_RATE_LIMIT", "rate-limit", 50, "requests per second per API client", roleAPIs),
 		intSetting(&c.RateBurst, "PAYRAIL_RATE_BURST", "rate-burst", 100, 1, 0, "burst size per API client", roleAPIs),
+		{env: "PAYRAIL_TRUSTED_PROXIES", flag: "trusted-proxies", typ: "addresses",
+			usage: "reverse proxies (addresses or CIDR prefixes, comma-separated) whose X-Forwarded-For names a token request's source",
+			roles: roleAPIs, parse: func(v string) error {
+				p, err := parseTrustedProxies(v)
+				c.TrustedProxies = p
+				return err
+			}},
 		{env: "PAYRAIL_ENCRYPTION_KEYS", flag: "encryption-keys", typ: "keys", usage: "AES-256 keys as id=base64 pairs, comma-separated",
 			roles: roleAPIs | roleWorker | roleNacha, secret: true, parse: func(v string) error { c.EncryptionKey = v; return nil }},
 		strSetting(&c.EncryptionKID, "PAYRAIL_ENCRYPTION_KEY_ID", "encryption-key-id", "", "key id that seals new values; default the first", roleAPIs|roleWorker|roleNacha),
@@ -872,4 +881,31 @@ func databaseURLFlag(fs *flag.FlagSet) *string {
 	v := env("PAYRAIL_DATABASE_URL", defaultDatabaseURL)
 	fs.Var(redactedURL{&v}, "database-url", "PostgreSQL `URL` (PAYRAIL_DATABASE_URL)")
 	return &v
+}
+
+// parseTrustedProxies reads comma-separated addresses or CIDR prefixes of
+// reverse proxies whose X-Forwarded-For the API believes when it limits
+// failed token requests per source address. Empty: X-Forwarded-For is
+// ignored.
+func parseTrustedProxies(v string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("want addresses or CIDR prefixes such as 10.0.0.5,10.1.0.0/16; %q is neither", f)
+			}
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("want addresses or CIDR prefixes such as 10.0.0.5,10.1.0.0/16; %q is neither", f)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }

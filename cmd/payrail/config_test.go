@@ -69,6 +69,7 @@ func TestMalformedEnvironmentValue(t *testing.T) {
 		{roleAPI, "PAYRAIL_RATE_LIMIT", "NaN", `PAYRAIL_RATE_LIMIT="NaN": want a positive number such as 50 or 2.5`, false},
 		{roleAPI, "PAYRAIL_RATE_BURST", "0", `PAYRAIL_RATE_BURST="0": want a whole number of at least 1`, false},
 		{roleAPI, "PAYRAIL_TOKEN_TTL", "-1h", `PAYRAIL_TOKEN_TTL="-1h": want a positive duration such as 30s or 2m`, false},
+		{roleAPI, "PAYRAIL_TRUSTED_PROXIES", "10.0.0.5,proxy.internal", `PAYRAIL_TRUSTED_PROXIES="10.0.0.5,proxy.internal": want addresses or CIDR prefixes such as 10.0.0.5,10.1.0.0/16; "proxy.internal" is neither`, false},
 		{roleAPI, "PAYRAIL_DUPLICATE_WINDOW", "2", `PAYRAIL_DUPLICATE_WINDOW="2": want a positive duration such as 30s or 2m`, false},
 		{roleRelay, "PAYRAIL_RELAY_GRACE", "soon", `PAYRAIL_RELAY_GRACE="soon": want a duration such as 2s or 500ms, 0 or more`, false},
 		{roleRelay, "PAYRAIL_RELAY_GRACE", "-1s", `PAYRAIL_RELAY_GRACE="-1s": want a duration such as 2s or 500ms, 0 or more`, false},
@@ -277,7 +278,7 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 		"nacha-sftp-addr", "nacha-sftp-user", "nacha-sftp-password", "nacha-sftp-key-file", "nacha-sftp-host-key", "nacha-sftp-dir"}
 	stream := []string{"nats-url", "subject-root", "jobs-stream", "events-stream", "stream-replicas", "duplicate-window"}
 	db := []string{"database-url", "database-max-conns", "log-level", "log-format"}
-	apiOnly := []string{"http-addr", "jwt-secret", "token-ttl", "rate-limit", "rate-burst"}
+	apiOnly := []string{"http-addr", "jwt-secret", "token-ttl", "rate-limit", "rate-burst", "trusted-proxies"}
 	keys := []string{"encryption-keys", "encryption-key-id"}
 	workerOnly := []string{"worker-concurrency", "ack-wait", "max-deliver",
 		"authnet-endpoint", "authnet-login-id", "authnet-transaction-key", "authnet-timeout", "nacha-inbound-dir"}
@@ -309,7 +310,7 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 func TestEveryVariableDeclaredOnce(t *testing.T) {
 	want := []string{
 		"PAYRAIL_DATABASE_URL", "PAYRAIL_DATABASE_MAX_CONNS", "PAYRAIL_HTTP_ADDR", "PAYRAIL_METRICS_ADDR", "PAYRAIL_VAR_DIR",
-		"PAYRAIL_JWT_SECRET", "PAYRAIL_TOKEN_TTL", "PAYRAIL_RATE_LIMIT", "PAYRAIL_RATE_BURST", "PAYRAIL_ENCRYPTION_KEYS",
+		"PAYRAIL_JWT_SECRET", "PAYRAIL_TOKEN_TTL", "PAYRAIL_RATE_LIMIT", "PAYRAIL_RATE_BURST", "PAYRAIL_TRUSTED_PROXIES", "PAYRAIL_ENCRYPTION_KEYS",
 		"PAYRAIL_ENCRYPTION_KEY_ID", "PAYRAIL_LOG_LEVEL", "PAYRAIL_LOG_FORMAT", "PAYRAIL_NATS_URL", "PAYRAIL_NATS_EMBEDDED_ADDR",
 		"PAYRAIL_SUBJECT_ROOT", "PAYRAIL_JOBS_STREAM", "PAYRAIL_EVENTS_STREAM", "PAYRAIL_STREAM_REPLICAS",
 		"PAYRAIL_DUPLICATE_WINDOW", "PAYRAIL_RELAY_GRACE", "PAYRAIL_API_RELAY", "PAYRAIL_WORKER_CONCURRENCY",

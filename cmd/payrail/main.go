@@ -30,9 +30,11 @@ Usage:
   payrail nacha settle [--json]          settle entries whose return window passed
   payrail events [--status S] [--follow]  print line item events from the events stream
   payrail anetsim  [flags]   the Authorize.Net simulator, standalone
-  payrail clients create --org ORG --name NAME [--role ROLE] [--json]
+  payrail clients create --org ORG --name NAME [--role ROLE] [--create-org] [--json]
                              create an API client; prints its secret once
   payrail version [--json]   the version, commit and Go version of this binary
+  payrail clients list|disable|enable|rotate-secret|set-role ...
+                             manage API clients ("payrail clients" for usage)
 
 Run "payrail COMMAND -h" for a command's flags. Every setting has a PAYRAIL_*
 environment variable; see README.md.

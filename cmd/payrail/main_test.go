@@ -15,17 +15,23 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/payrail/payrail/internal/testenv"
 )
+
+// testEnv is the real PostgreSQL and NATS of the tests that need them.
+var testEnv *testenv.Env
 
 // TestMain doubles as the payrail binary: with PAYRAIL_CMD_TEST_MAIN=1 the
 // test binary runs main with its arguments, so tests see the real output
-// and exit status.
+// and exit status. Otherwise it runs the tests with the integration
+// environment.
 func TestMain(m *testing.M) {
 	if os.Getenv("PAYRAIL_CMD_TEST_MAIN") == "1" {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(m.Run())
+	os.Exit(testenv.Main(m, "cmd", &testEnv))
 }
 
 type result struct {
@@ -210,7 +216,7 @@ func TestCommandWiring(t *testing.T) {
 		{[]string{"help"}, 0, "", "Usage:", true},
 		{[]string{"nacha"}, 2, "Usage:", "", false},
 		{[]string{"nacha", "cut"}, 2, "payrail nacha: unknown command \"cut\"", "", false},
-		{[]string{"clients"}, 2, "usage: payrail clients create", "", false},
+		{[]string{"clients"}, 2, "payrail clients create --org ORG", "", false},
 		{[]string{"relay", "--http-addr=:80"}, 2, "payrail relay: flag provided but not defined: -http-addr\nRun \"payrail relay -h\" for its flags.\n", "", false},
 		{[]string{"version", "extra"}, 2, "unexpected argument \"extra\"", "", false},
 		{[]string{"nacha", "simulate-return"}, 2, "--file and --trace are required", "", false},

@@ -67,9 +67,44 @@ type Claims struct {
 	OrgID    string `json:"org"`
 	ClientID string `json:"sub"`
 	Role     string `json:"role"`
+	// Version is the client's credential version when the token was
+	// issued. Disabling the client, changing its role or rotating its
+	// secret bumps the version in the database, and the API refuses tokens
+	// that carry an older one.
+	Version int64 `json:"ver"`
 }
 
-const issuer = "payrail"
+const (
+	issuer = "payrail"
+	// Audience is the aud claim of every access token: tokens are for the
+	// payrail API and nothing else.
+	Audience = "payrail-api"
+	// MaxClockSkew is how far in the future a token's iat may be before it
+	// is refused: clocks of API replicas differ a little, not by minutes.
+	MaxClockSkew = time.Minute
+)
+
+// ClientIDPrefix starts every API client id.
+const ClientIDPrefix = "cli_"
+
+// clientIDLen is the length of a client id: the prefix and 20 lowercase
+// base32 characters (store.NewID("cli_")).
+const clientIDLen = len(ClientIDPrefix) + 20
+
+// ValidClientID reports whether id has the shape of a client id payrail
+// generates. The token endpoint answers anything else with 401 before it
+// looks in the database or hashes anything.
+func ValidClientID(id string) bool {
+	if len(id) != clientIDLen || !strings.HasPrefix(id, ClientIDPrefix) {
+		return false
+	}
+	for i := len(ClientIDPrefix); i < len(id); i++ {
+		if c := id[i]; !('a' <= c && c <= 'z' || '2' <= c && c <= '7') {
+			return false
+		}
+	}
+	return true
+}
 
 // Signer issues and verifies HS256-signed JWT access tokens.
 type Signer struct {
@@ -93,20 +128,24 @@ func NewSigner(key []byte, ttl time.Duration) (*Signer, error) {
 func (s *Signer) TTL() time.Duration { return s.ttl }
 
 type tokenClaims struct {
-	OrgID string `json:"org"`
-	Role  string `json:"role"`
+	OrgID   string `json:"org"`
+	Role    string `json:"role"`
+	Version *int64 `json:"ver"`
 	jwt.RegisteredClaims
 }
 
 // Issue returns a signed token for c.
 func (s *Signer) Issue(c Claims) (string, error) {
 	now := s.now().UTC()
+	version := c.Version
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, tokenClaims{
-		OrgID: c.OrgID,
-		Role:  c.Role,
+		OrgID:   c.OrgID,
+		Role:    c.Role,
+		Version: &version,
 		RegisteredClaims: jwt.RegisteredClaims{
 			Issuer:    issuer,
 			Subject:   c.ClientID,
+			Audience:  jwt.ClaimStrings{Audience},
 			IssuedAt:  jwt.NewNumericDate(now),
 			NotBefore: jwt.NewNumericDate(now),
 			ExpiresAt: jwt.NewNumericDate(now.Add(s.ttl)),
@@ -119,22 +158,32 @@ func (s *Signer) Issue(c Claims) (string, error) {
 	return signed, nil
 }
 
-// Verify checks a token's signature, algorithm, issuer and lifetime.
+// Verify checks a token's signature, algorithm, issuer, audience and
+// lifetime, and that it was not issued in the future (beyond
+// MaxClockSkew). Whether the client still exists, is enabled and still has
+// the token's credential version is the caller's to check.
 func (s *Signer) Verify(token string) (Claims, error) {
 	var tc tokenClaims
 	_, err := jwt.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return s.key, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
 		jwt.WithIssuer(issuer),
+		jwt.WithAudience(Audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithTimeFunc(s.now),
 	)
 	if err != nil {
 		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
-	if tc.OrgID == "" || tc.Subject == "" || !ValidRole(tc.Role) {
-		return Claims{}, fmt.Errorf("%w: missing org, subject or role", ErrInvalidToken)
+	if tc.IssuedAt == nil {
+		return Claims{}, fmt.Errorf("%w: no iat", ErrInvalidToken)
 	}
-	return Claims{OrgID: tc.OrgID, ClientID: tc.Subject, Role: tc.Role}, nil
+	if tc.IssuedAt.Time.After(s.now().Add(MaxClockSkew)) {
+		return Claims{}, fmt.Errorf("%w: issued in the future (iat %s)", ErrInvalidToken, tc.IssuedAt.Time.UTC().Format(time.RFC3339))
+	}
+	if tc.OrgID == "" || tc.Subject == "" || !ValidRole(tc.Role) || tc.Version == nil {
+		return Claims{}, fmt.Errorf("%w: missing org, subject, role or credential version", ErrInvalidToken)
+	}
+	return Claims{OrgID: tc.OrgID, ClientID: tc.Subject, Role: tc.Role, Version: *tc.Version}, nil
 }
 
 // NewSecret returns a fresh client secret (256 bits, URL-safe).
@@ -155,6 +204,11 @@ const (
 	argonThreads = 1
 	argonKeyLen  = 32
 )
+
+// DummyHash has HashSecret's parameters and is checked when a client id is
+// unknown, so that an unknown id and a wrong secret cost the same time
+// (TestDummyHashMatchesParameters keeps the parameters in step).
+const DummyHash = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$7S1Y1ac6eNpDO4fRQZ5i8m5cYSzRDRJWlpX7tFFTxGo"
 
 // HashSecret returns an encoded argon2id hash of secret.
 func HashSecret(secret string) (string, error) {

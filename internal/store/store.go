@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -93,6 +94,20 @@ type Client struct {
 	Role       string
 	SecretHash string
 	Disabled   bool
+	// Version is the credential version: disabling the client, changing its
+	// role and rotating its secret increase it, which revokes every token
+	// issued before.
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+const clientColumns = `client_id, org_id, name, role, secret_hash, disabled_at IS NOT NULL, credential_version, created_at, updated_at`
+
+func scanClient(row pgx.Row) (Client, error) {
+	var c Client
+	err := row.Scan(&c.ClientID, &c.OrgID, &c.Name, &c.Role, &c.SecretHash, &c.Disabled, &c.Version, &c.CreatedAt, &c.UpdatedAt)
+	return c, err
 }
 
 // CreateClient stores a new API client. The org must exist.
@@ -106,14 +121,13 @@ func (s *Store) CreateClient(ctx context.Context, c Client) error {
 	return nil
 }
 
-// ClientByID looks up an API client across orgs: the client id is what a
-// caller authenticates with, before any org is known.
+// The client functions below are operator and authentication functions:
+// they look clients up across orgs, because the client id is what a caller
+// authenticates with, before any org is known.
+
+// ClientByID looks up an API client.
 func (s *Store) ClientByID(ctx context.Context, clientID string) (Client, error) {
-	var c Client
-	err := s.pool.QueryRow(ctx,
-		`SELECT client_id, org_id, name, role, secret_hash, disabled_at IS NOT NULL
-		   FROM api_clients WHERE client_id = $1`, clientID).
-		Scan(&c.ClientID, &c.OrgID, &c.Name, &c.Role, &c.SecretHash, &c.Disabled)
+	c, err := scanClient(s.pool.QueryRow(ctx, `SELECT `+clientColumns+` FROM api_clients WHERE client_id = $1`, clientID))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return Client{}, ErrNotFound
 	}
@@ -121,6 +135,62 @@ func (s *Store) ClientByID(ctx context.Context, clientID string) (Client, error)
 		return Client{}, fmt.Errorf("store: look up client: %w", err)
 	}
 	return c, nil
+}
+
+// ListClients lists the API clients of orgID, or of every org when orgID
+// is empty, ordered by org and creation.
+func (s *Store) ListClients(ctx context.Context, orgID string) ([]Client, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+clientColumns+` FROM api_clients
+		WHERE $1 = '' OR org_id = $1 ORDER BY org_id, created_at, client_id`, orgID)
+	if err != nil {
+		return nil, fmt.Errorf("store: list clients: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Client, error) { return scanClient(r) })
+	if err != nil {
+		return nil, fmt.Errorf("store: list clients: %w", err)
+	}
+	return out, nil
+}
+
+// updateClient applies set (an UPDATE's SET list over $2...) to the client
+// and returns the row as it is afterwards. bump says whether the change
+// revokes the client's tokens.
+func (s *Store) updateClient(ctx context.Context, clientID, set string, bump bool, args ...any) (Client, error) {
+	if bump {
+		set += `, credential_version = credential_version + 1`
+	}
+	c, err := scanClient(s.pool.QueryRow(ctx, `UPDATE api_clients SET `+set+`, updated_at = now()
+		WHERE client_id = $1 RETURNING `+clientColumns, append([]any{clientID}, args...)...))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return Client{}, ErrNotFound
+	}
+	if err != nil {
+		return Client{}, fmt.Errorf("store: update client %q: %w", clientID, err)
+	}
+	return c, nil
+}
+
+// DisableClient disables the client and revokes its tokens. Disabling a
+// disabled client keeps its first disabled_at.
+func (s *Store) DisableClient(ctx context.Context, clientID string) (Client, error) {
+	return s.updateClient(ctx, clientID, `disabled_at = COALESCE(disabled_at, now())`, true)
+}
+
+// EnableClient enables a disabled client. Tokens issued before it was
+// disabled stay revoked: the client must ask for new ones.
+func (s *Store) EnableClient(ctx context.Context, clientID string) (Client, error) {
+	return s.updateClient(ctx, clientID, `disabled_at = NULL`, false)
+}
+
+// SetClientRole changes the client's role and revokes its tokens, which
+// carry the old role.
+func (s *Store) SetClientRole(ctx context.Context, clientID, role string) (Client, error) {
+	return s.updateClient(ctx, clientID, `role = $2`, true, role)
+}
+
+// SetClientSecret replaces the client's secret hash and revokes its tokens.
+func (s *Store) SetClientSecret(ctx context.Context, clientID, secretHash string) (Client, error) {
+	return s.updateClient(ctx, clientID, `secret_hash = $2`, true, secretHash)
 }
 
 // OrgExists reports whether an org exists.
