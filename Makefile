@@ -8,8 +8,12 @@ export PAYRAIL_TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres?
 export PAYRAIL_TEST_NATS_URL     ?= nats://127.0.0.1:4222
 
 .PHONY: build run test test-containers lint fmt
+# The commit and build time are linked in for `payrail version` and
+# payrail_build_info (Go stamps neither with -buildvcs=false).
+LDFLAGS := -X main.commit=$(shell git rev-parse HEAD 2>/dev/null) -X main.buildTime=$(shell date -u +%Y-%m-%dT%H:%M:%SZ)
+
 build:
-	$(GO) build -o $(BIN) ./cmd/payrail
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/payrail
 
 run: build
 	./$(BIN) dev

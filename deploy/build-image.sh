@@ -32,7 +32,10 @@ mkdir -p "$ctx/etc" "$ctx/var/lib/payrail/nacha/outbound" "$ctx/var/lib/payrail/
 log "compiling ./cmd/payrail (static)"
 # -tags timetzdata embeds the time zone database: the NACHA cutoff calendar
 # loads America/New_York and scratch has no /usr/share/zoneinfo.
-(cd "$root" && CGO_ENABLED=0 "${GO:-go}" build -trimpath -tags timetzdata -ldflags='-s -w' \
+# The commit and build time are linked in for `payrail version`.
+commit=$(git -C "$root" rev-parse HEAD 2>/dev/null || true)
+(cd "$root" && CGO_ENABLED=0 "${GO:-go}" build -trimpath -tags timetzdata \
+  -ldflags="-s -w -X main.commit=$commit -X main.buildTime=$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
   -o "$ctx/payrail" ./cmd/payrail)
 
 cp "$ca" "$ctx/ca-certificates.crt"

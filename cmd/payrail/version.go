@@ -13,10 +13,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
-// buildTime may be set at link time:
-// -ldflags "-X main.buildTime=$(date -u +%Y-%m-%dT%H:%M:%SZ)". Go records
-// no build time itself, only the commit's time.
-var buildTime string
+// buildTime and commit may be set at link time (make build does):
+// -ldflags "-X main.buildTime=$(date -u +%Y-%m-%dT%H:%M:%SZ) -X main.commit=$(git rev-parse HEAD)".
+// Go records no build time itself, and records the commit only where it
+// stamps version control information (not with -buildvcs=false).
+var buildTime, commit string
 
 // buildInfo is what payrail version prints and payrail_build_info labels.
 type buildInfo struct {
@@ -33,6 +34,9 @@ var readBuildInfo = debug.ReadBuildInfo
 
 func currentBuild() buildInfo {
 	b := buildInfo{Version: "unknown", Commit: "unknown", GoVersion: "unknown", BuildTime: buildTime}
+	if commit != "" {
+		b.Commit = commit
+	}
 	bi, ok := readBuildInfo()
 	if !ok {
 		return b
