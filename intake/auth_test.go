@@ -306,7 +306,10 @@ func TestRateLimiterMemoryBounded(t *testing.T) {
 	for i := range 100 {
 		r.token("192.0.2.1", fmt.Sprintf("cli_%d%s", i, big), "sk_x")
 	}
-	for i := range 100_000 {
+	// Past the cap (so eviction is exercised) through the whole handler;
+	// TestRateLimiterEntriesBounded drives 100,000 keys into a limiter
+	// directly, which is what 100,000 distinct ids cost here too.
+	for i := range maxLimiterEntries + 5_000 {
 		rec := r.token(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}).String(), "cli_bogus_"+strconv.Itoa(i), "sk_x")
 		if rec.Code != 401 {
 			t.Fatalf("request %d: %d %s", i, rec.Code, rec.Body.Bytes())
