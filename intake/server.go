@@ -52,6 +52,9 @@ type Config struct {
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
+	// AuthorizeNet verifies customer payment profiles before an account
+	// stores them. Without it such configs are answered 503.
+	AuthorizeNet AuthorizeNet
 }
 
 // Server is the HTTP API.
@@ -68,6 +71,7 @@ type Server struct {
 	metrics        *httpMetrics
 	mux            *http.ServeMux
 	handler        http.Handler
+	anet           AuthorizeNet
 }
 
 // New builds the Server and its routes.
@@ -88,6 +92,7 @@ func New(cfg Config) (*Server, error) {
 		now:      cfg.Now,
 		limits:   &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
 		mux:      http.NewServeMux(),
+		anet:     cfg.AuthorizeNet,
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -123,6 +128,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	m.HandleFunc("PUT /accounts/{account_id}/payment_processor_config", s.authed(auth.PermConfigure, s.putProcessorConfig))
 	m.HandleFunc("PUT /organization/nacha_config", s.authed(auth.PermConfigure, s.putNachaConfig))
 	m.HandleFunc("GET /organization/nacha_config", s.authed(auth.PermRead, s.getNachaConfig))
+	m.HandleFunc("PUT /organization/authorize_net_config", s.authed(auth.PermConfigure, s.putAuthorizeNetConfig))
+	m.HandleFunc("GET /organization/authorize_net_config", s.authed(auth.PermRead, s.getAuthorizeNetConfig))
 
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_record", s.authed(auth.PermWrite, s.createPaymentRecord))
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/guest_payment", s.authed(auth.PermExecute, s.guestPayment))
