@@ -146,11 +146,20 @@ func (s *Server) createAccount(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
+	// Storing payment methods is configuration, whichever route does it.
+	if role := principal(r).Role; o.has("payment_processor_config") && !auth.Allows(role, auth.PermConfigure) {
+		return errorf(http.StatusForbidden, codeForbidden, "role %s may not set payment_processor_config; create the account without it", role)
+	}
 	req, aerr := parseAccount(o)
 	if aerr != nil {
 		return aerr
 	}
 	org := principal(r).OrgID
+	if req.Processors != nil {
+		if err := s.verifyProfile(r.Context(), org, *req.Processors, "/payment_processor_config"); err != nil {
+			return err
+		}
+	}
 	hash := fingerprint(s.fingerprintKey, "accounts", req.AccountID, req)
 	if req.AccountID == "" {
 		req.AccountID = store.NewID("can_")
@@ -192,6 +201,12 @@ func (s *Server) putProcessorConfig(w http.ResponseWriter, r *http.Request) erro
 	cfg, aerr := parseProcessorConfig(o)
 	if aerr != nil {
 		return aerr
+	}
+	if _, err := s.store.Account(r.Context(), principal(r).OrgID, r.PathValue("account_id")); errors.Is(err, store.ErrNotFound) {
+		return notFound("account") // before asking the gateway about it
+	}
+	if err := s.verifyProfile(r.Context(), principal(r).OrgID, cfg, ""); err != nil {
+		return err
 	}
 	acct, err := s.store.PutProcessorConfig(r.Context(), principal(r).OrgID, r.PathValue("account_id"), cfg)
 	if errors.Is(err, store.ErrNotFound) {

@@ -19,6 +19,7 @@ import (
 	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/testenv"
+	"github.com/payrail/payrail/processors/authorizenet/anetsim"
 )
 
 var env *testenv.Env
@@ -36,6 +37,7 @@ type harness struct {
 	store *store.Store
 	org   string
 	token string // admin token of org
+	sim   *anetsim.Server
 }
 
 type harnessOpt func(*Config)
@@ -51,8 +53,9 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 		t.Fatal(err)
 	}
 	st := store.New(env.Pool, env.Ring, canopy.Events{})
+	sim, merchants := newAuthorizeNet(t, st)
 	cfg := Config{Store: st, Ring: env.Ring, Signer: signer, Registry: prometheus.NewRegistry(), RateLimit: 1000, RateBurst: 1000,
-		Ready: []Check{{Name: "postgres", Fn: st.Ping}}}
+		Ready: []Check{{Name: "postgres", Fn: st.Ping}}, AuthorizeNet: merchants}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -62,7 +65,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, srv: srv, api: api, store: st, org: testenv.UniqueID("org_")}
+	h := &harness{t: t, srv: srv, api: api, store: st, org: testenv.UniqueID("org_"), sim: sim}
 	c, err := loadContract()
 	if err != nil {
 		t.Fatal(err)

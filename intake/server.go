@@ -75,6 +75,9 @@ type Config struct {
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
+	// AuthorizeNet verifies customer payment profiles before an account
+	// stores them. Without it such configs are answered 503.
+	AuthorizeNet AuthorizeNet
 }
 
 // Server is the HTTP API.
@@ -98,6 +101,7 @@ type Server struct {
 	metrics        *httpMetrics
 	mux            *http.ServeMux
 	handler        http.Handler
+	anet           AuthorizeNet
 }
 
 // New builds the Server and its routes.
@@ -117,6 +121,7 @@ func New(cfg Config) (*Server, error) {
 		ready:    cfg.Ready,
 		now:      cfg.Now,
 		mux:      http.NewServeMux(),
+		anet:     cfg.AuthorizeNet,
 
 		limits:         newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, maxLimiterEntries),
 		issuance:       newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, maxLimiterEntries),
@@ -163,6 +168,8 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	m.HandleFunc("PUT /accounts/{account_id}/payment_processor_config", s.authed(auth.PermConfigure, s.putProcessorConfig))
 	m.HandleFunc("PUT /organization/nacha_config", s.authed(auth.PermConfigure, s.putNachaConfig))
 	m.HandleFunc("GET /organization/nacha_config", s.authed(auth.PermRead, s.getNachaConfig))
+	m.HandleFunc("PUT /organization/authorize_net_config", s.authed(auth.PermConfigure, s.putAuthorizeNetConfig))
+	m.HandleFunc("GET /organization/authorize_net_config", s.authed(auth.PermRead, s.getAuthorizeNetConfig))
 
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_record", s.authed(auth.PermWrite, s.createPaymentRecord))
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/guest_payment", s.authed(auth.PermExecute, s.guestPayment))

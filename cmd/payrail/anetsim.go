@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"strings"
 
 	"github.com/payrail/payrail/processors/authorizenet/anetsim"
 )
@@ -28,6 +29,16 @@ func runAnetsim(ctx context.Context, args []string) error {
 	dropRate := fs.Float64("drop-rate", 0, "share of connections reset (half of them after processing)")
 	seed := fs.Uint64("seed", 0, "seed for the random faults; 0 picks one")
 	verbose := fs.Bool("v", false, "log every request (never card data)")
+	merchants := map[string]string{}
+	fs.Func("merchant", "another merchant login the simulator accepts, as LOGIN=KEY (repeatable); each has its own profiles and transactions",
+		func(v string) error {
+			login, key, ok := strings.Cut(v, "=")
+			if !ok || login == "" || key == "" {
+				return fmt.Errorf("want LOGIN=KEY")
+			}
+			merchants[login] = key
+			return nil
+		})
 	if err := parseFlags(fs, args, nil); err != nil {
 		return err
 	}
@@ -50,6 +61,7 @@ func runAnetsim(ctx context.Context, args []string) error {
 	sim, err := anetsim.New(anetsim.Options{
 		LoginID:          *login,
 		TransactionKey:   *key,
+		Merchants:        merchants,
 		AcceptAnyProfile: *anyProfile,
 		Seed:             *seed,
 		Logger:           log,

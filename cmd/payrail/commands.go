@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,7 @@ import (
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/outbox"
+	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/schema"
 )
 
@@ -101,6 +103,10 @@ type services struct {
 	signer        *auth.Signer
 	registry      *prometheus.Registry
 	outboxMetrics *outbox.Metrics
+
+	anetOnce sync.Once // merchants: Authorize.Net clients per org
+	anet     *authorizenet.Merchants
+	anetErr  error
 }
 
 func openServices(ctx context.Context, cfg *config) (*services, error) {
@@ -164,10 +170,14 @@ func openPool(ctx context.Context, dbURL string, maxConns int) (*pgxpool.Pool, e
 
 // serveAPI runs the HTTP API until ctx ends.
 func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) error {
+	anet, err := s.merchants(ctx)
+	if err != nil {
+		return err
+	}
 	api, err := intake.New(intake.Config{
 		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
-		Ready: s.readyChecks(p), TrustedProxies: s.cfg.TrustedProxies,
+		Ready: s.readyChecks(p), TrustedProxies: s.cfg.TrustedProxies, AuthorizeNet: anet,
 	})
 	if err != nil {
 		return err

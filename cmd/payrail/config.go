@@ -100,6 +100,7 @@ const (
 	roleAPIs    = roleDev | roleAPI                          // serve the HTTP API
 	roleWorkers = roleDev | roleWorker                       // execute jobs
 	roleACH     = roleWorkers | roleNacha                    // run the NACHA processor
+	roleAuthNet = roleWorkers | roleAPI                      // call Authorize.Net (charges; profile checks)
 )
 
 // setting is one configuration value: its variable, its flag, its default
@@ -443,11 +444,11 @@ func (c *config) settings(logFormat string) []*setting {
 		durationSetting(&c.AckWait, "PAYRAIL_ACK_WAIT", "ack-wait", 30*time.Second, time.Nanosecond, "JetStream AckWait for jobs", roleWorkers),
 		intSetting(&c.MaxDeliver, "PAYRAIL_MAX_DELIVER", "max-deliver", 10, 1, 0, "deliveries of one job before it is dead", roleWorkers),
 		{env: "PAYRAIL_AUTHNET_ENDPOINT", flag: "authnet-endpoint", typ: "URL", def: authorizenet.SandboxEndpoint, usage: "Authorize.Net API URL",
-			roles: roleWorkers, show: redactPassword, parse: checked(&c.AuthNetEndpoint, wantHTTPURL)},
-		strSetting(&c.AuthNetLoginID, "PAYRAIL_AUTHNET_LOGIN_ID", "authnet-login-id", "", "Authorize.Net API login ID", roleWorkers),
-		{env: "PAYRAIL_AUTHNET_TRANSACTION_KEY", flag: "authnet-transaction-key", typ: "key", usage: "Authorize.Net transaction key",
-			roles: roleWorkers, secret: true, parse: func(v string) error { c.AuthNetTransactionKey = v; return nil }},
-		durationSetting(&c.AuthNetTimeout, "PAYRAIL_AUTHNET_TIMEOUT", "authnet-timeout", 20*time.Second, time.Nanosecond, "bound on one Authorize.Net call", roleWorkers),
+			roles: roleAuthNet, show: redactPassword, parse: checked(&c.AuthNetEndpoint, wantHTTPURL)},
+		strSetting(&c.AuthNetLoginID, "PAYRAIL_AUTHNET_LOGIN_ID", "authnet-login-id", "", "default Authorize.Net API login ID, for orgs without their own", roleAuthNet),
+		{env: "PAYRAIL_AUTHNET_TRANSACTION_KEY", flag: "authnet-transaction-key", typ: "key", usage: "default Authorize.Net transaction key, for orgs without their own",
+			roles: roleAuthNet, secret: true, parse: func(v string) error { c.AuthNetTransactionKey = v; return nil }},
+		durationSetting(&c.AuthNetTimeout, "PAYRAIL_AUTHNET_TIMEOUT", "authnet-timeout", 20*time.Second, time.Nanosecond, "bound on one Authorize.Net call", roleAuthNet),
 
 		strSetting(&n.DropDir, "PAYRAIL_NACHA_DROP_DIR", "nacha-drop-dir", "./var/nacha/outbound", "directory NACHA files are dropped in", roleACH),
 		{env: "PAYRAIL_NACHA_TIMEZONE", flag: "nacha-timezone", typ: "zone", def: nacha.DefaultTimezone, usage: "time zone of the cutoff windows",

@@ -280,8 +280,9 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 	db := []string{"database-url", "database-max-conns", "log-level", "log-format"}
 	apiOnly := []string{"http-addr", "jwt-secret", "token-ttl", "rate-limit", "rate-burst", "trusted-proxies"}
 	keys := []string{"encryption-keys", "encryption-key-id"}
-	workerOnly := []string{"worker-concurrency", "ack-wait", "max-deliver",
-		"authnet-endpoint", "authnet-login-id", "authnet-transaction-key", "authnet-timeout", "nacha-inbound-dir"}
+	workerOnly := []string{"worker-concurrency", "ack-wait", "max-deliver", "nacha-inbound-dir"}
+	// The API verifies payment profiles with Authorize.Net; the worker charges.
+	authnet := []string{"authnet-endpoint", "authnet-login-id", "authnet-transaction-key", "authnet-timeout"}
 	cat := func(parts ...[]string) []string { return sorted(slices.Concat(parts...)...) }
 
 	for _, tc := range []struct {
@@ -290,9 +291,9 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 		want []string
 	}{
 		{"relay", roleRelay, cat(db, stream, []string{"metrics-addr", "relay-grace"})},
-		{"api", roleAPI, cat(db, stream, apiOnly, keys, []string{"relay-grace", "api-relay"})},
-		{"worker", roleWorker, cat(db, stream, keys, workerOnly, nachaFlags, []string{"metrics-addr"})},
-		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, nachaFlags, []string{"relay-grace", "var-dir", "nats-embedded-addr"})},
+		{"api", roleAPI, cat(db, stream, apiOnly, keys, authnet, []string{"relay-grace", "api-relay"})},
+		{"worker", roleWorker, cat(db, stream, keys, workerOnly, authnet, nachaFlags, []string{"metrics-addr"})},
+		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, authnet, nachaFlags, []string{"relay-grace", "var-dir", "nats-embedded-addr"})},
 		{"migrate", roleMigrate, []string{"database-url"}},
 		{"events", roleEvents, sorted("nats-url", "var-dir", "subject-root", "events-stream")},
 		{"nacha drop", roleNacha, cat(db, keys, nachaFlags, []string{"var-dir"})},

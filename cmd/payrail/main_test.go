@@ -100,7 +100,7 @@ func TestHelpShowsNoSecretAndExitsZero(t *testing.T) {
 func TestHelpSaysWhichSecretsAreSet(t *testing.T) {
 	r := payrail(t, secretEnv, "api", "-h")
 	for _, want := range []string{
-		"(PAYRAIL_JWT_SECRET; set)", "(PAYRAIL_ENCRYPTION_KEYS; set)",
+		"(PAYRAIL_JWT_SECRET; set)", "(PAYRAIL_ENCRYPTION_KEYS; set)", "(PAYRAIL_AUTHNET_TRANSACTION_KEY; set)",
 		`now "postgres://app:xxxxx@db.internal:5432/payrail?sslmode=require"`,
 		`now "nats://svc:xxxxx@nats:4222"`,
 	} {
@@ -108,7 +108,7 @@ func TestHelpSaysWhichSecretsAreSet(t *testing.T) {
 			t.Errorf("api -h lacks %s:\n%s", want, r.stdout)
 		}
 	}
-	for _, absent := range []string{"--worker-concurrency", "--ack-wait", "--max-deliver", "--authnet-", "--nacha-"} {
+	for _, absent := range []string{"--worker-concurrency", "--ack-wait", "--max-deliver", "--nacha-", "s3cr3ttxnkey"} {
 		if strings.Contains(r.stdout, absent) {
 			t.Errorf("api -h lists %s", absent)
 		}

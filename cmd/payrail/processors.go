@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors"
 	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/processors/authorizenet/anetsim"
@@ -61,17 +63,34 @@ func (s *services) nacha() (*nacha.Processor, error) {
 	return p, nil
 }
 
-// authorizeNet returns the AUTHORIZE_NET processor. Without credentials,
-// payrail dev charges the built-in simulator; other roles leave it out.
+// authorizeNet returns the AUTHORIZE_NET processor: each job is charged
+// with its org's merchant login (PUT /organization/authorize_net_config),
+// else with the default login of the configuration.
 func (s *services) authorizeNet(ctx context.Context) (processors.Processor, error) {
-	var err error
+	m, err := s.merchants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if !m.HasDefault() {
+		s.log.Warn("no default Authorize.Net credentials (PAYRAIL_AUTHNET_LOGIN_ID, PAYRAIL_AUTHNET_TRANSACTION_KEY): " +
+			"card jobs of orgs without their own credentials end INVALID (authorize_net_not_configured)")
+	}
+	return authorizenet.NewOrgProcessor(m, s.log), nil
+}
+
+// merchants returns this process's Authorize.Net clients per org, built
+// once and shared by the API (profile checks) and the worker (charges).
+// Without default credentials payrail dev starts the built-in simulator
+// and uses its login as the default.
+func (s *services) merchants(ctx context.Context) (*authorizenet.Merchants, error) {
+	s.anetOnce.Do(func() { s.anet, s.anetErr = s.newMerchants(ctx) })
+	return s.anet, s.anetErr
+}
+
+func (s *services) newMerchants(ctx context.Context) (*authorizenet.Merchants, error) {
 	cfg := authorizenet.Config{Endpoint: s.cfg.AuthNetEndpoint, LoginID: s.cfg.AuthNetLoginID,
 		TransactionKey: s.cfg.AuthNetTransactionKey, Timeout: s.cfg.AuthNetTimeout}
-	if cfg.LoginID == "" && cfg.TransactionKey == "" {
-		if !s.cfg.dev {
-			s.log.Warn("AUTHORIZE_NET not configured (PAYRAIL_AUTHNET_LOGIN_ID, PAYRAIL_AUTHNET_TRANSACTION_KEY): this worker leaves card jobs to others")
-			return nil, nil
-		}
+	if cfg.LoginID == "" && cfg.TransactionKey == "" && s.cfg.dev {
 		endpoint, err := s.startSimulator(ctx)
 		if err != nil {
 			return nil, err
@@ -80,14 +99,29 @@ func (s *services) authorizeNet(ctx context.Context) (processors.Processor, erro
 		s.log.Info("AUTHORIZE_NET charges the built-in simulator (set PAYRAIL_AUTHNET_LOGIN_ID and _TRANSACTION_KEY for a real gateway)",
 			"endpoint", endpoint)
 	}
+	var err error
 	if cfg.Metrics, err = authorizenet.NewMetrics(s.registry); err != nil {
 		return nil, err
 	}
-	client, err := authorizenet.NewClient(cfg)
+	m, err := authorizenet.NewMerchants(authorizenet.MerchantsConfig{Base: cfg, Lookup: s.orgCredentials})
 	if err != nil {
 		return nil, fmt.Errorf("AUTHORIZE_NET client: %w", err)
 	}
-	return authorizenet.NewProcessor(client, s.log), nil
+	return m, nil
+}
+
+// orgCredentials reads an org's own Authorize.Net credentials for
+// Merchants: none is ErrNoOrgCredentials, a key that does not unseal is
+// permanent, anything else (the database) temporary.
+func (s *services) orgCredentials(ctx context.Context, orgID string) (string, string, error) {
+	login, key, err := s.store.AuthorizeNetCredentials(ctx, orgID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return "", "", authorizenet.ErrNoOrgCredentials
+	case err != nil && !errors.Is(err, store.ErrSealed):
+		return "", "", authorizenet.TemporaryLookupError(err)
+	}
+	return login, key, err
 }
 
 // startSimulator serves the Authorize.Net simulator on a free loopback port

@@ -6,8 +6,12 @@
 // # Client
 //
 // Client sends createTransactionRequest, getTransactionDetailsRequest,
-// getUnsettledTransactionListRequest, getSettledBatchListRequest and
-// getTransactionListRequest. The API validates JSON against
+// getUnsettledTransactionListRequest, getSettledBatchListRequest,
+// getTransactionListRequest and getCustomerPaymentProfileRequest (to
+// verify a profile before an account stores it). Merchants holds one
+// Client per org: the org's own merchant login, else the default; the
+// processor built by NewOrgProcessor sends every call of a job with its
+// org's client, and never another org's login. The API validates JSON against
 // AnetApiSchema.xsd as if it were XML, element order included (E00003
 // otherwise), so each request is a struct with its fields in the XSD's
 // sequence order; TestRequestsFollowXSD reads the schema and checks them.

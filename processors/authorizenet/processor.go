@@ -21,10 +21,11 @@ const MaxDuplicateWindow = 8 * time.Hour
 // Authorize.Net. It implements processors.Processor and
 // processors.Resolver and is safe for concurrent use.
 type Processor struct {
-	client *Client
-	log    *slog.Logger
-	window time.Duration
-	now    func() time.Time
+	client    *Client
+	merchants *Merchants // when set, client is picked per job's org
+	log       *slog.Logger
+	window    time.Duration
+	now       func() time.Time
 }
 
 // Option configures a Processor.
@@ -62,6 +63,10 @@ func (p *Processor) Name() string { return Name }
 // Failures come back as a Result with Outcome Retryable or Permanent
 // (carrying RetryAfter) and, with the same outcome, a *processors.Error.
 func (p *Processor) Process(ctx context.Context, job processors.Job) (processors.Result, error) {
+	p, res, err := p.forOrg(ctx, job)
+	if p == nil {
+		return res, err
+	}
 	inst := instrumentOf(job)
 	tr, err := buildRequest(job, strconv.Itoa(int(p.window/time.Second)))
 	if err != nil {
@@ -182,6 +187,10 @@ func (p *Processor) resolveDuplicate(ctx context.Context, job processors.Job, in
 // transaction for it, meaning nothing was charged and Process may run
 // again.
 func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors.Result, error) {
+	p, res, err := p.forOrg(ctx, job)
+	if p == nil {
+		return res, err
+	}
 	inst := instrumentOf(job)
 	if job.AttemptID == "" {
 		err := errors.New("job has no attempt id")

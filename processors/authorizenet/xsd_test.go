@@ -273,6 +273,7 @@ func TestRequestsFollowXSD(t *testing.T) {
 		&getUnsettledTransactionListEnvelope{},
 		&getSettledBatchListEnvelope{},
 		&getTransactionListEnvelope{},
+		&getCustomerPaymentProfileEnvelope{},
 	} {
 		fill(reflect.ValueOf(env).Elem())
 		b, err := json.Marshal(env)

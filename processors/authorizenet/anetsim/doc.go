@@ -9,8 +9,10 @@
 // (authCaptureTransaction and authOnlyTransaction with a credit card or a
 // customer payment profile), getTransactionDetailsRequest,
 // getUnsettledTransactionListRequest, getSettledBatchListRequest,
-// getTransactionListRequest, updateHeldTransactionRequest and
-// authenticateTestRequest.
+// getTransactionListRequest, updateHeldTransactionRequest,
+// createCustomerProfileRequest, getCustomerPaymentProfileRequest and
+// authenticateTestRequest. It serves several merchant logins
+// (Options.Merchants), each with its own profiles and transactions.
 //
 // Outcomes follow the sandbox's documented triggers: its test card
 // numbers, ZIP code 46282 (declined) and the AVS ZIP codes, card codes

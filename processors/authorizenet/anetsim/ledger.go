@@ -47,8 +47,11 @@ type Transaction struct {
 	// code itself is not kept.
 	CardCodeSent bool
 	SubmitTime   time.Time
-	BatchID      string
-	SettleTime   time.Time
+	// LoginID is the merchant login that made the transaction; only that
+	// merchant can read it.
+	LoginID    string
+	BatchID    string
+	SettleTime time.Time
 
 	dedupeKey string
 }
@@ -225,9 +228,8 @@ func (s *Server) Settle() string {
 	return id
 }
 
-// AddProfile registers a customer payment profile to charge.
+// AddProfile registers a customer payment profile of the default
+// merchant (Options.LoginID).
 func (s *Server) AddProfile(customerProfileID, paymentProfileID string, p Profile) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.profiles[[2]string{customerProfileID, paymentProfileID}] = p
+	s.AddProfileFor(s.opts.LoginID, customerProfileID, paymentProfileID, p)
 }

@@ -31,34 +31,46 @@ func (s *Server) dispatch(method string, body []byte) any {
 		return errorReply("", "E00003", "The request could not be decoded.")
 	}
 	refID := string(env.RefID)
-	if !s.authenticated(string(env.MerchantAuthentication.Name), string(env.MerchantAuthentication.TransactionKey)) {
+	login := string(env.MerchantAuthentication.Name)
+	if !s.authenticated(login, string(env.MerchantAuthentication.TransactionKey)) {
 		return errorReply(refID, "E00007", "User authentication failed due to invalid authentication values.")
 	}
+	s.mu.Lock()
+	s.byLogin[[2]string{login, method}]++
+	s.mu.Unlock()
 	switch method {
 	case "createTransactionRequest":
-		return s.createTransaction(refID, raw)
+		return s.createTransaction(login, refID, raw)
 	case "getTransactionDetailsRequest":
-		return s.getTransactionDetails(refID, raw)
+		return s.getTransactionDetails(login, refID, raw)
 	case "getUnsettledTransactionListRequest":
-		return s.getUnsettledTransactionList(refID, raw)
+		return s.getUnsettledTransactionList(login, refID, raw)
 	case "getSettledBatchListRequest":
-		return s.getSettledBatchList(refID, raw)
+		return s.getSettledBatchList(login, refID, raw)
 	case "getTransactionListRequest":
-		return s.getTransactionList(refID, raw)
+		return s.getTransactionList(login, refID, raw)
 	case "updateHeldTransactionRequest":
-		return s.updateHeldTransaction(refID, raw)
+		return s.updateHeldTransaction(login, refID, raw)
+	case "createCustomerProfileRequest":
+		return s.createCustomerProfile(login, refID, raw)
+	case "getCustomerPaymentProfileRequest":
+		return s.getCustomerPaymentProfile(login, refID, raw)
 	case "authenticateTestRequest":
 		return simpleResponse{RefID: refID, Messages: okMessages()}
 	}
 	return errorReply(refID, "E00004", "The name of the requested API method is invalid. (The simulator implements "+
 		"createTransactionRequest, getTransactionDetailsRequest, getUnsettledTransactionListRequest, "+
-		"getSettledBatchListRequest, getTransactionListRequest, updateHeldTransactionRequest and authenticateTestRequest.)")
+		"getSettledBatchListRequest, getTransactionListRequest, updateHeldTransactionRequest, "+
+		"createCustomerProfileRequest, getCustomerPaymentProfileRequest and authenticateTestRequest.)")
 }
 
+// authenticated reports whether name and key are one merchant's login.
 func (s *Server) authenticated(name, key string) bool {
-	okName := subtle.ConstantTimeCompare([]byte(name), []byte(s.opts.LoginID)) == 1
-	okKey := subtle.ConstantTimeCompare([]byte(key), []byte(s.opts.TransactionKey)) == 1
-	return okName && okKey
+	s.mu.Lock()
+	want, ok := s.merchants[name]
+	s.mu.Unlock()
+	okKey := subtle.ConstantTimeCompare([]byte(key), []byte(want)) == 1
+	return ok && okKey
 }
 
 type setting struct {
@@ -140,7 +152,7 @@ const (
 	maxDuplicateWindow     = 8 * time.Hour
 )
 
-func (s *Server) createTransaction(refID string, raw json.RawMessage) any {
+func (s *Server) createTransaction(login, refID string, raw json.RawMessage) any {
 	var req struct {
 		TransactionRequest transactionRequest `json:"transactionRequest"`
 	}
@@ -170,14 +182,10 @@ func (s *Server) createTransaction(refID string, raw json.RawMessage) any {
 		customerProfileID = string(tr.Profile.CustomerProfileID)
 		paymentProfileID = string(tr.Profile.PaymentProfile.PaymentProfileID)
 		cardCode = string(tr.Profile.PaymentProfile.CardCode)
-		s.mu.Lock()
-		p, ok := s.profiles[[2]string{customerProfileID, paymentProfileID}]
-		s.mu.Unlock()
-		if !ok && !s.opts.AcceptAnyProfile {
-			return errorReply(refID, "E00040", "The record cannot be found.")
-		}
+		// A profile exists for the merchant that created it only.
+		p, ok := s.profile(login, customerProfileID, paymentProfileID)
 		if !ok {
-			p = Profile{CardNumber: "4111111111111111", ExpirationDate: "2099-12"}
+			return errorReply(refID, "E00040", "The record cannot be found.")
 		}
 		number, expiry, zip, first, last = p.CardNumber, p.ExpirationDate, p.Zip, p.FirstName, p.LastName
 	default:
@@ -217,7 +225,7 @@ func (s *Server) createTransaction(refID string, raw json.RawMessage) any {
 	if tr.Customer != nil {
 		customerID = string(tr.Customer.ID)
 	}
-	keyFields := []string{s.opts.LoginID, typ, number, expiry, customerProfileID, paymentProfileID,
+	keyFields := []string{login, typ, number, expiry, customerProfileID, paymentProfileID,
 		string(tr.PoNumber), formatCents(cents), invoice, customerID, windowValue}
 	if b := tr.BillTo; b != nil {
 		keyFields = append(keyFields, string(b.FirstName), string(b.LastName), string(b.Company),
@@ -233,7 +241,7 @@ func (s *Server) createTransaction(refID string, raw json.RawMessage) any {
 		Type: typ, InvoiceNumber: invoice, Description: description, RefID: refID, AmountCents: cents,
 		AccountNumber: maskNumber(number), AccountType: brand, FirstName: first, LastName: last, Zip: zip,
 		CustomerID: customerID, CustomerProfileID: customerProfileID, PaymentProfileID: paymentProfileID,
-		CardCodeSent: cardCode != "", SubmitTime: now, dedupeKey: key,
+		CardCodeSent: cardCode != "", SubmitTime: now, LoginID: login, dedupeKey: key,
 	}
 	t.AVSResultCode, t.CVVResultCode = "P", ""
 	if zip != "" {
@@ -367,7 +375,7 @@ func brandOf(number string) string {
 	return "Unknown"
 }
 
-func (s *Server) getTransactionDetails(refID string, raw json.RawMessage) any {
+func (s *Server) getTransactionDetails(login, refID string, raw json.RawMessage) any {
 	var req struct {
 		TransID text `json:"transId"`
 	}
@@ -377,7 +385,7 @@ func (s *Server) getTransactionDetails(refID string, raw json.RawMessage) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.byID[string(req.TransID)]
-	if t == nil {
+	if t == nil || t.LoginID != login {
 		return errorReply(refID, "E00040", "The record cannot be found.")
 	}
 	d := &transactionDetails{
@@ -461,7 +469,7 @@ func list(refID string, opts listOptions, txns []*Transaction) any {
 	return out
 }
 
-func (s *Server) getUnsettledTransactionList(refID string, raw json.RawMessage) any {
+func (s *Server) getUnsettledTransactionList(login, refID string, raw json.RawMessage) any {
 	var opts listOptions
 	if err := json.Unmarshal(raw, &opts); err != nil {
 		return errorReply(refID, "E00003", "The request could not be decoded.")
@@ -470,7 +478,7 @@ func (s *Server) getUnsettledTransactionList(refID string, raw json.RawMessage) 
 	defer s.mu.Unlock()
 	var txns []*Transaction
 	for _, t := range s.txns {
-		if t.BatchID != "" || (opts.Status == "pendingApproval" && !t.held()) {
+		if t.LoginID != login || t.BatchID != "" || (opts.Status == "pendingApproval" && !t.held()) {
 			continue
 		}
 		txns = append(txns, t)
@@ -478,7 +486,7 @@ func (s *Server) getUnsettledTransactionList(refID string, raw json.RawMessage) 
 	return list(refID, opts, txns)
 }
 
-func (s *Server) getTransactionList(refID string, raw json.RawMessage) any {
+func (s *Server) getTransactionList(login, refID string, raw json.RawMessage) any {
 	var opts listOptions
 	if err := json.Unmarshal(raw, &opts); err != nil {
 		return errorReply(refID, "E00003", "The request could not be decoded.")
@@ -492,14 +500,14 @@ func (s *Server) getTransactionList(refID string, raw json.RawMessage) any {
 	defer s.mu.Unlock()
 	var txns []*Transaction
 	for _, t := range s.txns {
-		if t.BatchID == string(opts.BatchID) {
+		if t.LoginID == login && t.BatchID == string(opts.BatchID) {
 			txns = append(txns, t)
 		}
 	}
 	return list(refID, opts, txns)
 }
 
-func (s *Server) getSettledBatchList(refID string, raw json.RawMessage) any {
+func (s *Server) getSettledBatchList(_, refID string, raw json.RawMessage) any {
 	var req struct {
 		FirstSettlementDate text `json:"firstSettlementDate"`
 		LastSettlementDate  text `json:"lastSettlementDate"`
@@ -538,7 +546,7 @@ func (s *Server) getSettledBatchList(refID string, raw json.RawMessage) any {
 	return out
 }
 
-func (s *Server) updateHeldTransaction(refID string, raw json.RawMessage) any {
+func (s *Server) updateHeldTransaction(login, refID string, raw json.RawMessage) any {
 	var req struct {
 		HeldTransactionRequest struct {
 			Action     text `json:"action"`
@@ -551,7 +559,7 @@ func (s *Server) updateHeldTransaction(refID string, raw json.RawMessage) any {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := string(req.HeldTransactionRequest.RefTransID)
-	if s.byID[id] == nil {
+	if t := s.byID[id]; t == nil || t.LoginID != login {
 		return failed(refID, 16)
 	}
 	if err := s.review(id, req.HeldTransactionRequest.Action == "approve"); err != nil {

@@ -28,10 +28,14 @@ const maxBody = 1 << 20
 
 // Options configures a Server. The zero value is usable.
 type Options struct {
-	// LoginID and TransactionKey are the only credentials accepted
-	// (E00007 otherwise). Default DefaultLoginID / DefaultTransactionKey.
+	// LoginID and TransactionKey are the default merchant's credentials.
+	// Default DefaultLoginID / DefaultTransactionKey.
 	LoginID        string
 	TransactionKey string
+	// Merchants are further merchant logins (login id → transaction key),
+	// each with its own customer profiles and transactions. Requests with
+	// any other credentials are answered E00007. AddMerchant adds more.
+	Merchants map[string]string
 	// Now is the simulator's clock (submit times, duplicate window, card
 	// expiry, settlement). Default time.Now.
 	Now func() time.Time
@@ -74,7 +78,10 @@ type Server struct {
 	nextID    int64
 	batches   []batch
 	nextBatch int64
-	profiles  map[[2]string]Profile
+	merchants map[string]string
+	profiles  map[profileKey]Profile
+	byLogin   map[[2]string]int // (login, method) → requests
+	nextProf  int64
 }
 
 // New returns a simulator. It fails only if the embedded schema does not
@@ -99,22 +106,29 @@ func New(opts Options) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	merchants := map[string]string{opts.LoginID: opts.TransactionKey}
+	for login, key := range opts.Merchants {
+		merchants[login] = key
+	}
 	sch, err := parseSchema(schemaXSD)
 	if err != nil {
 		return nil, err
 	}
 	return &Server{
-		opts:     opts,
-		val:      newValidator(sch),
-		log:      log,
-		closed:   make(chan struct{}),
-		rng:      newRand(opts.Seed),
-		faults:   opts.Faults,
-		requests: map[string]int{},
-		byID:     map[string]*Transaction{},
-		byKey:    map[string]*Transaction{},
-		nextID:   opts.FirstTransID,
-		profiles: map[[2]string]Profile{},
+		opts:      opts,
+		val:       newValidator(sch),
+		log:       log,
+		closed:    make(chan struct{}),
+		rng:       newRand(opts.Seed),
+		faults:    opts.Faults,
+		requests:  map[string]int{},
+		byID:      map[string]*Transaction{},
+		byKey:     map[string]*Transaction{},
+		nextID:    opts.FirstTransID,
+		merchants: merchants,
+		profiles:  map[profileKey]Profile{},
+		byLogin:   map[[2]string]int{},
+		nextProf:  500000000,
 	}, nil
 }
 
