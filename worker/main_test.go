@@ -153,6 +153,8 @@ type fixtureOpts struct {
 	hooks        hooks
 	// processor replaces the test processor (f.proc stays unused).
 	processor processors.Processor
+	// poolConns sizes the shared pool; default fixturePoolConns.
+	poolConns int32
 	// workerDatabaseURL, when set, is the worker's own way to PostgreSQL
 	// (through a dbProxy); the API and relay keep theirs.
 	workerDatabaseURL string
@@ -201,7 +203,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	// The API, publisher, relay and worker share one pool, sized within
 	// the package's connection budget (docs/testing.md): fixturePoolConns,
 	// and one more for the relay's LISTEN connection.
-	pool := env.NewPool(t, fixturePoolConns)
+	if o.poolConns == 0 {
+		o.poolConns = fixturePoolConns
+	}
+	pool := env.NewPool(t, o.poolConns)
 	f.store = store.New(pool, env.Ring, canopy.Events{})
 	om, err := outbox.NewMetrics(f.metrics)
 	if err != nil {
