@@ -18,8 +18,11 @@ build:
 run: build
 	./$(BIN) dev
 
+# -p 2: at most two test packages at once, whatever the core count, so the
+# suite holds at most 2 × testenv.PackageBudget PostgreSQL connections
+# (docs/testing.md).
 test: lint
-	$(GO) test -race -count=1 -timeout 15m $(PKG)
+	$(GO) test -race -count=1 -p 2 -timeout 15m $(PKG)
 
 # The same tests against PostgreSQL and NATS containers that
 # testcontainers-go starts, one of each per test package: the service URLs
@@ -28,7 +31,7 @@ test: lint
 # PAYRAIL_TEST_DOCKER_HOST_NETWORK pass through (docs/testing.md).
 test-containers:
 	env -u PAYRAIL_TEST_DATABASE_URL -u PAYRAIL_TEST_NATS_URL \
-		$(GO) test -race -count=1 -timeout 15m $(PKG)
+		$(GO) test -race -count=1 -p 2 -timeout 15m $(PKG)
 
 # The OpenAPI lint runs the linter pinned in tools/openapi-lint (redocly
 # CLI, docs/testing.md) offline, with no telemetry and no update check. It

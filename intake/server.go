@@ -35,6 +35,9 @@ import (
 type Check struct {
 	Name string
 	Fn   func(ctx context.Context) error
+	// Optional: /readyz reports the dependency's state but stays ready
+	// without it (the API accepts payments while NATS is away).
+	Optional bool
 }
 
 // Config wires a Server.
@@ -311,6 +314,9 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	for _, c := range s.ready {
 		if err := c.Fn(ctx); err != nil {
 			status[c.Name] = "unavailable"
+			if c.Optional {
+				continue
+			}
 			ready = false
 			s.log.WarnContext(ctx, "readiness check failed", "check", c.Name, "err", err)
 		} else {

@@ -117,6 +117,12 @@ func (p *Publisher) drain(pending chan struct{}) {
 }
 
 func (p *Publisher) publish(m store.OutboxMessage, pending chan struct{}) {
+	if !p.js.Conn().IsConnected() {
+		// NATS is away: leave the row to the relay rather than buffer
+		// it in the client.
+		p.opts.Metrics.published("fast_path", false)
+		return
+	}
 	pending <- struct{}{}
 	fut, err := p.js.PublishMsgAsync(natsMsg(p.topo, m))
 	if err != nil {

@@ -71,6 +71,16 @@ func (r *Relay) Run(ctx context.Context) error {
 	defer purge.Stop()
 	failures := 0
 	for {
+		if !r.js.Conn().IsConnected() {
+			// NATS is away: the rows wait in the outbox, and the
+			// connection's own log says why. Check again on the tick.
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-backstop.C:
+			}
+			continue
+		}
 		n, err := r.sweep(context.WithoutCancel(ctx))
 		switch {
 		case err != nil:

@@ -113,6 +113,8 @@ func TestSeveralRelaysPublishEachRowOnce(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	var metrics []*Metrics
+	// Each relay holds a LISTEN connection beside env.Pool's.
+	env.Reserve(t, relays, "the relays' LISTEN connections")
 	for range relays {
 		m, err := NewMetrics(prometheus.NewRegistry())
 		if err != nil {
@@ -156,6 +158,7 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	h := newHarness(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	env.Reserve(t, 1, "the relay's LISTEN connection")
 	r := NewRelay(h.st, env.Pool, h.js, h.topo, RelayOptions{Backstop: time.Hour, Logger: quiet()})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = r.Run(ctx) }()

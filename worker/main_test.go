@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -136,6 +135,13 @@ type fixture struct {
 	done     sync.WaitGroup
 }
 
+// The fixture's pools (docs/testing.md): the shared one, and the
+// worker's own when workerDatabaseURL is set.
+const (
+	fixturePoolConns = 8
+	workerPoolConns  = 4
+)
+
 type fixtureOpts struct {
 	natsURL      string
 	dropFastPath bool          // rows are left to the relay
@@ -147,6 +153,8 @@ type fixtureOpts struct {
 	hooks        hooks
 	// processor replaces the test processor (f.proc stays unused).
 	processor processors.Processor
+	// poolConns sizes the shared pool; default fixturePoolConns.
+	poolConns int32
 	// workerDatabaseURL, when set, is the worker's own way to PostgreSQL
 	// (through a dbProxy); the API and relay keep theirs.
 	workerDatabaseURL string
@@ -192,18 +200,13 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		t.Fatal(err)
 	}
 
-	// A pool sized like production's (PAYRAIL_DATABASE_MAX_CONNS), not
-	// pgxpool's default of four connections.
-	pc, err := pgxpool.ParseConfig(env.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
+	// The API, publisher, relay and worker share one pool, sized within
+	// the package's connection budget (docs/testing.md): fixturePoolConns,
+	// and one more for the relay's LISTEN connection.
+	if o.poolConns == 0 {
+		o.poolConns = fixturePoolConns
 	}
-	pc.MaxConns = 32
-	pool, err := pgxpool.NewWithConfig(ctx, pc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := env.NewPool(t, o.poolConns)
 	f.store = store.New(pool, env.Ring, canopy.Events{})
 	om, err := outbox.NewMetrics(f.metrics)
 	if err != nil {
@@ -217,6 +220,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	f.run(func() { _ = pub.Run(ctx) })
 	if !o.noRelay {
+		env.Reserve(t, 1, "the relay's LISTEN connection")
 		relay := outbox.NewRelay(f.store, pool, f.js, f.topo, outbox.RelayOptions{
 			Grace: 300 * time.Millisecond, Backstop: 200 * time.Millisecond, Metrics: om, Logger: log})
 		f.run(func() { _ = relay.Run(ctx) })
@@ -240,15 +244,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 	workerStore := f.store
 	if o.workerDatabaseURL != "" {
-		wc, err := pgxpool.ParseConfig(o.workerDatabaseURL)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wpool, err := pgxpool.NewWithConfig(ctx, wc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(wpool.Close)
+		wpool := env.NewPoolURL(t, o.workerDatabaseURL, workerPoolConns)
 		workerStore = store.New(wpool, env.Ring, canopy.Events{})
 		workerStore.SetFastPath(pub)
 	}
@@ -288,6 +284,9 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	}
 
 	t.Cleanup(func() {
+		// Pools keep their idle connections: the count now is what they
+		// grew to.
+		env.CheckConnections(t)
 		f.api.Close()
 		cancel()
 		f.done.Wait()

@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -68,7 +69,15 @@ func runChildWorker() int {
 	if err != nil {
 		return fail(err)
 	}
-	pool, err := pgxpool.New(ctx, os.Getenv("PAYRAIL_DATABASE_URL"))
+	// Sized as payrail sizes its pool: PAYRAIL_DATABASE_MAX_CONNS.
+	pc, err := pgxpool.ParseConfig(os.Getenv("PAYRAIL_DATABASE_URL"))
+	if err != nil {
+		return fail(err)
+	}
+	if n, err := strconv.Atoi(os.Getenv("PAYRAIL_DATABASE_MAX_CONNS")); err == nil {
+		pc.MaxConns = int32(n)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pc)
 	if err != nil {
 		return fail(err)
 	}
@@ -208,10 +217,16 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 		t.Fatalf("clients create --json printed %q: %v", out, err)
 	}
 
-	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: common}
+	// Each process's pool is claimed from the package's connection budget
+	// (docs/testing.md); the relay's LISTEN connection is one more.
+	maxConns := func(n int, what string) string {
+		return "PAYRAIL_DATABASE_MAX_CONNS=" + strconv.Itoa(env.Reserve(t, n, what))
+	}
+	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: append(slices.Clone(common), maxConns(4, "payrail api"))}
 	relayOps := freePort(t)
-	relay := &process{t: t, name: "payrail relay", args: []string{bin, "relay"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR="+relayOps)}
-	wrk := &process{t: t, name: "worker", args: []string{os.Args[0], "-test.run=^$"}, env: append(slices.Clone(common), childWorkerEnv+"=1")}
+	env.Reserve(t, 1, "payrail relay's LISTEN connection")
+	relay := &process{t: t, name: "payrail relay", args: []string{bin, "relay"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR="+relayOps, maxConns(3, "payrail relay"))}
+	wrk := &process{t: t, name: "worker", args: []string{os.Args[0], "-test.run=^$"}, env: append(slices.Clone(common), childWorkerEnv+"=1", maxConns(4, "the worker process"))}
 	for _, p := range []*process{api, relay, wrk} {
 		p.start()
 		defer func() {
@@ -319,6 +334,7 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 		return fmt.Sprintf("%d PENDING, %d unpublished\nworker:\n%s", pending, unpublished, tail(wrk.out.String(), 3000))
 	})
 	elapsed := time.Since(start)
+	env.CheckConnections(t) // every process still runs with its pool
 
 	var items, valid, effects, callsTotal, maxCalls, attemptsDone int
 	q := func(sql string, dst *int) {

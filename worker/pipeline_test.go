@@ -213,8 +213,10 @@ func TestPoisonJob(t *testing.T) {
 		return err == nil && info.State.Msgs == 0
 	}, func() string { return "jobs stream not empty" })
 
-	// Later jobs flow: publish them through a relay now.
-	f2 := newFixture(t, fixtureOpts{})
+	// Later jobs flow: publish them through a relay now. The first
+	// fixture's pool is still open: this one's fits the rest of the
+	// package's connection budget.
+	f2 := newFixture(t, fixtureOpts{poolConns: 4})
 	var ids []string
 	for i := range 5 {
 		id := fmt.Sprintf("after-%d", i)

@@ -19,7 +19,7 @@ import (
 func clients(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	var stdout, stderr bytes.Buffer
-	err := clientsCommand(context.Background(), append(args, "--database-url", testEnv.DatabaseURL), &stdout, &stderr)
+	err := clientsCommand(context.Background(), append(args, "--database-url", testServices(t).DatabaseURL), &stdout, &stderr)
 	return stdout.String(), err
 }
 
@@ -40,7 +40,7 @@ func TestClientsCreateNeedsAnExistingOrg(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "does not exist") || !strings.Contains(err.Error(), "--create-org") {
 		t.Fatalf("create in a missing org: %v, want an error saying it does not exist", err)
 	}
-	st := store.New(testEnv.Pool, nil, canopy.Events{})
+	st := store.New(testServices(t).Pool, nil, canopy.Events{})
 	if ok, _ := st.OrgExists(context.Background(), org); ok {
 		t.Fatal("the org was created anyway")
 	}
@@ -61,7 +61,7 @@ func TestClientsCreateNeedsAnExistingOrg(t *testing.T) {
 
 func TestClientsLifecycle(t *testing.T) {
 	ctx := context.Background()
-	st := store.New(testEnv.Pool, nil, canopy.Events{})
+	st := store.New(testServices(t).Pool, nil, canopy.Events{})
 	org := testenv.UniqueID("org_")
 	var c clientCredentials
 	clientsJSON(t, &c, "create", "--org", org, "--name", "billing", "--create-org")

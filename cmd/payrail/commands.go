@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -48,7 +49,7 @@ func runMigrate(ctx context.Context, args []string) error {
 func migrateDB(ctx context.Context, dbURL string) (from, to int32, err error) {
 	conn, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
-		return 0, 0, fmt.Errorf("connect to PostgreSQL (%s): %w", redactURL(dbURL), err)
+		return 0, 0, fmt.Errorf("connect to PostgreSQL (%s): %w", redactURL(dbURL), connectAdvice(err))
 	}
 	defer conn.Close(context.Background())
 	return schema.Migrate(ctx, conn)
@@ -65,7 +66,7 @@ func ensureDatabase(ctx context.Context, dbURL string) error {
 	cfg.Database = "postgres"
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("connect to PostgreSQL at %s:%d: %w", cfg.Host, cfg.Port, err)
+		return fmt.Errorf("connect to PostgreSQL at %s:%d: %w", cfg.Host, cfg.Port, connectAdvice(err))
 	}
 	defer conn.Close(context.Background())
 	var exists bool
@@ -83,6 +84,19 @@ func ensureDatabase(ctx context.Context, dbURL string) error {
 		return fmt.Errorf("create database %q: %w", name, err)
 	}
 	return nil
+}
+
+// connectAdvice adds what to do to a connection error that is PostgreSQL
+// refusing a connection because its connections are used up (SQLSTATE
+// 53300: "sorry, too many clients already", or a role's or database's
+// connection limit); other errors come back unchanged.
+func connectAdvice(err error) error {
+	var pe *pgconn.PgError
+	if err == nil || !errors.As(err, &pe) || pe.Code != "53300" {
+		return err
+	}
+	return fmt.Errorf("%w (SQLSTATE 53300: PostgreSQL's connections are used up; every payrail process holds up to "+
+		"PAYRAIL_DATABASE_MAX_CONNS of them: lower it, stop other clients, or raise the server's max_connections)", err)
 }
 
 func redactURL(u string) string {
@@ -141,7 +155,7 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("reach PostgreSQL (%s): %w", redactURL(cfg.DatabaseURL), err)
+		return nil, fmt.Errorf("reach PostgreSQL (%s): %w", redactURL(cfg.DatabaseURL), connectAdvice(err))
 	}
 	reg := newRegistry()
 	return &services{cfg: cfg, log: log, pool: pool, store: store.New(pool, ring, canopy.Events{}), ring: ring, signer: signer, registry: reg}, nil
@@ -177,7 +191,7 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 	api, err := intake.New(intake.Config{
 		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
-		Ready: s.readyChecks(p), TrustedProxies: s.cfg.TrustedProxies, AuthorizeNet: anet,
+		Ready: s.readyChecks(p, true), TrustedProxies: s.cfg.TrustedProxies, AuthorizeNet: anet,
 	})
 	if err != nil {
 		return err
@@ -185,15 +199,22 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 	return s.serveHTTP(ctx, "API", ln, api)
 }
 
-func (s *services) readyChecks(p *pipeline) []intake.Check {
-	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping}}
+// readyChecks are what /readyz reports. The API needs only PostgreSQL to
+// accept payments (the outbox keeps them while NATS is away), so for it
+// NATS is reported but optional. A worker or relay is ready only once NATS
+// answers and the streams are ensured.
+func (s *services) readyChecks(p *pipeline, api bool) []intake.Check {
+	if api {
+		return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping, Optional: true}}
+	}
+	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ready}}
 }
 
 // serveOps serves /metrics, /healthz and /readyz for a process without the
 // API (a worker or a relay), so its metrics can be scraped and it can be
 // probed.
 func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline) error {
-	checks := s.readyChecks(p)
+	checks := s.readyChecks(p, false)
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -311,20 +332,13 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		_ = g.Wait()
 		return err
 	}
+	// The fast path runs at once: while NATS is away its publishes fail
+	// and the relay publishes the rows later.
 	g.Go(part("publisher", func() error { return p.publisher.Run(gctx) }))
-	if r.relay || r.worker {
-		// Relays and workers need the streams before they start.
-		if err := ensureTopology(gctx, p.nats.js, s.topology(), s.log); err != nil {
-			return abort(err)
-		}
-	} else {
-		g.Go(part("topology", func() error { return ensureTopology(gctx, p.nats.js, s.topology(), s.log) }))
-	}
-	if r.relay {
-		relay := s.relay(p)
-		g.Go(part("relay", func() error { return relay.Run(gctx) }))
-	}
+	var startWorker func() error
 	if r.worker {
+		// The processors need no NATS: a configuration problem stops the
+		// worker now rather than once NATS answers.
 		reg, schedules, err := s.processors(gctx)
 		if err != nil {
 			return abort(err)
@@ -336,8 +350,10 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		if err != nil {
 			return abort(err)
 		}
-		g.Go(part("worker", func() error { return w.Run(gctx) }))
+		startWorker = func() error { return w.Run(gctx) }
 	}
+	// HTTP is served at once, whether NATS answers or not: the API accepts
+	// payments into the outbox, and probes reach every role.
 	if r.api != nil {
 		g.Go(part("api", func() error { return s.serveAPI(gctx, r.api, p) }))
 	} else if s.cfg.MetricsAddr != "" {
@@ -347,6 +363,22 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		}
 		g.Go(part("metrics", func() error { return s.serveOps(gctx, ln, p) }))
 	}
+	// What needs JetStream starts once NATS answers and the streams exist;
+	// until then committed rows wait in the outbox. SIGTERM during the wait
+	// is a clean stop.
+	g.Go(part("topology", func() error {
+		if err := ensureTopology(gctx, p.nats, s.topology(), s.log); err != nil {
+			return err
+		}
+		if r.relay {
+			relay := s.relay(p)
+			g.Go(part("relay", func() error { return relay.Run(gctx) }))
+		}
+		if startWorker != nil {
+			g.Go(part("worker", startWorker))
+		}
+		return nil
+	}))
 	err = g.Wait()
 	s.log.Info("payrail stopped", "role", name)
 	return err

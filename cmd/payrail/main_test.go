@@ -15,23 +15,19 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
-
-	"github.com/payrail/payrail/internal/testenv"
 )
-
-// testEnv is the real PostgreSQL and NATS of the tests that need them.
-var testEnv *testenv.Env
 
 // TestMain doubles as the payrail binary: with PAYRAIL_CMD_TEST_MAIN=1 the
 // test binary runs main with its arguments, so tests see the real output
-// and exit status. Otherwise it runs the tests with the integration
-// environment.
+// and exit status.
 func TestMain(m *testing.M) {
 	if os.Getenv("PAYRAIL_CMD_TEST_MAIN") == "1" {
 		main()
 		os.Exit(0)
 	}
-	os.Exit(testenv.Main(m, "cmd", &testEnv))
+	code := m.Run()
+	closeServices()
+	os.Exit(code)
 }
 
 type result struct {

@@ -9,6 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -25,32 +28,166 @@ import (
 type natsClient struct {
 	conn *nats.Conn
 	js   jetstream.JetStream
+	url  string // without credentials, for logs
+
+	connected   chan struct{} // closed once the first connection is up
+	connectOnce sync.Once
+	topology    atomic.Bool // the streams have been ensured
 }
 
-// connectNATS connects for role and keeps reconnecting forever: the API
-// must keep accepting payments while NATS is away (the outbox holds them).
+// natsLogEvery bounds how often an unreachable NATS is logged: the client
+// retries every second, the log says so once per interval.
+var natsLogEvery = 30 * time.Second
+
+// connectNATS connects for role without waiting for NATS: the connection
+// is made in the background and retried forever, so a role starts (and the
+// API accepts payments into the outbox) while NATS is away. While it is
+// unreachable, a warning naming the URL and the error is logged at once
+// and then at most every natsLogEvery.
 func connectNATS(url, role string, log *slog.Logger) (*natsClient, error) {
+	c := &natsClient{url: redactNATSURL(url), connected: make(chan struct{})}
+	log = log.With("url", c.url)
+	unreachable := &rateLimitedLog{every: natsLogEvery}
+	dialer := &recordingDialer{d: net.Dialer{Timeout: 2 * time.Second}}
+	up := func(*nats.Conn) {
+		c.connectOnce.Do(func() { close(c.connected) })
+		unreachable.reset()
+	}
 	nc, err := nats.Connect(url,
 		nats.Name("payrail-"+role),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(time.Second),
+		nats.ConnectHandler(func(nc *nats.Conn) {
+			up(nc)
+			log.Info("NATS connected")
+		}),
+		nats.SetCustomDialer(dialer),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) {
+			// The client reports "no servers available" once it has
+			// tried them all; the dial error says why.
+			if dialErr := dialer.lastErr(); dialErr != nil {
+				err = dialErr
+			}
+			if n, since, ok := unreachable.allow(time.Now()); ok {
+				log.Warn("NATS unreachable; retrying every second (the outbox keeps payments until it answers)",
+					"err", err, "failed_attempts", n, "unreachable_for", since.Round(time.Second).String())
+			}
+		}),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil { // nil: our own close at shutdown
 				log.Warn("NATS disconnected; the outbox keeps payments until it returns", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(c *nats.Conn) { log.Info("NATS reconnected", "url", c.ConnectedUrlRedacted()) }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			up(nc)
+			log.Info("NATS reconnected")
+		}),
 	)
 	if err != nil {
-		return nil, fmt.Errorf("connect to NATS at %s: %w", url, err)
+		return nil, fmt.Errorf("connect to NATS at %s: %w", c.url, err)
+	}
+	if nc.IsConnected() {
+		up(nc)
+		log.Info("NATS connected")
+	} else {
+		log.Info("NATS not reachable yet; connecting in the background")
 	}
 	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
 		nc.Close()
 		return nil, fmt.Errorf("JetStream context: %w", err)
 	}
-	return &natsClient{conn: nc, js: js}, nil
+	c.conn, c.js = nc, js
+	return c, nil
+}
+
+// redactNATSURL shows a NATS URL (or comma-separated list) without
+// passwords or tokens.
+func redactNATSURL(u string) string {
+	parts := strings.Split(u, ",")
+	for i, p := range parts {
+		parts[i] = redactPassword(strings.TrimSpace(p))
+		// nats://token@host: a user without a password is a token.
+		if scheme, rest, ok := strings.Cut(parts[i], "://"); ok {
+			if at := strings.LastIndex(rest, "@"); at >= 0 && !strings.Contains(rest[:at], ":") {
+				parts[i] = scheme + "://xxxxx" + rest[at:]
+			}
+		}
+	}
+	return strings.Join(parts, ",")
+}
+
+// recordingDialer dials NATS and keeps the last dial's error, which the
+// client's reconnect callback does not carry.
+type recordingDialer struct {
+	d   net.Dialer
+	mu  sync.Mutex
+	err error
+}
+
+func (r *recordingDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := r.d.Dial(network, address)
+	r.mu.Lock()
+	r.err = err
+	r.mu.Unlock()
+	return c, err
+}
+
+func (r *recordingDialer) lastErr() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.err
+}
+
+// rateLimitedLog lets a repeated message through at once and then at most
+// once per interval, counting what it held back.
+type rateLimitedLog struct {
+	every time.Duration
+
+	mu       sync.Mutex
+	first    time.Time // first failure of this outage
+	last     time.Time // last message let through
+	failures int
+}
+
+func (r *rateLimitedLog) allow(now time.Time) (failures int, since time.Duration, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failures++
+	if r.first.IsZero() {
+		r.first = now
+	}
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		return 0, 0, false
+	}
+	r.last = now
+	return r.failures, now.Sub(r.first), true
+}
+
+func (r *rateLimitedLog) reset() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.first, r.last, r.failures = time.Time{}, time.Time{}, 0
+}
+
+// waitConnected returns once NATS has answered, or ctx's error.
+func (c *natsClient) waitConnected(ctx context.Context) error {
+	select {
+	case <-c.connected:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// ready is the readiness of a role that needs NATS (a worker, a relay):
+// connected, and the streams ensured.
+func (c *natsClient) ready(ctx context.Context) error {
+	if !c.topology.Load() {
+		return errors.New("JetStream streams not ensured yet")
+	}
+	return c.ping(ctx)
 }
 
 func (c *natsClient) ping(ctx context.Context) error {
@@ -67,20 +204,26 @@ func (c *natsClient) close() {
 	}
 }
 
-// ensureTopology creates the streams, retrying until NATS answers or ctx
-// ends, so a role can start while NATS is still coming up.
-func ensureTopology(ctx context.Context, js jetstream.JetStream, topo queue.Topology, log *slog.Logger) error {
+// ensureTopology waits for NATS to answer, then creates the streams,
+// retrying until JetStream answers or ctx ends, so a role can start while
+// NATS is still coming up. Once it returns nil the client is ready.
+func ensureTopology(ctx context.Context, c *natsClient, topo queue.Topology, log *slog.Logger) error {
+	if err := c.waitConnected(ctx); err != nil {
+		return err
+	}
 	for attempt := 1; ; attempt++ {
 		callCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		err := queue.Ensure(callCtx, js, topo)
+		err := queue.Ensure(callCtx, c.js, topo)
 		cancel()
 		if err == nil {
+			c.topology.Store(true)
+			log.Info("JetStream streams ensured", "url", c.url, "jobs", topo.Jobs, "events", topo.Events)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		log.Warn("JetStream not ready; retrying", "attempt", attempt, "err", err)
+		log.Warn("JetStream not ready; retrying", "url", c.url, "attempt", attempt, "err", err)
 		sleepCtx(ctx, min(time.Duration(attempt)*time.Second, 10*time.Second))
 	}
 }
@@ -130,8 +273,9 @@ type pipeline struct {
 	publisher *outbox.Publisher
 }
 
-// openPipeline connects to NATS, makes the store publish committed outbox
-// rows at once, and ensures the streams in the background.
+// openPipeline starts connecting to NATS (without waiting for it) and
+// makes the store publish committed outbox rows at once; runRoles ensures
+// the streams once NATS answers.
 func (s *services) openPipeline(ctx context.Context, role string) (*pipeline, error) {
 	nc, err := connectNATS(s.cfg.NATSURL, role, s.log)
 	if err != nil {

@@ -2,7 +2,10 @@
 // gives each test package (each test binary) services of its own:
 //
 //   - PostgreSQL: a freshly created and migrated database, Env.DatabaseURL
-//     and Env.Pool, dropped at Close.
+//     and Env.Pool (PoolConns connections), dropped at Close. A package
+//     holds at most PackageBudget connections: more pools come from
+//     Env.NewPool, and processes a test starts claim theirs with
+//     Env.Reserve.
 //   - NATS with JetStream: a server at Env.NATSURL, and a name unique to the
 //     package run, Env.Name, to keep streams and subjects apart from other
 //     packages using the same server. Name streams with Env.StreamName
@@ -90,6 +93,7 @@ type Env struct {
 	dbShared   bool // the server came from Options: drop the database at Close
 	natsShared bool // the server came from Options: delete our streams at Close
 	containers []testcontainers.Container
+	budget     budget
 }
 
 // Main starts the environment, runs the package's tests and tears the
@@ -184,11 +188,11 @@ func (e *Env) createDatabase(ctx context.Context, adminURL string) error {
 	name := "payrail_test_" + e.Name
 	admin, err := pgx.Connect(ctx, adminURL)
 	if err != nil {
-		return fmt.Errorf("connect to PostgreSQL: %w", err)
+		return fmt.Errorf("connect to PostgreSQL: %w", ConnectError(err))
 	}
 	defer admin.Close(context.Background())
 	if _, err := admin.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		return fmt.Errorf("create test database %s: %w", name, err)
+		return fmt.Errorf("create test database %s: %w", name, ConnectError(err))
 	}
 	e.adminURL, e.dbName = adminURL, name
 
@@ -200,15 +204,21 @@ func (e *Env) createDatabase(ctx context.Context, adminURL string) error {
 
 	conn, err := pgx.Connect(ctx, e.DatabaseURL)
 	if err != nil {
-		return fmt.Errorf("connect to %s: %w", name, err)
+		return fmt.Errorf("connect to %s: %w", name, ConnectError(err))
 	}
 	_, _, err = schema.Migrate(ctx, conn)
 	conn.Close(context.Background())
 	if err != nil {
 		return fmt.Errorf("migrate %s: %w", name, err)
 	}
-	e.Pool, err = pgxpool.New(ctx, e.DatabaseURL)
-	return err
+	// The pool's size is part of the package's connection budget.
+	if e.Pool, err = newPool(ctx, e.DatabaseURL, PoolConns); err != nil {
+		return err
+	}
+	if err := e.Pool.Ping(ctx); err != nil {
+		return fmt.Errorf("connect to %s: %w", name, ConnectError(err))
+	}
+	return nil
 }
 
 // withDatabase swaps the database name in a postgres:// URL.
@@ -266,7 +276,7 @@ func (e *Env) dropDatabase() error {
 	defer cancel()
 	admin, err := pgx.Connect(ctx, e.adminURL)
 	if err != nil {
-		return fmt.Errorf("drop %s: %w", e.dbName, err)
+		return fmt.Errorf("drop %s: %w", e.dbName, ConnectError(err))
 	}
 	defer admin.Close(context.Background())
 	_, err = admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{e.dbName}.Sanitize()+" WITH (FORCE)")

@@ -3,11 +3,13 @@ package testenv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -147,5 +149,44 @@ func TestLifecycle(t *testing.T) {
 			conn.Close(context.Background())
 			t.Errorf("PostgreSQL container still answers after Close")
 		}
+	}
+}
+
+// The package's pools and processes fit in its share of the server's
+// connections, and what a test claims is given back when it ends.
+func TestConnectionBudget(t *testing.T) {
+	if PackageBudget*2 >= 40 {
+		t.Errorf("two packages at once (make test: go test -p 2) may hold %d connections, want fewer than 40", PackageBudget*2)
+	}
+	e := &Env{}
+	free := e.Available()
+	if free != PackageBudget-AdminConns-PoolConns || free <= 0 {
+		t.Fatalf("Available() = %d", free)
+	}
+	t.Run("claim", func(t *testing.T) {
+		if got := e.Reserve(t, free, "everything"); got != free || e.Available() != 0 {
+			t.Errorf("Reserve returned %d, %d left", got, e.Available())
+		}
+	})
+	if e.Available() != free {
+		t.Errorf("after the test ended %d left, want %d", e.Available(), free)
+	}
+}
+
+func TestConnectErrorExplainsTooManyClients(t *testing.T) {
+	pgErr := &pgconn.PgError{Severity: "FATAL", Code: "53300", Message: "sorry, too many clients already"}
+	err := ConnectError(fmt.Errorf("failed to connect: %w", pgErr))
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "53300" {
+		t.Errorf("the PostgreSQL error left the chain: %v", err)
+	}
+	for _, want := range []string{"too many clients already", "SQLSTATE 53300", "docs/testing.md", "go test -p 1", "max_connections"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q lacks %q", err, want)
+		}
+	}
+	other := errors.New("connection refused")
+	if ConnectError(other) != other || ConnectError(nil) != nil {
+		t.Error("other errors must come back unchanged")
 	}
 }

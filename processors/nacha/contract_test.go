@@ -30,7 +30,7 @@ func newContractEnv(t *testing.T) processortest.Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.MaxConns = 2 // the server's connections are shared
+	cfg.MaxConns = int32(env.Reserve(t, 2, "the contract suite's pool")) // docs/testing.md
 	cfg.ConnConfig.DialFunc = cut.dial
 	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
 	if err != nil {
