@@ -197,6 +197,18 @@ func TestNachaConfig(t *testing.T) {
 	if res.str("company_name") != "PAYRAIL LENDING" || res.str("offset_account", "bank_account_number_last_four") != "0001" {
 		t.Fatalf("nacha config %s", res.body)
 	}
+	if res.str("offset_placement") != "OWN_BATCH" {
+		t.Errorf("default offset_placement %q, want OWN_BATCH", res.str("offset_placement"))
+	}
+	good["offset_placement"] = "SAME_BATCH"
+	if res := h.do("PUT", "/organization/nacha_config", h.token, good).wantStatus(200); res.str("offset_placement") != "SAME_BATCH" {
+		t.Errorf("offset_placement %q, want SAME_BATCH", res.str("offset_placement"))
+	}
+	good["offset_placement"] = "ELSEWHERE"
+	h.do("PUT", "/organization/nacha_config", h.token, good).wantError(422, codeInvalidRequest, "/offset_placement")
+	good["offset_placement"] = "OWN_BATCH"
+	good["nacha_origin_config"] = map[string]any{"bank_name": "Origin Bank", "bank_routing_number": "500000005"}
+	h.do("PUT", "/organization/nacha_config", h.token, good).wantError(422, codeInvalidRequest, "/nacha_origin_config/bank_routing_number")
 	h.do("GET", "/organization/nacha_config", h.token, nil).wantStatus(200)
 	h.do("PUT", "/organization/nacha_config", h.token, map[string]any{
 		"nacha_origin_config": map[string]any{"bank_name": "x", "bank_routing_number": "123"},

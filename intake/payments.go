@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/payrail/payrail/intake/validate"
 	"github.com/payrail/payrail/internal/store"
@@ -97,7 +98,7 @@ func achDetails(d *object) *processors.ACHDetails {
 	} else if !d.has("standard_entry_class") {
 		d.require("standard_entry_class")
 	}
-	a.Name = holderName(d, 22) // the NACHA individual name field
+	a.Name = holderName(d, processors.MaxACHNameChars, true) // the NACHA individual name field
 	return a
 }
 
@@ -128,18 +129,29 @@ func cardDetails(d *object, now time.Time) *processors.CardDetails {
 	} else {
 		d.require("zip")
 	}
-	c.Name = holderName(d, 50) // Authorize.Net billTo first + last name
+	c.Name = holderName(d, 50, false) // Authorize.Net billTo first + last name
 	return c
 }
 
-func holderName(d *object, max int) string {
+// holderName reads payment_details.name, at most max characters (not
+// bytes). For an ACH entry (ach) the name must also be writable in the
+// NACHA individual name field: Latin letters are transliterated, but a
+// name that folds to nothing or loses letters of another script is refused
+// here rather than replaced or failing at the cutoff.
+func holderName(d *object, max int, ach bool) string {
 	v, ok := d.str("name")
 	if !ok {
 		return ""
 	}
 	v = strings.TrimSpace(v)
-	if len(v) > max {
+	switch {
+	case utf8.RuneCountInString(v) > max:
 		d.p.add(d.pointer("name"), "must be at most "+strconv.Itoa(max)+" characters")
+	case ach && v != "":
+		if _, ok := processors.ACHName(v); !ok {
+			d.p.add(d.pointer("name"), "cannot be written as the account holder's name of a NACHA entry: "+
+				"use Latin letters (accents are transliterated)")
+		}
 	}
 	return v
 }
@@ -249,10 +261,10 @@ func submitError(err error, origin, accountID, id, key string) *apiError {
 			accountID, what, accountID)
 	case errors.Is(err, payments.ErrHolderNameRequired) && origin == payments.OriginPaymentTransfer:
 		return errorf(http.StatusUnprocessableEntity, codeMissingHolderName,
-			"the account needs a customer_name to put on the ACH entry")
+			"the account needs a customer_name in Latin letters to put on the ACH entry")
 	case errors.Is(err, payments.ErrHolderNameRequired):
 		return errorf(http.StatusUnprocessableEntity, codeMissingHolderName,
-			"payment_details.name is required: the account has no customer name to put on the ACH entry")
+			"payment_details.name is required: the account has no customer name in Latin letters to put on the ACH entry")
 	}
 	return createError(err, id, key)
 }

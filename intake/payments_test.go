@@ -229,7 +229,9 @@ func TestGuestPaymentSeedExamples(t *testing.T) {
 
 	achAcct := h.account()
 	ach := h.do("POST", guestPath(achAcct), h.token, seedACH(eff))
-	wantPending(ach, "CANOPY_NACHA", map[string]any{"kind": "bank_account", "brand": nil, "last_four": "1234"})
+	// The seed's account number is 4 digits: shown in full it would be no
+	// mask at all, so nothing of it is shown (processors.MaskedLastFour).
+	wantPending(ach, "CANOPY_NACHA", map[string]any{"kind": "bank_account", "brand": nil, "last_four": ""})
 	if ach.str("line_item_id") != "0x1234" || ach.str("account_id") != achAcct || ach.str("product_id") != "prod_1" ||
 		ach.str("line_item_overview", "description") != "Payment against the account" ||
 		ach.json["line_item_summary"].(map[string]any)["original_amount_cents"] != float64(200) ||
@@ -349,6 +351,11 @@ func TestExecutingValidation(t *testing.T) {
 		{"unknown SEC code", guest, ach("standard_entry_class", "ARC"), []string{pd + "standard_entry_class"}},
 		{"unknown bank account type", guest, ach("bank_account_type", "GL"), []string{pd + "bank_account_type"}},
 		{"ACH name too long", guest, ach("name", strings.Repeat("N", 23)), []string{pd + "name"}},
+		{"routing prefix not assigned", guest, ach("bank_routing_number", "500000005"), []string{pd + "bank_routing_number"}},
+		{"ACH name of emoji", guest, ach("name", "😀😀😀"), []string{pd + "name"}},
+		{"ACH name in Cyrillic", guest, ach("name", "Иван Петров"), []string{pd + "name"}},
+		{"ACH name in CJK", guest, ach("name", "王小明"), []string{pd + "name"}},
+		{"ACH name of 23 accented characters", guest, ach("name", strings.Repeat("é", 23)), []string{pd + "name"}},
 		{"ACH required members", guest, ach("bank_routing_number", nil, "bank_account_number", nil, "standard_entry_class", nil),
 			[]string{pd + "bank_routing_number", pd + "bank_account_number", pd + "standard_entry_class"}},
 		{"Luhn failure", guest, debit("card_number", "4007000000028"), []string{pd + "card_number"}},
@@ -410,6 +417,9 @@ func TestExecutingValidation(t *testing.T) {
 	max := guestBody("edge-1", achMethod())
 	max["original_amount_cents"] = int64(9_999_999_999)
 	h.do("POST", guest, h.token, max).wantStatus(200)
+	// 22 characters, 44 bytes: the limit counts characters.
+	h.do("POST", guest, h.token, guestBody("edge-3", edit(achMethod(), "name", strings.Repeat("é", 22)))).wantStatus(200)
+	h.do("POST", guest, h.token, guestBody("edge-4", edit(achMethod(), "name", "Bjørn Strauß Łukasz"))).wantStatus(200)
 	nine := debit("zip", "12345-6789", "cvv", "1234", "name", nil)
 	nine["line_item_id"] = "edge-2"
 	nine["line_item_status"] = "PENDING"

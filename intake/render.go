@@ -101,6 +101,7 @@ type nachaConfigJSON struct {
 	CompanyIdentification string                 `json:"company_identification"`
 	EntryDescription      string                 `json:"company_entry_description"`
 	Balanced              bool                   `json:"is_balanced_nacha"`
+	OffsetPlacement       string                 `json:"offset_placement"`
 	Offset                *canopyNachaMaskedJSON `json:"offset_account"`
 	UpdatedAt             string                 `json:"updated_at"`
 }
@@ -118,6 +119,7 @@ func renderNachaConfig(c store.NachaConfig) nachaConfigJSON {
 		CompanyIdentification: c.CompanyIdentification,
 		EntryDescription:      c.EntryDescription,
 		Balanced:              c.Balanced,
+		OffsetPlacement:       c.OffsetPlacement,
 		UpdatedAt:             formatTime(c.UpdatedAt),
 	}
 	if c.Offset != nil {

@@ -369,6 +369,11 @@ func parseNachaConfig(o *object) (store.NachaConfig, *apiError) {
 		off.finish()
 		c.Offset = &acct
 	}
+	if v, ok := o.enum("offset_placement", "OWN_BATCH", "SAME_BATCH"); ok {
+		c.OffsetPlacement = v
+	} else if !o.has("offset_placement") {
+		c.OffsetPlacement = "OWN_BATCH"
+	}
 	if c.Balanced && !o.has("offset_account") {
 		o.p.add(o.pointer("offset_account"), "is required when is_balanced_nacha is true")
 	}

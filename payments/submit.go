@@ -131,10 +131,11 @@ func jobFor(acct store.Account, p Payment) (processors.Job, error) {
 	if p.Origin == OriginGuestPayment {
 		job := processors.Job{Processor: p.Processor, PaymentType: p.PaymentType, ACH: p.ACH, Card: p.Card}
 		if job.ACH != nil && job.ACH.Name == "" {
-			if acct.CustomerName == "" {
+			name, ok := achHolderName(acct.CustomerName)
+			if !ok {
 				return job, ErrHolderNameRequired
 			}
-			job.ACH.Name = truncate(acct.CustomerName, maxACHName)
+			job.ACH.Name = name
 		}
 		if job.Card != nil && job.Card.Name == "" {
 			job.Card.Name = truncate(acct.CustomerName, maxCardName)
@@ -146,13 +147,14 @@ func jobFor(acct store.Account, p Payment) (processors.Job, error) {
 	useCard := debit.Processor == processors.AuthorizeNet && p.PaymentType != processors.PaymentTypeACH
 	switch {
 	case useACH:
-		if acct.CustomerName == "" {
+		name, ok := achHolderName(acct.CustomerName)
+		if !ok {
 			return processors.Job{}, ErrHolderNameRequired
 		}
 		// The account holder's standing authorization: SEC code PPD.
 		return processors.Job{Processor: processors.CanopyNACHA, PaymentType: processors.PaymentTypeACH,
 			ACH: &processors.ACHDetails{RoutingNumber: ach.RoutingNumber, AccountNumber: ach.AccountNumber,
-				AccountType: ach.AccountType, StandardEntryClass: "PPD", Name: truncate(acct.CustomerName, maxACHName)}}, nil
+				AccountType: ach.AccountType, StandardEntryClass: "PPD", Name: name}}, nil
 	case useCard:
 		return processors.Job{Processor: processors.AuthorizeNet, PaymentType: processors.PaymentTypeDebit,
 			Profile: &processors.ProfileDetails{CustomerProfileID: debit.CustomerProfileID,
@@ -161,11 +163,17 @@ func jobFor(acct store.Account, p Payment) (processors.Job, error) {
 	return processors.Job{}, &NoProcessorError{AccountID: acct.AccountID, PaymentType: p.PaymentType}
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
+// truncate cuts s to n characters (not bytes: never inside a character).
+func truncate(s string, n int) string { return processors.TruncateChars(s, n) }
+
+// achHolderName is the account's customer name as a NACHA entry carries
+// it: Latin letters transliterated to ASCII, then cut to 22 characters. A
+// name with nothing writable left (emoji, another script) is no name: ok
+// is false and the payment is refused (ErrHolderNameRequired). Letters of
+// other scripts inside an otherwise Latin name are dropped.
+func achHolderName(customerName string) (string, bool) {
+	name, _ := processors.ACHText(customerName, maxACHName)
+	return name, name != ""
 }
 
 // sealJob builds the job's outbox message. The stored body never holds

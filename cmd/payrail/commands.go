@@ -404,6 +404,11 @@ func runDev(ctx context.Context, args []string) error {
 	if err := cfg.checkDevSecrets(); err != nil {
 		return err
 	}
+	// payrail nacha in another shell finds dev's database and drop
+	// directory here (as payrail events finds nats.url).
+	if err := writeDevSettings(cl); err != nil {
+		return fmt.Errorf("record dev settings under %s: %w", cfg.VarDir, err)
+	}
 	if cfg.NATSURL == "" {
 		ns, url, err := startEmbeddedNATS(filepath.Join(cfg.VarDir, "nats"), cfg.NATSEmbeddedAddr)
 		if err != nil {
@@ -438,7 +443,7 @@ func runDev(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	printDevBanner(ln.Addr().String(), creds, cfg.Nacha.DropDir)
+	printDevBanner(ln.Addr().String(), creds, cfg.Nacha.DropDir, cfg.VarDir)
 	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true})
 }
 
@@ -498,7 +503,10 @@ func ensureDevNachaConfig(ctx context.Context, svc *services) error {
 	return err
 }
 
-func printDevBanner(addr string, c clientCredentials, dropDir string) {
+func printDevBanner(addr string, c clientCredentials, dropDir, varDir string) {
+	if abs, err := filepath.Abs(varDir); err == nil {
+		varDir = abs
+	}
 	base := "http://" + addr
 	expiry := time.Now().AddDate(2, 0, 0).Format("01/06")
 	fmt.Printf(`
@@ -536,7 +544,12 @@ curl -s -X POST %[1]s/accounts/%[6]s/line_items/payments/guest_payment \
 Drop the NACHA file now instead of waiting for the cutoff, and watch the events:
 
 ./bin/payrail nacha drop          # the file lands in %[8]s
+./bin/payrail nacha files         # every NACHA file, its state and last error
 ./bin/payrail events              # every line item status change so far
 
-`, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount, expiry, dropDir)
+payrail nacha and payrail events find this dev's database, drop directory and
+NATS address in %[9]s; from another directory first run
+  export PAYRAIL_VAR_DIR=%[9]s
+
+`, base, c.OrgID, c.ClientID, c.ClientSecret, c.Role, devAccount, expiry, dropDir, varDir)
 }

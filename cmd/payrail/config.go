@@ -534,6 +534,7 @@ func (cl *cmdline) parse(args []string) error {
 		if err := c.loadDevSecrets(); err != nil {
 			problems = append(problems, err.Error())
 		}
+		problems = append(problems, loadDevSettings(cl)...)
 	}
 	problems = append(problems, cl.checkSecrets()...)
 	if cl.role&roleACH != 0 && c.Nacha.SFTPAddr != "" {

@@ -18,18 +18,26 @@ import (
 )
 
 const nachaUsage = `Usage:
-  payrail nacha drop [--json]          run one cutoff now: finish interrupted files, cut, write, upload
+  payrail nacha drop [--as-of DATE] [--json]
+                                       run one cutoff now (or the last cutoff of DATE, today or
+                                       earlier): finish interrupted files, cut, write, upload
   payrail nacha returns [--json] FILE...  ingest NACHA return / NOC files (each all or nothing)
-  payrail nacha settle [--json]        move entries whose settlement window passed to VALID
+  payrail nacha settle [--as-of DATE] [--json]
+                                       move entries whose settlement window passed (by DATE) to VALID
+  payrail nacha files [--status S] [--json]
+                                       list NACHA files: status, entries, totals, hash, upload, last error
+  payrail nacha release-file FILE_ID   give a file stuck in building back to the next drop
   payrail nacha simulate-return --file DROPPED.ach --trace TRACE[,TRACE...] [--code R01] [--out FILE]
                                        write the return file a bank would send for those entries
                                        (for payrail dev and tests; ingest it with "returns")
 `
 
 var nachaSummary = map[string]string{
-	"drop":    "Run one NACHA cutoff now: finish interrupted files, cut, write, upload.",
-	"returns": "Ingest NACHA return and NOC files, each all or nothing.",
-	"settle":  "Move ACH entries whose settlement window passed to VALID.",
+	"drop":         "Run one NACHA cutoff now: finish interrupted files, cut, write, upload.",
+	"returns":      "Ingest NACHA return and NOC files, each all or nothing.",
+	"settle":       "Move ACH entries whose settlement window passed to VALID.",
+	"files":        "List NACHA files with their status, entries, totals, hash, upload state and last error.",
+	"release-file": "Give the entries of a NACHA file stuck in building back to the next drop.",
 }
 
 // nachaConfig is the CANOPY_NACHA settings. Each comes from a PAYRAIL_NACHA_*
@@ -87,25 +95,51 @@ func runNacha(ctx context.Context, args []string) error {
 	switch sub {
 	case "simulate-return":
 		return simulateReturn(args[1:])
-	case "drop", "returns", "settle":
+	case "drop", "returns", "settle", "files", "release-file":
 	default:
 		fmt.Fprintf(os.Stderr, "payrail nacha: unknown command %q\n\n%s", sub, nachaUsage)
 		return errUsage
 	}
 	cl := newCmdline("nacha "+sub, roleNacha, os.LookupEnv)
 	cl.summary = nachaSummary[sub]
-	if sub == "returns" {
+	switch sub {
+	case "returns":
 		cl.args = "FILE..."
+	case "release-file":
+		cl.args = "FILE_ID"
 	}
 	fs, cfg := cl.fs, cl.cfg
-	nc := cfg.Nacha
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
+	var asOf, status *string
+	var padShort *bool
+	switch sub {
+	case "drop", "settle":
+		asOf = fs.String("as-of", "", "run as of this date (YYYY-MM-DD in the cutoff zone; today or earlier)")
+	case "files":
+		status = fs.String("status", "", "only files of this status: building, written, uploaded or released")
+	case "returns":
+		padShort = fs.Bool("pad-short-records", false, "read records shorter than 94 bytes as if their trailing blanks were stripped (default: refuse the file)")
+	}
 	if err := cl.parse(args[1:]); err != nil {
 		return err
 	}
+	nc := cfg.Nacha
 	if sub == "returns" && fs.NArg() == 0 {
 		fmt.Fprint(os.Stderr, "payrail nacha returns: name at least one FILE\n\n"+nachaUsage)
 		return errUsage
+	}
+	if sub == "release-file" && fs.NArg() != 1 {
+		fmt.Fprint(os.Stderr, "payrail nacha release-file: name one FILE_ID (see payrail nacha files --status building)\n\n"+nachaUsage)
+		return errUsage
+	}
+	var asOfDate time.Time
+	if asOf != nil && *asOf != "" {
+		d, err := time.Parse(time.DateOnly, *asOf)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "payrail nacha %s: --as-of %q: want a date YYYY-MM-DD\n", sub, *asOf)
+			return errUsage
+		}
+		asOfDate = d
 	}
 
 	log, err := cfg.logger()
@@ -130,6 +164,9 @@ func runNacha(ctx context.Context, args []string) error {
 		return err
 	}
 	pc.Pool, pc.Ring, pc.Ledger, pc.Logger = pool, ring, ledger, log
+	if padShort != nil {
+		pc.PadShortReturnRecords = *padShort
+	}
 	p, err := nacha.New(pc)
 	if err != nil {
 		return err
@@ -138,11 +175,40 @@ func runNacha(ctx context.Context, args []string) error {
 	out := os.Stdout
 	switch sub {
 	case "drop":
-		res, err := p.Drop(ctx)
+		var res nacha.DropResult
+		if asOfDate.IsZero() {
+			res, err = p.Drop(ctx)
+		} else {
+			res, err = p.DropAsOf(ctx, asOfDate)
+		}
 		printDrop(out, res, err, *asJSON)
 		return err
+	case "files":
+		files, err := p.Files(ctx, *status, 0)
+		if err != nil {
+			return err
+		}
+		printFiles(out, files, *asJSON)
+		return nil
+	case "release-file":
+		info, err := p.ReleaseFile(ctx, fs.Arg(0))
+		if *asJSON {
+			nachaJSON(out, struct {
+				nacha.FileInfo
+				Error string `json:"error,omitempty"`
+			}{info, nachaErrText(err)})
+		} else if err == nil {
+			fmt.Fprintf(out, "released %s (%d entries): they are staged again and the next drop cuts them into a new file\n",
+				info.FileID, info.Entries)
+		}
+		return err
 	case "settle":
-		res, err := p.Settle(ctx)
+		var res nacha.SettleResult
+		if asOfDate.IsZero() {
+			res, err = p.Settle(ctx)
+		} else {
+			res, err = p.SettleAsOf(ctx, asOfDate)
+		}
 		if *asJSON {
 			nachaJSON(out, struct {
 				nacha.SettleResult
@@ -292,7 +358,12 @@ func simulateReturn(args []string) error {
 			codes[t] = *code
 		}
 	}
-	content, err := nacha.SimulateReturns(original, codes, time.Now())
+	// The header is dated in the cutoff zone, as drops are.
+	loc, err := nachaZone(os.LookupEnv)
+	if err != nil {
+		return err
+	}
+	content, err := nacha.SimulateReturns(original, codes, time.Now().In(loc))
 	if err != nil {
 		return err
 	}
@@ -305,4 +376,46 @@ func simulateReturn(args []string) error {
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s: %d return(s) with code %s\n", *outPath, len(codes), *code)
 	return nil
+}
+
+// nachaZone is the cutoff zone (PAYRAIL_NACHA_TIMEZONE, default
+// America/New_York) for commands that need no database.
+func nachaZone(lookup func(string) (string, bool)) (*time.Location, error) {
+	name, ok := lookup("PAYRAIL_NACHA_TIMEZONE")
+	if !ok || name == "" {
+		name = "America/New_York"
+	}
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		return nil, fmt.Errorf("PAYRAIL_NACHA_TIMEZONE=%q: %w", name, err)
+	}
+	return loc, nil
+}
+
+func printFiles(w io.Writer, files []nacha.FileInfo, asJSON bool) {
+	if asJSON {
+		nachaJSON(w, struct {
+			Files []nacha.FileInfo `json:"files"`
+		}{files})
+		return
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(w, "no NACHA files")
+		return
+	}
+	for _, f := range files {
+		fmt.Fprintf(w, "%s %s  org %s  created %s\n  %d entries in %d batches, debits %s, credits %s, upload %s\n",
+			f.Status, f.FileID, f.OrgID, f.CreatedAt.Format(time.RFC3339), f.Entries, f.Batches,
+			nachaDollars(f.DebitTotalCents), nachaDollars(f.CreditTotalCents), f.Upload)
+		fmt.Fprintf(w, "  %s\n", f.Path)
+		if f.SHA256 != "" {
+			fmt.Fprintf(w, "  sha256 %s\n", f.SHA256)
+		}
+		if f.LastError != "" {
+			fmt.Fprintf(w, "  last error: %s\n", f.LastError)
+		}
+		if f.Status == "building" {
+			fmt.Fprintf(w, "  (if every drop fails on it: payrail nacha release-file %s)\n", f.FileID)
+		}
+	}
 }

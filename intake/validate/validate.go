@@ -4,10 +4,13 @@
 package validate
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/payrail/payrail/processors"
 )
 
 // MaxAmountCents is the largest amount a NACHA entry's ten-digit amount
@@ -39,19 +42,12 @@ func AmountCents(v int64) error {
 	return nil
 }
 
-// ABARoutingNumber checks a nine-digit ABA routing transit number and its
-// check digit (weights 3, 7, 1 repeated, sum divisible by 10).
+// ABARoutingNumber checks a nine-digit ABA routing transit number: its
+// first two digits in a Federal Reserve range (00–12, 21–32, 61–72, 80)
+// and its check digit (weights 3, 7, 1 repeated, sum divisible by 10).
 func ABARoutingNumber(rtn string) error {
-	if len(rtn) != 9 || !allDigits(rtn) {
-		return fmt.Errorf("must be exactly 9 digits")
-	}
-	weights := [9]int{3, 7, 1, 3, 7, 1, 3, 7, 1}
-	sum := 0
-	for i := 0; i < 9; i++ {
-		sum += int(rtn[i]-'0') * weights[i]
-	}
-	if sum%10 != 0 {
-		return fmt.Errorf("has an invalid ABA check digit")
+	if p := processors.RoutingNumberProblem(rtn); p != "" {
+		return errors.New(p)
 	}
 	return nil
 }

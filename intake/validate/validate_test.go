@@ -17,6 +17,10 @@ func TestABARoutingNumber(t *testing.T) {
 		{"02100002", false},  // eight digits
 		{"0210000210", false},
 		{"02100002a", false},
+		{"500000005", false}, // check digit right, 50 is no Federal Reserve routing symbol
+		{"130000006", false},
+		{"800000006", true},
+		{"610000005", true},
 		{"", false},
 	}
 	for _, tt := range tests {

@@ -193,12 +193,17 @@ func accountNumberContext(orgID, accountID string) []byte {
 	return []byte("account_processor_configs/" + orgID + "/" + accountID)
 }
 
-// LastFour returns the last four characters of s (all of s if shorter).
+// LastFour is what payrail shows of an account number: at most its last
+// four characters.
 func LastFour(s string) string {
-	if len(s) <= 4 {
-		return s
+	// Never more than the last four, and never so many that fewer than
+	// four stay hidden: a number of 4 characters or fewer shows nothing
+	// (the same rule as processors.MaskedLastFour).
+	show := min(len(s)-4, 4)
+	if show <= 0 {
+		return ""
 	}
-	return s[len(s)-4:]
+	return s[len(s)-show:]
 }
 
 // nonNil gives pgx an empty array rather than NULL.

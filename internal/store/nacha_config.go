@@ -21,8 +21,12 @@ type NachaConfig struct {
 	CompanyIdentification string
 	EntryDescription      string
 	Balanced              bool
-	Offset                *OffsetAccount
-	UpdatedAt             time.Time
+	// OffsetPlacement is where a balanced file's offsetting credit goes:
+	// OWN_BATCH (a CCD credits-only batch after each debit batch; the
+	// default, "" on input) or SAME_BATCH (inside the debit batch).
+	OffsetPlacement string
+	Offset          *OffsetAccount
+	UpdatedAt       time.Time
 }
 
 // OffsetAccount is the org's own account that balances a file.
@@ -46,11 +50,16 @@ func (s *Store) PutNachaConfig(ctx context.Context, orgID string, c NachaConfig)
 		lf := LastFour(c.Offset.AccountNumber)
 		routing, lastFour, acctType = &c.Offset.RoutingNumber, &lf, &c.Offset.AccountType
 	}
+	placement := c.OffsetPlacement
+	if placement == "" {
+		placement = "OWN_BATCH"
+	}
 	_, err := s.pool.Exec(ctx, `
 		INSERT INTO org_nacha_configs (org_id, destination_bank_name, destination_routing, origin_bank_name,
 		    origin_routing, company_name, company_identification, company_entry_description, is_balanced,
-		    offset_routing, offset_account_enc, offset_account_last_four, offset_account_type, updated_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, now())
+		    offset_routing, offset_account_enc, offset_account_last_four, offset_account_type, offset_placement,
+		    updated_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, now())
 		ON CONFLICT (org_id) DO UPDATE SET
 		    destination_bank_name = EXCLUDED.destination_bank_name, destination_routing = EXCLUDED.destination_routing,
 		    origin_bank_name = EXCLUDED.origin_bank_name, origin_routing = EXCLUDED.origin_routing,
@@ -58,9 +67,10 @@ func (s *Store) PutNachaConfig(ctx context.Context, orgID string, c NachaConfig)
 		    company_entry_description = EXCLUDED.company_entry_description, is_balanced = EXCLUDED.is_balanced,
 		    offset_routing = EXCLUDED.offset_routing, offset_account_enc = EXCLUDED.offset_account_enc,
 		    offset_account_last_four = EXCLUDED.offset_account_last_four,
-		    offset_account_type = EXCLUDED.offset_account_type, updated_at = now()`,
+		    offset_account_type = EXCLUDED.offset_account_type, offset_placement = EXCLUDED.offset_placement,
+		    updated_at = now()`,
 		orgID, c.DestinationBankName, c.DestinationRouting, c.OriginBankName, c.OriginRouting, c.CompanyName,
-		c.CompanyIdentification, c.EntryDescription, c.Balanced, routing, sealed, lastFour, acctType)
+		c.CompanyIdentification, c.EntryDescription, c.Balanced, routing, sealed, lastFour, acctType, placement)
 	if err != nil {
 		return NachaConfig{}, fmt.Errorf("store: put NACHA config for org %q: %w", orgID, err)
 	}
@@ -74,10 +84,11 @@ func (s *Store) NachaConfig(ctx context.Context, orgID string) (NachaConfig, err
 	err := s.pool.QueryRow(ctx, `
 		SELECT destination_bank_name, destination_routing, origin_bank_name, origin_routing, company_name,
 		       company_identification, company_entry_description, is_balanced,
-		       offset_routing, offset_account_last_four, offset_account_type, updated_at
+		       offset_routing, offset_account_last_four, offset_account_type, offset_placement, updated_at
 		  FROM org_nacha_configs WHERE org_id = $1`, orgID).Scan(
 		&c.DestinationBankName, &c.DestinationRouting, &c.OriginBankName, &c.OriginRouting, &c.CompanyName,
-		&c.CompanyIdentification, &c.EntryDescription, &c.Balanced, &routing, &lastFour, &acctType, &c.UpdatedAt)
+		&c.CompanyIdentification, &c.EntryDescription, &c.Balanced, &routing, &lastFour, &acctType,
+		&c.OffsetPlacement, &c.UpdatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return NachaConfig{}, ErrNotFound
 	}

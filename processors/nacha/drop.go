@@ -154,31 +154,50 @@ func (p *Processor) DropAt(ctx context.Context, cutoffAt time.Time) (res DropRes
 		return res, errors.Join(append(errs, fmt.Errorf("nacha: look for due entries: %w", err))...)
 	}
 	for _, org := range orgs {
+		// One file per org and cutoff, unless the entries overflow one
+		// file's limits: then as many files as they need.
+		for {
+			sum, ok, err := p.cutFile(ctx, org, cutoffAt)
+			if err != nil {
+				errs = append(errs, err)
+			} else if ok {
+				res.Files = append(res.Files, sum)
+			}
+			if !ok {
+				break
+			}
+		}
+	}
+	return res, errors.Join(errs...)
+}
+
+// cutFile creates one file of the org's due entries and finishes it. ok
+// says a file was created (another may follow).
+func (p *Processor) cutFile(ctx context.Context, org string, cutoffAt time.Time) (FileSummary, bool, error) {
+	{
 		began := time.Now()
 		rec, ok, err := p.createFile(ctx, org, cutoffAt)
 		if err != nil {
 			p.metrics.dropFailures.WithLabelValues("create").Inc()
 			p.log.Error("NACHA file not created; its entries stay staged", "org_id", org, "err", err)
-			errs = append(errs, err)
-			continue
+			return FileSummary{}, false, err
 		}
 		if !ok {
-			continue
+			return FileSummary{}, false, nil
 		}
 		p.log.Info("NACHA file created", "org_id", org, "file_id", rec.FileID, "file_name", rec.FileName,
 			"entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal, "took", time.Since(began))
 		if err := p.step(StepCreated, rec.FileID); err != nil {
-			errs = append(errs, err)
-			continue
+			return FileSummary{}, false, err
 		}
 		sum, err := p.finish(ctx, rec)
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			// The file stays building and is retried first by the next
+			// drop; this one moves on to the org's other entries.
+			return sum, true, err
 		}
-		res.Files = append(res.Files, sum)
+		return sum, true, nil
 	}
-	return res, errors.Join(errs...)
 }
 
 // finish takes a file from whatever state it is in to its final one.
@@ -193,6 +212,23 @@ func (p *Processor) finish(ctx context.Context, rec fileRecord) (FileSummary, er
 	if rec.Status == fileBuilding {
 		began := time.Now()
 		sum, size, err := p.writeLocal(ctx, rec)
+		// An entry that cannot be written is set aside (its payment
+		// INVALID) and the file is built again without it, so one entry
+		// never holds back the rest of the cutoff.
+		for tries := 0; err != nil && tries < 3; tries++ {
+			var be *badEntriesError
+			if !errors.As(err, &be) {
+				break
+			}
+			log.Error("NACHA file has entries that cannot be written; setting them aside", "entries", len(be.Entries))
+			if rec, err = p.removeFromFile(ctx, rec, be.Entries); err != nil {
+				return fail("set_aside", err)
+			}
+			if rec.Status != fileBuilding { // every entry was set aside
+				return summarize(rec, p.dropDir), nil
+			}
+			sum, size, err = p.writeLocal(ctx, rec)
+		}
 		if err != nil {
 			return fail("write", err)
 		}

@@ -6,11 +6,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
-	"unicode"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/moov-io/ach"
-	"golang.org/x/text/unicode/norm"
 
 	"github.com/payrail/payrail/processors"
 	"github.com/payrail/payrail/processors/nacha/nachafile"
@@ -63,9 +61,18 @@ func (p *Processor) Process(ctx context.Context, job processors.Job) (processors
 		return processors.Result{}, permanent("nacha_config_missing",
 			"the organization has no NACHA configuration (PUT /organization/nacha_config)")
 	}
-	name := nachaText(d.Name, 22)
-	if name == "" {
-		name = nachaText(customerName, 22)
+	// The request's name when it has one: a name that cannot be written
+	// (nothing left after transliteration, or letters of another script)
+	// is refused, never silently replaced by the account's name.
+	var name string
+	if strings.TrimSpace(d.Name) != "" {
+		var ok bool
+		if name, ok = processors.ACHName(d.Name); !ok {
+			return processors.Result{}, permanent("invalid_ach_details",
+				"payment_details.name cannot be written as the account holder's name of a NACHA entry")
+		}
+	} else {
+		name, _ = processors.ACHText(customerName, processors.MaxACHNameChars)
 	}
 	if name == "" {
 		return processors.Result{}, permanent("invalid_ach_details",
@@ -139,8 +146,8 @@ func validateDetails(amount int64, d processors.ACHDetails) error {
 	switch {
 	case amount <= 0 || amount > maxAmountCents:
 		return bad("amount must be between 1 and 9,999,999,999 cents")
-	case !validRouting(d.RoutingNumber):
-		return bad("bank_routing_number must be 9 digits with a valid ABA check digit")
+	case processors.RoutingNumberProblem(d.RoutingNumber) != "":
+		return bad("bank_routing_number " + processors.RoutingNumberProblem(d.RoutingNumber))
 	case len(d.AccountNumber) < 1 || len(d.AccountNumber) > 17:
 		return bad("bank_account_number must be 1 to 17 characters")
 	case d.AccountType != "CHECKING" && d.AccountType != "SAVINGS":
@@ -193,59 +200,23 @@ func creditCode(accountType string) int {
 	return ach.CheckingCredit
 }
 
-// validRouting checks 9 digits and the ABA check digit.
-func validRouting(s string) bool {
-	if len(s) != 9 {
-		return false
-	}
-	w := [9]int{3, 7, 1, 3, 7, 1, 3, 7, 1}
-	sum := 0
-	for i := 0; i < 9; i++ {
-		c := s[i]
-		if c < '0' || c > '9' {
-			return false
-		}
-		sum += int(c-'0') * w[i]
-	}
-	return sum%10 == 0
-}
+// validRouting checks a routing number (processors.RoutingNumberProblem:
+// 9 digits, a Federal Reserve prefix, the ABA check digit).
+func validRouting(s string) bool { return processors.RoutingNumberProblem(s) == "" }
 
-// nachaText makes s fit a NACHA alphanumeric field of width n: accents
-// are folded to their base letters and anything outside printable ASCII
-// is dropped, so a name with "é" cannot fail the whole file's validation or
-// shift its fixed-width columns.
+// nachaText makes s fit a NACHA alphanumeric field of width n
+// (processors.ACHText: Latin letters transliterated, anything else outside
+// printable ASCII dropped), so a name with "é" cannot fail the whole file's
+// validation or shift its fixed-width columns.
 func nachaText(s string, n int) string {
-	var b strings.Builder
-	space := false
-	for _, r := range norm.NFD.String(s) {
-		switch {
-		case unicode.Is(unicode.Mn, r):
-			continue
-		case r == ' ' || unicode.IsSpace(r):
-			space = b.Len() > 0
-			continue
-		case r < '!' || r > '~':
-			continue
-		}
-		if space {
-			b.WriteByte(' ')
-			space = false
-		}
-		b.WriteRune(r)
-	}
-	out := b.String()
-	if len(out) > n {
-		out = strings.TrimSpace(out[:n])
-	}
+	out, _ := processors.ACHText(s, n)
 	return out
 }
 
-func lastFour(s string) string {
-	if len(s) <= 4 {
-		return s
-	}
-	return s[len(s)-4:]
-}
+// lastFour is what payrail shows of an account number
+// (processors.MaskedLastFour: a number of 4 characters or fewer shows
+// nothing).
+func lastFour(s string) string { return processors.MaskedLastFour(s) }
 
 // entryContext binds a sealed account number to its entry row.
 func entryContext(orgID, attemptID string) []byte {

@@ -45,6 +45,8 @@ type fileRecord struct {
 	Size                            int64
 	WrittenAt, UploadedAt           *time.Time
 	RemotePath                      string
+	OffsetPlacement                 string
+	LastError                       string
 }
 
 // batchRecord is a nacha_batches row.
@@ -57,6 +59,8 @@ type batchRecord struct {
 	CreditTotal   int64
 	OffsetTrace   string // balanced files: the offsetting credit's trace
 	OffsetOnly    bool   // the batch holds only the offset of the batch before it
+	// sameBatchOffset (planning only): the batch carries its own offset.
+	sameBatchOffset bool
 }
 
 // entryRecord is one batched entry as the file builder reads it, with its
@@ -72,13 +76,17 @@ type entryRecord struct {
 	AccountNumber string
 	Name          string
 	PayType       string
+	// Bad says why the entry cannot be written (its account number will
+	// not open); the builder sets such entries aside.
+	Bad string
 }
 
 const fileColumns = `file_id, org_id, status, file_name, cutoff_at, created_at, creation_date, creation_time,
 	file_id_modifier, immediate_destination, immediate_destination_name, immediate_origin, immediate_origin_name,
 	company_name, company_identification, company_entry_description, is_balanced, upload_required, COALESCE(offset_routing, ''),
 	COALESCE(offset_account_type, ''), offset_account_enc, batch_count, entry_count, debit_total_cents,
-	credit_total_cents, sha256, COALESCE(size_bytes, 0), written_at, uploaded_at, COALESCE(remote_path, '')`
+	credit_total_cents, sha256, COALESCE(size_bytes, 0), written_at, uploaded_at, COALESCE(remote_path, ''),
+	offset_placement, COALESCE(last_error, '')`
 
 func scanFile(row pgx.Row) (fileRecord, error) {
 	var f fileRecord
@@ -86,7 +94,7 @@ func scanFile(row pgx.Row) (fileRecord, error) {
 		&f.CreationTime, &f.Modifier, &f.Destination, &f.DestinationName, &f.Origin, &f.OriginName,
 		&f.CompanyName, &f.CompanyID, &f.EntryDescription, &f.Balanced, &f.UploadRequired, &f.OffsetRouting, &f.OffsetType,
 		&f.OffsetAccountEnc, &f.BatchCount, &f.EntryCount, &f.DebitTotal, &f.CreditTotal, &f.SHA256, &f.Size,
-		&f.WrittenAt, &f.UploadedAt, &f.RemotePath)
+		&f.WrittenAt, &f.UploadedAt, &f.RemotePath, &f.OffsetPlacement, &f.LastError)
 	f.CutoffAt, f.CreatedAt = f.CutoffAt.UTC(), f.CreatedAt.UTC()
 	return f, err
 }
@@ -125,40 +133,54 @@ func (p *Processor) loadBatches(ctx context.Context, fileID string) ([]batchReco
 	return out, nil
 }
 
-// group is the staged entries of one future batch.
-type group struct {
-	SEC       string
-	Effective time.Time
-	Count     int
-	Total     int64
-}
-
-// createFile assigns the org's due staged entries to a new file in one
+// createFile assigns due staged entries of the org to a new file in one
 // REPEATABLE READ transaction: the file row (with its header snapshot), its
 // batches, and every entry's batch, final effective date and trace number.
-// It returns ok=false when the org has nothing due. After this commits, the
-// file's content is fixed: building it is a pure function of these rows.
+// Entries that cannot be written into any file are set aside first (their
+// payments INVALID). A file takes as many entries as fit its limits
+// (planFile); the drop calls createFile again for the rest. It returns
+// ok=false when the org has nothing (writable) due. After this commits,
+// the file's content is fixed: building it is a pure function of these
+// rows.
 func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.Time) (rec fileRecord, ok bool, err error) {
 	now := p.clock()
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
 	earliest := p.cal.NextBankingDay(p.cal.DateOf(now))
+	var setAside int
 	err = pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
+		rec, ok, setAside = fileRecord{}, false, 0
 		rows, err := tx.Query(ctx, `
-			SELECT standard_entry_class, GREATEST(effective_entry_date, $2::date), count(*), sum(amount_cents)::bigint
+			SELECT entry_id, standard_entry_class, GREATEST(effective_entry_date, $2::date), amount_cents, rdfi_routing,
+			       individual_name, account_type, account_number_enc IS NULL
 			  FROM nacha_entries
 			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3
-			 GROUP BY 1, 2 ORDER BY 1, 2`, orgID, earliest, horizon)
+			 ORDER BY 2, 3, 1`, orgID, earliest, horizon)
 		if err != nil {
 			return err
 		}
-		groups, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (group, error) {
-			var g group
-			return g, r.Scan(&g.SEC, &g.Effective, &g.Count, &g.Total)
-		})
-		if err != nil {
+		var due []dueEntry
+		var bad []setAsideRow
+		for rows.Next() {
+			var e dueEntry
+			if err := rows.Scan(&e.ID, &e.SEC, &e.Effective, &e.Amount, &e.RDFI, &e.Name, &e.AccountType, &e.Purged); err != nil {
+				rows.Close()
+				return err
+			}
+			if why := e.unwritable(p.limits); why != "" {
+				bad = append(bad, setAsideRow{EntryID: e.ID, Reason: why})
+				continue
+			}
+			due = append(due, e)
+		}
+		if err := rows.Err(); err != nil {
 			return err
 		}
-		if len(groups) == 0 {
+		if len(bad) > 0 {
+			if setAside, err = p.setAsideEntries(ctx, tx, "", bad, now); err != nil {
+				return err
+			}
+		}
+		if len(due) == 0 {
 			return nil
 		}
 		cfg, offsetAccount, err := readNachaConfig(ctx, tx, p, orgID)
@@ -171,7 +193,10 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			Origin: cfg.OriginRouting, OriginName: nachaText(cfg.OriginBankName, 23),
 			CompanyName: nachaText(cfg.CompanyName, 16), CompanyID: nachaText(cfg.CompanyIdentification, 10),
 			EntryDescription: nachaText(cfg.EntryDescription, 10), Balanced: cfg.Balanced,
-			UploadRequired: p.sftp != nil,
+			UploadRequired: p.sftp != nil, OffsetPlacement: cfg.OffsetPlacement,
+		}
+		if rec.OffsetPlacement == "" {
+			rec.OffsetPlacement = OffsetOwnBatch
 		}
 		local := now.In(p.cal.Location())
 		rec.CreationDate = civil(local.Year(), local.Month(), local.Day())
@@ -191,13 +216,19 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		rec.FileName = fmt.Sprintf("PAYRAIL_%s_%s_%s_%s_%s.ach", rec.CreationDate.Format("20060102"),
 			rec.CreationTime, rec.Destination, rec.Modifier, rec.FileID)
 
-		batches, offsets := planBatches(groups, rec.Balanced)
-		for _, g := range groups {
-			rec.EntryCount += g.Count
-			rec.DebitTotal += g.Total
+		batches, taken, err := planFile(due, rec.Balanced, rec.OffsetPlacement, p.limits)
+		if err != nil {
+			return err
 		}
-		if rec.Balanced {
-			rec.CreditTotal = rec.DebitTotal
+		due = due[:taken]
+		offsets := 0
+		for _, b := range batches {
+			if b.CreditTotal > 0 {
+				offsets++
+			}
+			rec.EntryCount += b.EntryCount
+			rec.DebitTotal += b.DebitTotal
+			rec.CreditTotal += b.CreditTotal
 		}
 		rec.BatchCount = len(batches)
 		odfi := rec.Origin[:8]
@@ -207,7 +238,7 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		}
 		next := base + int64(rec.EntryCount)
 		for i := range batches {
-			if batches[i].CreditTotal > 0 { // TEL batches carry none: their offset-only batch does
+			if batches[i].CreditTotal > 0 { // the batch carrying an offset
 				next++
 				batches[i].OffsetTrace = odfi + fmt.Sprintf("%07d", next)
 			}
@@ -217,13 +248,14 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			    creation_time, file_id_modifier, immediate_destination, immediate_destination_name, immediate_origin,
 			    immediate_origin_name, company_name, company_identification, company_entry_description, is_balanced,
 			    offset_routing, offset_account_enc, offset_account_type, batch_count, entry_count, debit_total_cents,
-			    credit_total_cents, upload_required)
+			    credit_total_cents, upload_required, offset_placement)
 			VALUES ($1, $2, 'building', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24)`,
+			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24, $25)`,
 			rec.FileID, rec.OrgID, rec.FileName, rec.CutoffAt, rec.CreatedAt, rec.CreationDate, rec.CreationTime,
 			rec.Modifier, rec.Destination, rec.DestinationName, rec.Origin, rec.OriginName, rec.CompanyName,
 			rec.CompanyID, rec.EntryDescription, rec.Balanced, rec.OffsetRouting, rec.OffsetAccountEnc,
-			rec.OffsetType, rec.BatchCount, rec.EntryCount, rec.DebitTotal, rec.CreditTotal, rec.UploadRequired); err != nil {
+			rec.OffsetType, rec.BatchCount, rec.EntryCount, rec.DebitTotal, rec.CreditTotal, rec.UploadRequired,
+			rec.OffsetPlacement); err != nil {
 			return fmt.Errorf("insert file row: %w", err)
 		}
 		var secs, traces []string
@@ -245,30 +277,33 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			rec.FileID, nums, secs, dates, counts, debits, credits, traces, offsetOnly); err != nil {
 			return fmt.Errorf("insert batches: %w", err)
 		}
-		// Entry batches follow the group order, and trace numbers follow
-		// (batch, entry id), so traces ascend within every batch as
-		// moov-io/ach's strict validation requires.
-		tag, err := tx.Exec(ctx, `
-			WITH g AS (
-			    SELECT * FROM unnest($3::text[], $4::date[], $5::int[]) AS g(sec, eff, batch_number)
-			), n AS (
-			    SELECT e.entry_id, g.batch_number, g.eff,
-			           row_number() OVER (ORDER BY g.batch_number, e.entry_id) AS rn
-			      FROM nacha_entries e
-			      JOIN g ON g.sec = e.standard_entry_class AND g.eff = GREATEST(e.effective_entry_date, $6::date)
-			     WHERE e.org_id = $1 AND e.status = 'staged' AND e.effective_entry_date <= $7
-			)
-			UPDATE nacha_entries e
-			   SET status = 'batched', file_id = $2, batch_number = n.batch_number, effective_entry_date = n.eff,
-			       trace_number = $8 || lpad(($9::bigint + n.rn)::text, 7, '0')
-			  FROM n WHERE e.entry_id = n.entry_id`,
-			orgID, rec.FileID, groupSECs(batches), groupDates(batches), groupNums(batches), earliest, horizon,
-			odfi, base)
-		if err != nil {
-			return fmt.Errorf("assign entries: %w", err)
+		// Entries are assigned in chunks (arrays of ids, batches and trace
+		// sequence offsets); planFile numbered them in (SEC, date, entry
+		// id) order, so traces ascend within every batch as moov-io/ach's
+		// strict validation requires.
+		const assignChunk = 100_000
+		var assigned int64
+		for lo := 0; lo < len(due); lo += assignChunk {
+			hi := min(lo+assignChunk, len(due))
+			ids, bnums, seqs := make([]int64, 0, hi-lo), make([]int32, 0, hi-lo), make([]int64, 0, hi-lo)
+			for _, e := range due[lo:hi] {
+				ids, bnums, seqs = append(ids, e.ID), append(bnums, e.Batch), append(seqs, e.Seq)
+			}
+			tag, err := tx.Exec(ctx, `
+				UPDATE nacha_entries e
+				   SET status = 'batched', file_id = $1, batch_number = u.b, effective_entry_date = nb.effective_entry_date,
+				       trace_number = $2 || lpad(($3::bigint + u.s)::text, 7, '0')
+				  FROM unnest($4::bigint[], $5::int[], $6::bigint[]) AS u(id, b, s)
+				  JOIN nacha_batches nb ON nb.file_id = $1 AND nb.batch_number = u.b
+				 WHERE e.entry_id = u.id AND e.status = 'staged'`,
+				rec.FileID, odfi, base, ids, bnums, seqs)
+			if err != nil {
+				return fmt.Errorf("assign entries: %w", err)
+			}
+			assigned += tag.RowsAffected()
 		}
-		if int(tag.RowsAffected()) != rec.EntryCount {
-			return fmt.Errorf("assigned %d entries, planned %d", tag.RowsAffected(), rec.EntryCount)
+		if int(assigned) != rec.EntryCount {
+			return fmt.Errorf("assigned %d entries, planned %d", assigned, rec.EntryCount)
 		}
 		ok = true
 		return nil
@@ -276,64 +311,18 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 	if err != nil {
 		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
 	}
+	if setAside > 0 {
+		p.metrics.setAside.Add(float64(setAside))
+	}
 	return rec, ok, nil
-}
-
-// planBatches numbers the batches: one per group, in group order, and in a
-// balanced file an offset-only CCD batch after each TEL batch, because TEL
-// batches may hold debits only. It returns the number of offset entries.
-func planBatches(groups []group, balanced bool) (batches []batchRecord, offsets int) {
-	n := 0
-	for _, g := range groups {
-		n++
-		b := batchRecord{Number: n, SEC: g.SEC, EffectiveDate: g.Effective, EntryCount: g.Count, DebitTotal: g.Total}
-		if !balanced {
-			batches = append(batches, b)
-			continue
-		}
-		offsets++
-		if g.SEC != ach.TEL {
-			b.CreditTotal = g.Total
-			batches = append(batches, b)
-			continue
-		}
-		n++
-		batches = append(batches, b, batchRecord{Number: n, SEC: ach.CCD, EffectiveDate: g.Effective,
-			CreditTotal: g.Total, OffsetOnly: true})
-	}
-	return batches, offsets
-}
-
-func groupSECs(bs []batchRecord) (out []string) {
-	for _, b := range bs {
-		if !b.OffsetOnly {
-			out = append(out, b.SEC)
-		}
-	}
-	return out
-}
-
-func groupDates(bs []batchRecord) (out []time.Time) {
-	for _, b := range bs {
-		if !b.OffsetOnly {
-			out = append(out, b.EffectiveDate)
-		}
-	}
-	return out
-}
-
-func groupNums(bs []batchRecord) (out []int32) {
-	for _, b := range bs {
-		if !b.OffsetOnly {
-			out = append(out, int32(b.Number))
-		}
-	}
-	return out
 }
 
 // reserveTraces reserves n consecutive trace sequence numbers of the ODFI
 // and returns the one before the first. The 7-digit sequence restarts at 1
-// rather than wrap inside a file, so traces always ascend within it.
+// rather than wrap inside a file, so traces always ascend within it. Trace
+// numbers are therefore unique per ODFI within one cycle of 9,999,999
+// entries, not forever: returns are matched on the trace number and the
+// original entry's fields (matchEntry).
 func reserveTraces(ctx context.Context, tx pgx.Tx, odfi string, n int) (int64, error) {
 	const maxSeq = 9_999_999
 	if n > maxSeq {
@@ -396,10 +385,10 @@ func readNachaConfig(ctx context.Context, tx pgx.Tx, p *Processor, orgID string)
 	err := tx.QueryRow(ctx, `
 		SELECT destination_bank_name, destination_routing, origin_bank_name, origin_routing, company_name,
 		       company_identification, company_entry_description, is_balanced, offset_routing,
-		       offset_account_enc, offset_account_type
+		       offset_account_enc, offset_account_type, offset_placement
 		  FROM org_nacha_configs WHERE org_id = $1`, orgID).Scan(&c.DestinationBankName, &c.DestinationRouting,
 		&c.OriginBankName, &c.OriginRouting, &c.CompanyName, &c.CompanyIdentification, &c.EntryDescription,
-		&c.Balanced, &routing, &sealed, &acctType)
+		&c.Balanced, &routing, &sealed, &acctType, &c.OffsetPlacement)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return c, "", fmt.Errorf("org %s has staged ACH entries but no NACHA configuration", orgID)
 	}
@@ -462,16 +451,12 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 					return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
 				}
 				if sealed == nil {
-					rows.Close()
-					return entryRecord{}, false, fmt.Errorf("nacha: entry of line item %s in file %s has a purged account number",
-						e.LineItemID, fileID)
+					e.Bad = "the account number was purged"
+				} else if plain, err := p.ring.Open(sealed, entryContext(orgID, attemptID)); err != nil {
+					e.Bad = "the account number cannot be opened: " + err.Error()
+				} else {
+					e.AccountNumber = string(plain)
 				}
-				plain, err := p.ring.Open(sealed, entryContext(orgID, attemptID))
-				if err != nil {
-					rows.Close()
-					return entryRecord{}, false, fmt.Errorf("nacha: open account number of line item %s: %w", e.LineItemID, err)
-				}
-				e.AccountNumber = string(plain)
 				page = append(page, e)
 			}
 			if err := rows.Err(); err != nil {
@@ -516,6 +501,7 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 	if err != nil {
 		return nil, err
 	}
+	var bad []setAsideRow
 	for _, b := range batches {
 		bh := ach.NewBatchHeader()
 		bh.CompanyName = rec.CompanyName
@@ -539,8 +525,14 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 		}
 		var count int
 		var debits int64
+		var ids []int64 // entry ids in batch order, to name an entry moov-io/ach refuses
 		for havePending && pending.Batch == b.Number {
-			batch.AddEntry(debitEntry(pending))
+			if pending.Bad != "" {
+				bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
+			} else {
+				batch.AddEntry(debitEntry(pending))
+				ids = append(ids, pending.EntryID)
+			}
 			count++
 			debits += pending.AmountCents
 			if pending, havePending, err = next(); err != nil {
@@ -551,16 +543,33 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 			return nil, fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
 				b.Number, rec.FileID, count, debits, b.EntryCount, b.DebitTotal)
 		}
+		if len(bad) > 0 {
+			continue // the file is built again without them
+		}
 		if b.OffsetTrace != "" {
 			batch.AddEntry(offsetEntry(rec, offsetAccount, b))
 		}
 		if err := batch.Create(); err != nil {
+			// Name the entries moov-io/ach refuses on their own, so they
+			// can be set aside; a batch failing for another reason fails
+			// the file (README: recovering a file stuck in building).
+			for i, ed := range batch.GetEntries()[:len(ids)] {
+				if verr := ed.Validate(); verr != nil {
+					bad = append(bad, setAsideRow{EntryID: ids[i], Reason: "fails NACHA validation: " + nachafile.RedactedText(verr)})
+				}
+			}
+			if len(bad) > 0 {
+				continue
+			}
 			return nil, fmt.Errorf("nacha: batch %d of file %s fails NACHA validation: %w", b.Number, rec.FileID, nachafile.Redact(err))
 		}
 		file.AddBatch(batch)
 	}
 	if havePending {
 		return nil, fmt.Errorf("nacha: file %s has an entry in unknown batch %d", rec.FileID, pending.Batch)
+	}
+	if len(bad) > 0 {
+		return nil, &badEntriesError{FileID: rec.FileID, Entries: bad}
 	}
 	if err := file.Create(); err != nil {
 		return nil, fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))

@@ -40,15 +40,20 @@ func TestGoldenFiles(t *testing.T) {
 		name        string
 		balanced    bool
 		origin, dst string
+		placement   string
 	}{
-		{"unbalanced", false, withCheckDigit("09100001"), withCheckDigit("07100001")},
-		{"balanced", true, withCheckDigit("09100002"), withCheckDigit("07100002")},
+		{"unbalanced", false, withCheckDigit("09100001"), withCheckDigit("07100001"), ""},
+		// The offset in the debit batch (service class 200), as files were
+		// before offset placement was an option.
+		{"balanced", true, withCheckDigit("09100002"), withCheckDigit("07100002"), OffsetSameBatch},
+		// The default: each offset in its own CCD credits-only batch.
+		{"balanced_own_batch", true, withCheckDigit("09100003"), withCheckDigit("07100003"), ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			forgetRouting(t, tc.origin, tc.dst)
 			// Staged on the Wednesday before Thanksgiving, cut at 21:00.
 			f := newFixture(t, ny(t, 2025, 11, 26, 10, 0), fixtureOpts{balanced: tc.balanced, origin: tc.origin,
-				destination: tc.dst})
+				destination: tc.dst, placement: tc.placement})
 			for _, pm := range goldenPayments(t) {
 				f.stage(pm)
 			}

@@ -61,6 +61,19 @@ type Ledger interface {
 	// reports whether the configuration changed. Nothing here may log or
 	// emit an account number.
 	BankDetailsCorrected(ctx context.Context, tx pgx.Tx, c Correction) (applied bool, err error)
+	// EntriesSetAside applies entries that cannot be written into any
+	// NACHA file: each line item moves PENDING → INVALID with Reason on
+	// its transition, the attempt becomes failed with result_code
+	// "nacha_entry_set_aside" and result_message = Reason, and one event
+	// is emitted per line item. Rare: calls carry few entries.
+	EntriesSetAside(ctx context.Context, tx pgx.Tx, entries []SetAsideEntry) error
+}
+
+// SetAsideEntry is an entry the drop could not write.
+type SetAsideEntry struct {
+	LineItemRef
+	Reason string
+	At     time.Time // UTC
 }
 
 // LineItemRef names the line item and attempt an entry executes.

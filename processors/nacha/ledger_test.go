@@ -202,3 +202,15 @@ func (l *testLedger) BankDetailsCorrected(ctx context.Context, tx pgx.Tx, c Corr
 	}
 	return true, emit(ctx, tx, "bank_details_corrected", c.LineItemRef, map[string]string{"code": c.ChangeCode})
 }
+
+func (l *testLedger) EntriesSetAside(ctx context.Context, tx pgx.Tx, entries []SetAsideEntry) error {
+	for _, e := range entries {
+		if err := transition(ctx, tx, e.LineItemRef, "INVALID", "ACH entry cannot be written into a NACHA file: "+e.Reason); err != nil {
+			return err
+		}
+		if err := emit(ctx, tx, "set_aside", e.LineItemRef, map[string]string{"reason": e.Reason}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

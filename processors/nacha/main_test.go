@@ -90,6 +90,7 @@ type fixtureOpts struct {
 	origin      string // fixed routing numbers make golden files stable
 	destination string
 	org         string
+	placement   string // offset placement of a balanced config; "" the default
 	mutate      func(*Config)
 }
 
@@ -133,7 +134,7 @@ func newFixture(t testing.TB, now time.Time, o fixtureOpts) *fixture {
 		DestinationBankName: "Federal Reserve Bank", DestinationRouting: f.destination,
 		OriginBankName: "Payrail Test Bank", OriginRouting: f.origin,
 		CompanyName: "Payrail Lending", CompanyIdentification: "1234567890", EntryDescription: "LOAN PMT",
-		Balanced: o.balanced,
+		Balanced: o.balanced, OffsetPlacement: o.placement,
 	}
 	if o.balanced {
 		cfg.Offset = &store.OffsetAccount{RoutingNumber: f.origin, AccountNumber: "9988776655", AccountType: "CHECKING"}

@@ -19,6 +19,7 @@ type metrics struct {
 	nocs          *prometheus.CounterVec // by change code and applied
 	settled       prometheus.Counter
 	inboundReject prometheus.Counter
+	setAside      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -51,12 +52,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		inboundReject: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "payrail_nacha_inbound_files_rejected_total", Help: "Return/NOC files rejected as malformed or unmatched.",
 		}),
+		setAside: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payrail_nacha_entries_set_aside_total",
+			Help: "ACH entries that could not be written into a NACHA file: set aside, their payments INVALID.",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.staged, m.dropped, m.files, m.dropFailures, m.dropDuration,
-		m.returned, m.nocs, m.settled, m.inboundReject} {
+		m.returned, m.nocs, m.settled, m.inboundReject, m.setAside} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {

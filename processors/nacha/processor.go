@@ -57,6 +57,10 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now. Tests pin it.
 	Now func() time.Time
+	// PadShortReturnRecords reads return/NOC files whose records lost
+	// their trailing blanks (shorter than 94 bytes) by padding them. Off
+	// by default: a short record is refused, with the whole file.
+	PadShortReturnRecords bool
 }
 
 // Processor implements processors.Processor for CANOPY_NACHA and runs the
@@ -81,6 +85,11 @@ type Processor struct {
 	// transaction carries. Tests shrink both to cross their boundaries.
 	pageSize int
 	chunk    int
+	// padShortRecords: Config.PadShortReturnRecords.
+	padShortRecords bool
+	// limits are the NACHA field limits the file builder splits batches
+	// and files by; tests shrink them.
+	limits limits
 }
 
 // New returns a Processor for cfg and registers its metrics.
@@ -102,6 +111,7 @@ func New(cfg Config) (*Processor, error) {
 	p := &Processor{
 		pool: cfg.Pool, ring: cfg.Ring, ledger: cfg.Ledger, cal: cal, dropDir: cfg.DropDir, sftp: cfg.SFTP,
 		settlementDays: cfg.SettlementDays, log: cfg.Logger, metrics: m, now: cfg.Now, pageSize: 5000, chunk: 1000,
+		padShortRecords: cfg.PadShortReturnRecords, limits: nachaLimits,
 	}
 	if p.settlementDays <= 0 {
 		p.settlementDays = DefaultSettlementDays

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,8 +30,8 @@ type InboundReport struct {
 	SHA256   string `json:"sha256"`
 	// Duplicate: this exact file was ingested before; nothing was applied.
 	Duplicate bool            `json:"duplicate"`
-	Returns   []ReturnOutcome `json:"returns"`
-	NOCs      []NOCOutcome    `json:"nocs"`
+	Returns   []ReturnOutcome `json:"returns"` // never null in JSON: [] when none
+	NOCs      []NOCOutcome    `json:"nocs"`    // never null in JSON: [] when none
 	Unmatched []string        `json:"unmatched_traces,omitempty"`
 	Problems  []string        `json:"problems,omitempty"`
 	Applied   bool            `json:"applied"`
@@ -94,7 +95,7 @@ func (p *Processor) IngestReturnFile(ctx context.Context, name string, r io.Read
 	if len(data) > maxInboundBytes {
 		return reject(ErrMalformedFile, "file is larger than 64 MiB")
 	}
-	items, problems, err := nachafile.ParseReturns(data)
+	items, problems, err := nachafile.ParseReturnsWith(data, nachafile.Options{PadShortRecords: p.padShortRecords})
 	if err != nil {
 		return reject(err, problems...)
 	}
@@ -117,12 +118,15 @@ func (p *Processor) IngestReturnFile(ctx context.Context, name string, r io.Read
 		rep.Returns, rep.NOCs, rep.Unmatched = nil, nil, nil
 		var nReturns, nNOCs int
 		for _, it := range items {
-			e, found, err := matchEntry(ctx, tx, it)
+			e, found, ambiguous, err := p.matchEntry(ctx, tx, it)
 			if err != nil {
 				return err
 			}
 			if !found {
 				rep.Unmatched = append(rep.Unmatched, it.Trace)
+				if ambiguous {
+					rep.Problems = append(rep.Problems, "trace "+it.Trace+" matches more than one dropped entry")
+				}
 				continue
 			}
 			if it.ChangeCode != "" {
@@ -181,32 +185,75 @@ type matchedEntry struct {
 	AmountCents   int64
 	RDFI          string
 	AccountSealed []byte
+	Effective     time.Time
 }
 
-// matchEntry finds the most recent dropped entry with the trace number and
-// locks it. A return must also carry the entry's amount: trace numbers
-// restart after ten million entries, and an amount mismatch means the
-// return is not for this entry.
-func matchEntry(ctx context.Context, tx pgx.Tx, it nachafile.Item) (matchedEntry, bool, error) {
-	var e matchedEntry
-	err := tx.QueryRow(ctx, `
+// matchEntry finds the dropped entry a return or NOC is for, and locks
+// it. Trace numbers are unique per ODFI only within one cycle of the
+// 7-digit sequence (9,999,999 entries; README "Trace numbers"), so a trace
+// number alone may name several entries: every candidate must also match
+// what the return carries of the original entry — the amount (returns;
+// a NOC carries 0), the identification number (line item id), the DFI
+// account number, the original RDFI (addenda OriginalDFI) and, where the
+// return carries it, the original effective entry date. A return is never
+// applied to an entry that differs in any of them; an entry whose account
+// number was purged cannot be confirmed and does not match. ambiguous is
+// set when more than one entry matches everything (nothing is applied).
+func (p *Processor) matchEntry(ctx context.Context, tx pgx.Tx, it nachafile.Item) (e matchedEntry, found, ambiguous bool, err error) {
+	rows, err := tx.Query(ctx, `
 		SELECT entry_id, org_id, account_id, line_item_id, attempt_id, status, amount_cents, rdfi_routing,
-		       account_number_enc
+		       account_number_enc, effective_entry_date
 		  FROM nacha_entries
 		 WHERE trace_number = $1 AND status IN ('dropped', 'settled', 'returned')
-		 ORDER BY entry_id DESC LIMIT 1
-		   FOR UPDATE`, it.Trace).Scan(&e.EntryID, &e.OrgID, &e.AccountID, &e.LineItemID, &e.AttemptID,
-		&e.Status, &e.AmountCents, &e.RDFI, &e.AccountSealed)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return e, false, nil
-	}
+		 ORDER BY entry_id
+		   FOR UPDATE`, it.Trace)
 	if err != nil {
-		return e, false, fmt.Errorf("match trace %s: %w", it.Trace, err)
+		return e, false, false, fmt.Errorf("match trace %s: %w", it.Trace, err)
 	}
-	if it.ChangeCode == "" && it.Amount != e.AmountCents {
-		return e, false, nil
+	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (matchedEntry, error) {
+		var c matchedEntry
+		return c, r.Scan(&c.EntryID, &c.OrgID, &c.AccountID, &c.LineItemID, &c.AttemptID, &c.Status, &c.AmountCents,
+			&c.RDFI, &c.AccountSealed, &c.Effective)
+	})
+	if err != nil {
+		return e, false, false, fmt.Errorf("match trace %s: %w", it.Trace, err)
 	}
-	return e, true, nil
+	n := 0
+	for _, c := range cands {
+		ok, err := p.sameEntry(c, it)
+		if err != nil {
+			return e, false, false, err
+		}
+		if ok {
+			e, n = c, n+1
+		}
+	}
+	return e, n == 1, n > 1, nil
+}
+
+// sameEntry reports whether the return or NOC it carries c's fields.
+func (p *Processor) sameEntry(c matchedEntry, it nachafile.Item) (bool, error) {
+	switch {
+	case it.ChangeCode == "" && it.Amount != c.AmountCents:
+		return false, nil
+	case it.IndividualID != identification(c.LineItemID):
+		return false, nil
+	case it.OriginalDFI != "" && (len(c.RDFI) < 8 || it.OriginalDFI != c.RDFI[:8]):
+		return false, nil
+	case !it.OriginalEntryDate.IsZero() && !sameDate(it.OriginalEntryDate, c.Effective):
+		return false, nil
+	case c.AccountSealed == nil:
+		return false, nil
+	}
+	plain, err := p.ring.Open(c.AccountSealed, entryContext(c.OrgID, c.AttemptID))
+	if err != nil {
+		return false, fmt.Errorf("open account number of line item %s: %w", c.LineItemID, err)
+	}
+	return string(plain) == it.Account, nil
+}
+
+func sameDate(a, b time.Time) bool {
+	return a.Year() == b.Year() && a.Month() == b.Month() && a.Day() == b.Day()
 }
 
 func (p *Processor) applyReturn(ctx context.Context, tx pgx.Tx, inboundID int64, e matchedEntry, it nachafile.Item,
@@ -396,4 +443,17 @@ func moveAside(path, dir string, note []byte) error {
 		return fmt.Errorf("nacha: move %s aside: %w", path, err)
 	}
 	return syncDir(dir)
+}
+
+// MarshalJSON writes returns and nocs as [] rather than null when there
+// are none, so consumers can iterate without a null check.
+func (r InboundReport) MarshalJSON() ([]byte, error) {
+	type plain InboundReport
+	if r.Returns == nil {
+		r.Returns = []ReturnOutcome{}
+	}
+	if r.NOCs == nil {
+		r.NOCs = []NOCOutcome{}
+	}
+	return json.Marshal(plain(r))
 }

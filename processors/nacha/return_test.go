@@ -2,6 +2,7 @@ package nacha
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"os"
 	"path/filepath"
@@ -22,6 +23,40 @@ type inbound struct {
 	returnCode string // R01 …; empty for a NOC
 	changeCode string // C01 …
 	corrected  string
+	// What the return carries of the original entry; empty: read from
+	// the most recent entry with the trace number, as a real RDFI copies
+	// them from the entry it returns.
+	lineItem, account string
+}
+
+// original fills in what an RDFI copies from the original entry.
+func original(t testing.TB, it inbound) inbound {
+	t.Helper()
+	if it.lineItem != "" && it.account != "" {
+		return it
+	}
+	var org, li, attempt string
+	var sealed []byte
+	err := env.Pool.QueryRow(context.Background(), `
+		SELECT org_id, line_item_id, attempt_id, account_number_enc FROM nacha_entries
+		 WHERE trace_number = $1 ORDER BY entry_id DESC LIMIT 1`, it.trace).Scan(&org, &li, &attempt, &sealed)
+	if err != nil {
+		if it.account == "" {
+			it.account = "12345678901"
+		}
+		return it
+	}
+	if it.lineItem == "" {
+		it.lineItem = li
+	}
+	if it.account == "" && sealed != nil {
+		plain, err := env.Ring.Open(sealed, entryContext(org, attempt))
+		if err != nil {
+			t.Fatal(err)
+		}
+		it.account = string(plain)
+	}
+	return it
 }
 
 const rdfi = "231380104"
@@ -43,6 +78,7 @@ func buildInbound(t testing.TB, origin string, items []inbound) []byte {
 	batches := map[string]ach.Batcher{}
 	var order []string
 	for i, it := range items {
+		it = original(t, it)
 		sec := it.sec
 		if it.changeCode != "" {
 			sec = ach.COR
@@ -70,7 +106,8 @@ func buildInbound(t testing.TB, origin string, items []inbound) []byte {
 		e := ach.NewEntryDetail()
 		e.TransactionCode = ach.CheckingReturnNOCDebit
 		e.SetRDFI(origin)
-		e.DFIAccountNumber = "12345678901"
+		e.DFIAccountNumber = it.account
+		e.IdentificationNumber = identification(it.lineItem)
 		e.Amount = int(it.amount)
 		e.IndividualName = "Jane Doe"
 		e.SetTraceNumber(rdfi[:8], i+1)

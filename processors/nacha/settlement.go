@@ -23,8 +23,13 @@ type SettleResult struct {
 // interrupted; a return applied concurrently wins (the row is locked and
 // no longer dropped).
 func (p *Processor) Settle(ctx context.Context) (SettleResult, error) {
+	return p.settleBy(ctx, p.cal.DateOf(p.clock()))
+}
+
+// settleBy settles as of the civil date today.
+func (p *Processor) settleBy(ctx context.Context, today time.Time) (SettleResult, error) {
 	now := p.clock()
-	by := p.cal.SettledBy(p.cal.DateOf(now), p.settlementDays)
+	by := p.cal.SettledBy(today, p.settlementDays)
 	res := SettleResult{SettledBy: by}
 	// Keyset over (effective date, entry id) so each chunk starts where
 	// the last ended instead of rescanning what was just settled.

@@ -22,7 +22,8 @@ func SimulateReturns(original []byte, codes map[string]string, now time.Time) ([
 	if err != nil {
 		return nil, fmt.Errorf("nacha: read the original file: %w", err)
 	}
-	now = now.UTC()
+	// The header's date and time are written in now's zone: pass the
+	// cutoff calendar's (payrail nacha simulate-return does), as drops do.
 	fh := ach.NewFileHeader()
 	fh.ImmediateDestination = orig.Header.ImmediateOrigin // back to the originating bank
 	fh.ImmediateOrigin = orig.Header.ImmediateDestination
@@ -53,6 +54,9 @@ func SimulateReturns(original []byte, codes map[string]string, now time.Time) ([
 				bh.CompanyIdentification = obh.CompanyIdentification
 				bh.CompanyEntryDescription = obh.CompanyEntryDescription
 				bh.EffectiveEntryDate = now.Format("060102")
+				// The original entry's date, which ingestion checks when
+				// present (nachafile.Item.OriginalEntryDate).
+				bh.CompanyDescriptiveDate = obh.EffectiveEntryDate
 				bh.ODFIIdentification = e.RDFIIdentification // the returning bank
 				if batch, err = ach.NewBatch(bh); err != nil {
 					return nil, fmt.Errorf("nacha: return batch: %w", err)

@@ -106,3 +106,20 @@ func (l StoreLedger) BankDetailsCorrected(ctx context.Context, tx pgx.Tx, c Corr
 	return true, l.Store.AnnounceTx(ctx, tx, c.OrgID, c.AccountID, c.LineItemID, Name,
 		"notification of change "+c.ChangeCode+" applied to the account's stored bank details")
 }
+
+// EntriesSetAside implements Ledger.
+func (l StoreLedger) EntriesSetAside(ctx context.Context, tx pgx.Tx, entries []SetAsideEntry) error {
+	invalid := mustResolve(processors.Permanent)
+	for _, e := range entries {
+		if err := l.Store.PatchAttemptTx(ctx, tx, store.AttemptRef{OrgID: e.OrgID, AttemptID: e.AttemptID},
+			store.AttemptPatch{Status: invalid.Attempt, ResultCode: "nacha_entry_set_aside", ResultMessage: e.Reason}); err != nil {
+			return err
+		}
+		if _, err := l.Store.TransitionTx(ctx, tx, store.Transition{OrgID: e.OrgID, AccountID: e.AccountID,
+			LineItemID: e.LineItemID, From: store.StatusPending, To: invalid.LineItem, Actor: Name,
+			Reason: "ACH entry cannot be written into a NACHA file: " + e.Reason}); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/moov-io/ach"
 )
@@ -41,13 +42,85 @@ type Item struct {
 	ChangeCode    string
 	Correction    *ach.CorrectedData
 	CorrectedData string
+
+	// What the return or NOC carries of the original entry, to check a
+	// trace number match against (trace numbers restart per ODFI after
+	// 9,999,999 entries). Account is the DFI account number (never log
+	// it); IndividualID the identification number; OriginalDFI the first
+	// 8 digits of the original RDFI's routing number (addenda 98/99);
+	// OriginalEntryDate the original entry's effective date, when the
+	// return batch header carries it as its company descriptive date
+	// (YYMMDD; zero when absent or not a date).
+	Account           string
+	IndividualID      string
+	OriginalDFI       string
+	OriginalEntryDate time.Time
+}
+
+// Options relax the strict reading of a return file.
+type Options struct {
+	// PadShortRecords pads records shorter than 94 bytes with blanks, for
+	// banks whose software strips trailing blanks. Off by default: a
+	// short record is more often a record with a character lost, and a
+	// lost digit shifts every field after it.
+	PadShortRecords bool
+}
+
+// RecordLength is the length of every NACHA record.
+const RecordLength = 94
+
+// checkRecords checks that every record is exactly 94 bytes (line ends
+// CRLF or LF; a file without line ends must be a multiple of 94 bytes) and
+// returns the records joined by LF, padded when opts says so.
+func checkRecords(data []byte, opts Options) ([]byte, []string) {
+	if len(data) > 0 && !bytes.ContainsAny(data, "\r\n") {
+		if len(data)%RecordLength != 0 {
+			return nil, []string{fmt.Sprintf("the file has no line ends and its %d bytes are not a multiple of %d",
+				len(data), RecordLength)}
+		}
+		return data, nil
+	}
+	lines := bytes.Split(data, []byte("\n"))
+	if n := len(lines); n > 0 && len(lines[n-1]) == 0 {
+		lines = lines[:n-1] // the final line end
+	}
+	var problems []string
+	out := make([]byte, 0, len(lines)*(RecordLength+1))
+	for i, l := range lines {
+		l = bytes.TrimSuffix(l, []byte("\r"))
+		switch {
+		case len(l) == RecordLength:
+		case len(l) < RecordLength && opts.PadShortRecords && len(l) > 0:
+			l = append(append([]byte(nil), l...), bytes.Repeat([]byte(" "), RecordLength-len(l))...)
+		default:
+			problems = append(problems, fmt.Sprintf("line %d: record is %d bytes, must be exactly %d", i+1, len(l), RecordLength))
+			if len(problems) == 10 {
+				problems = append(problems, "(further lines not checked)")
+				return nil, problems
+			}
+			continue
+		}
+		out = append(append(out, l...), '\n')
+	}
+	if len(problems) > 0 {
+		return nil, problems
+	}
+	return out, nil
 }
 
 // ParseReturns reads data strictly and sorts its entries into returns and
 // NOCs. Anything else makes the whole file unusable: the error is
 // ErrMalformed or ErrUnsupported and problems say why, without field
 // values.
+//
+// Every record must be exactly 94 bytes (CRLF or LF line ends): moov-io/ach
+// pads short records, which would apply a record that lost a digit.
 func ParseReturns(data []byte) (items []Item, problems []string, err error) {
+	return ParseReturnsWith(data, Options{})
+}
+
+// ParseReturnsWith is ParseReturns with opts.
+func ParseReturnsWith(data []byte, opts Options) (items []Item, problems []string, err error) {
 	// The file comes from outside; a parser panic on some input must
 	// reject that file, not take the worker down.
 	defer func() {
@@ -55,6 +128,10 @@ func ParseReturns(data []byte) (items []Item, problems []string, err error) {
 			items, problems, err = nil, []string{"the NACHA parser failed on this file"}, ErrMalformed
 		}
 	}()
+	data, problems = checkRecords(data, opts)
+	if problems != nil {
+		return nil, problems, ErrMalformed
+	}
 	file, err := ach.NewReader(bytes.NewReader(data)).Read()
 	if err != nil {
 		return nil, []string{RedactedText(err)}, ErrMalformed
@@ -66,20 +143,30 @@ func ParseReturns(data []byte) (items []Item, problems []string, err error) {
 		return nil, []string{"IAT batches are not supported"}, ErrUnsupported
 	}
 	for _, b := range file.Batches {
+		var original time.Time
+		if d := b.GetHeader().CompanyDescriptiveDate; len(d) == 6 {
+			if t, err := time.Parse("060102", d); err == nil {
+				original = t
+			}
+		}
 		for _, e := range b.GetEntries() {
+			from := Item{Account: strings.TrimSpace(e.DFIAccountNumber), IndividualID: strings.TrimSpace(e.IdentificationNumber),
+				OriginalEntryDate: original}
 			switch {
 			case e.Addenda99 != nil:
 				a := e.Addenda99
-				it := Item{Trace: a.OriginalTraceField(), Amount: int64(e.Amount), ReturnCode: a.ReturnCode,
-					Addenda: strings.TrimSpace(a.AddendaInformation)}
+				it := from
+				it.Trace, it.Amount, it.ReturnCode = a.OriginalTraceField(), int64(e.Amount), a.ReturnCode
+				it.Addenda, it.OriginalDFI = strings.TrimSpace(a.AddendaInformation), strings.TrimSpace(a.OriginalDFI)
 				if rc := a.ReturnCodeField(); rc != nil {
 					it.Reason = rc.Reason
 				}
 				items = append(items, it)
 			case e.Addenda98 != nil:
 				a := e.Addenda98
-				it := Item{Trace: a.OriginalTraceField(), ChangeCode: a.ChangeCode,
-					Correction: a.ParseCorrectedData(), CorrectedData: strings.TrimSpace(a.CorrectedData)}
+				it := from
+				it.Trace, it.ChangeCode, it.Correction = a.OriginalTraceField(), a.ChangeCode, a.ParseCorrectedData()
+				it.CorrectedData, it.OriginalDFI = strings.TrimSpace(a.CorrectedData), strings.TrimSpace(a.OriginalDFI)
 				if cc := a.ChangeCodeField(); cc != nil {
 					it.Reason = cc.Reason
 				}

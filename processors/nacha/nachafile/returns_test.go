@@ -141,3 +141,39 @@ func FuzzParseReturns(f *testing.F) {
 		}
 	})
 }
+
+// A record shorter than 94 bytes (a digit lost) makes the whole file
+// malformed, naming the line; CRLF line ends are fine; padding stripped
+// trailing blanks is an explicit option.
+func TestParseReturnsStrictRecordLength(t *testing.T) {
+	good := returnFile(t, false)
+	if _, problems, err := ParseReturns(good); err != nil {
+		t.Fatalf("good file: %v %v", err, problems)
+	}
+	crlf := bytes.ReplaceAll(good, []byte("\n"), []byte("\r\n"))
+	if _, problems, err := ParseReturns(crlf); err != nil {
+		t.Fatalf("CRLF file: %v %v", err, problems)
+	}
+	lines := strings.Split(string(good), "\n")
+	// Line 3 is the return entry: drop one digit of its amount field.
+	entry := lines[2]
+	lines[2] = entry[:30] + entry[31:]
+	short := []byte(strings.Join(lines, "\n"))
+	items, problems, err := ParseReturns(short)
+	if !errors.Is(err, ErrMalformed) || items != nil {
+		t.Fatalf("short record: items %v err %v, want ErrMalformed", items, err)
+	}
+	if len(problems) != 1 || !strings.Contains(problems[0], "line 3") || !strings.Contains(problems[0], "93 bytes") {
+		t.Fatalf("problems %q, want line 3 named", problems)
+	}
+	// Stripped trailing blanks are read only when asked for.
+	lines = strings.Split(string(good), "\n")
+	lines[0] = strings.TrimRight(lines[0], " ")
+	stripped := []byte(strings.Join(lines, "\n"))
+	if _, _, err := ParseReturns(stripped); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("stripped blanks, strict: %v", err)
+	}
+	if _, problems, err := ParseReturnsWith(stripped, Options{PadShortRecords: true}); err != nil {
+		t.Fatalf("stripped blanks, padded: %v %v", err, problems)
+	}
+}
