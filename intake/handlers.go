@@ -69,14 +69,22 @@ func readCredentials(r *http.Request) (id, secret string, aerr *apiError) {
 			p.add("/grant_type", "must be client_credentials")
 		}
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		idField, secretField := "/client_id", "/client_secret"
 		if bid, bsecret, ok := r.BasicAuth(); ok {
 			id, secret = bid, bsecret
+			idField, secretField = "/header/Authorization", "/header/Authorization"
 		}
-		if id == "" {
-			p.add("/client_id", "is required")
+		switch {
+		case id == "":
+			p.add(idField, "is required")
+		case !storable(id):
+			p.add(idField, notStorable)
 		}
-		if secret == "" {
-			p.add("/client_secret", "is required")
+		switch {
+		case secret == "":
+			p.add(secretField, "is required")
+		case !storable(secret) && (secretField != idField || storable(id)):
+			p.add(secretField, notStorable)
 		}
 		return id, secret, p.err()
 	}
@@ -370,11 +378,19 @@ func decodeCursor(c string) (int64, bool) {
 func parseListQuery(v url.Values) (store.ListQuery, *apiError) {
 	p := &problems{}
 	q := store.ListQuery{Limit: 100}
-	for name := range v {
+	for name, values := range v {
 		switch name {
 		case "limit", "starting_after", "ending_before", "line_item_status", "line_item_type":
 		default:
 			p.add("/query/"+name, "is not a supported query parameter")
+			continue
+		}
+		for _, val := range values {
+			if !storable(val) {
+				p.add("/query/"+name, notStorable)
+				v.Del(name) // judged: the checks below see it as absent
+				break
+			}
 		}
 	}
 	if l := v.Get("limit"); l != "" {

@@ -224,8 +224,25 @@ func (s *Server) authed(p auth.Permission, h handlerFunc) http.HandlerFunc {
 				Message: "too many requests for this API client", RetryAfter: wait})
 			return
 		}
+		if aerr := pathIDs(r); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
 		inner(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, claims)))
 	}
+}
+
+// pathIDs refuses path ids no account or line item can have (invalid
+// UTF-8 or NUL, which PostgreSQL cannot even compare): they are unknown,
+// so 404 like any other unknown id.
+func pathIDs(r *http.Request) *apiError {
+	if !storable(r.PathValue("account_id")) {
+		return notFound("account")
+	}
+	if !storable(r.PathValue("line_item_id")) {
+		return notFound("line item")
+	}
+	return nil
 }
 
 // limiter keeps one token bucket per API client. Limits are per process:

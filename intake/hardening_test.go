@@ -1,0 +1,86 @@
+package intake
+
+import (
+	"encoding/base64"
+	"net/url"
+	"strings"
+	"testing"
+)
+
+// TestUnstorableText sends text PostgreSQL cannot store (NUL, invalid
+// UTF-8) in every place the API reads text: each is refused with 422
+// naming the field, or 404 for a path id, never a 500.
+func TestUnstorableText(t *testing.T) {
+	h := newHarness(t)
+	acct := h.account()
+	base := "/accounts/" + acct + "/line_items"
+	h.do("POST", base+"/charges", h.token, map[string]any{"line_item_id": "li_1", "original_amount_cents": 1}).wantStatus(200)
+	clientID, secret := h.client(h.org, "admin")
+	const nul, bad = `\u0000`, "\xff\xfe"
+	guest := func(name string) string {
+		return `{"original_amount_cents":100,"payment_details":{"payment_type":"ACH","payment_processor_name":"CANOPY_NACHA",` +
+			`"bank_routing_number":"021000021","bank_account_number":"12345678","standard_entry_class":"WEB","name":"` + name + `"}}`
+	}
+	form := func(v url.Values) []byte { return []byte(v.Encode()) }
+	formCT := []string{"Content-Type", "application/x-www-form-urlencoded"}
+	basic := func(id, secret string) []string {
+		return append(formCT[:2:2], "Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(id+":"+secret)))
+	}
+	cases := []struct {
+		name, method, path string
+		body               string
+		headers            []string
+		status             int
+		code               string
+		fields             []string
+	}{
+		{"customer_name NUL", "POST", "/accounts", `{"product_id":"p","customer_name":"a` + nul + `b"}`, nil, 422, codeInvalidRequest, []string{"/customer_name"}},
+		{"product_id invalid UTF-8", "POST", "/accounts", `{"product_id":"p` + bad + `"}`, nil, 422, codeInvalidRequest, []string{"/product_id"}},
+		{"account_id NUL", "POST", "/accounts", `{"product_id":"p","account_id":"a` + nul + `"}`, nil, 422, codeInvalidRequest, []string{"/account_id"}},
+		{"account external key NUL", "POST", "/accounts", `{"product_id":"p","external_fields":[{"key":"` + nul + `","value":"v"}]}`, nil, 422, codeInvalidRequest, []string{"/external_fields/0/key"}},
+		{"charge external value invalid UTF-8", "POST", base + "/charges", `{"original_amount_cents":1,"external_fields":[{"key":"k","value":"` + bad + `"}]}`, nil, 422, codeInvalidRequest, []string{"/external_fields/0/value"}},
+		{"charge merchant_data NUL", "POST", base + "/charges", `{"original_amount_cents":1,"merchant_data":{"name":"x` + nul + `"}}`, nil, 422, codeInvalidRequest, []string{"/merchant_data/name"}},
+		{"charge merchant_data invalid UTF-8", "POST", base + "/charges", `{"original_amount_cents":1,"merchant_data":{"mcc_code":"` + bad + `"}}`, nil, 422, codeInvalidRequest, []string{"/merchant_data/mcc_code"}},
+		{"charge last_four NUL", "POST", base + "/charges", `{"original_amount_cents":1,"issuer_processor_metadata":{"lithic":{"last_four":"` + nul + `"}}}`, nil, 422, codeInvalidRequest, []string{"/issuer_processor_metadata/lithic/last_four"}},
+		{"record line_item_id NUL", "POST", base + "/payments/payment_record", `{"line_item_id":"a` + nul + `","original_amount_cents":1}`, nil, 422, codeInvalidRequest, []string{"/line_item_id"}},
+		{"status invalid UTF-8", "PUT", base + "/li_1", `{"line_item_status":"` + bad + `"}`, nil, 422, codeInvalidRequest, []string{"/line_item_status"}},
+		{"payment_details.name NUL", "POST", base + "/payments/guest_payment", guest("A" + nul), nil, 422, codeInvalidRequest, []string{"/payment_details/name"}},
+		{"payment_details.name invalid UTF-8", "POST", base + "/payments/guest_payment", guest("A" + bad), nil, 422, codeInvalidRequest, []string{"/payment_details/name"}},
+		{"token client_id NUL", "POST", "/auth/token", `{"client_id":"` + nul + `","client_secret":"s"}`, nil, 422, codeInvalidRequest, []string{"/client_id"}},
+		{"token client_id invalid UTF-8", "POST", "/auth/token", `{"client_id":"` + bad + `","client_secret":"s"}`, nil, 422, codeInvalidRequest, []string{"/client_id"}},
+		{"token form client_id NUL", "POST", "/auth/token", string(form(url.Values{"grant_type": {"client_credentials"}, "client_id": {"a\x00"}, "client_secret": {secret}})), formCT, 422, codeInvalidRequest, []string{"/client_id"}},
+		{"token form client_secret invalid UTF-8", "POST", "/auth/token", string(form(url.Values{"grant_type": {"client_credentials"}, "client_id": {clientID}, "client_secret": {bad}})), formCT, 422, codeInvalidRequest, []string{"/client_secret"}},
+		{"token Basic id NUL", "POST", "/auth/token", "grant_type=client_credentials", basic("a\x00", secret), 422, codeInvalidRequest, []string{"/header/Authorization"}},
+		{"token Basic id invalid UTF-8", "POST", "/auth/token", "grant_type=client_credentials", basic(bad, secret), 422, codeInvalidRequest, []string{"/header/Authorization"}},
+		{"account path NUL", "GET", "/accounts/a%00b", "", nil, 404, codeNotFound, nil},
+		{"account path invalid UTF-8", "GET", "/accounts/%ff%fe", "", nil, 404, codeNotFound, nil},
+		{"processor config path NUL", "PUT", "/accounts/a%00/payment_processor_config", `{}`, nil, 404, codeNotFound, nil},
+		{"list path NUL", "GET", "/accounts/a%00/line_items", "", nil, 404, codeNotFound, nil},
+		{"charge path invalid UTF-8", "POST", "/accounts/%ff/line_items/charges", `{"original_amount_cents":1}`, nil, 404, codeNotFound, nil},
+		{"line item path NUL", "GET", base + "/li%00", "", nil, 404, codeNotFound, nil},
+		{"line item path invalid UTF-8", "PUT", base + "/%ff%fe", `{"line_item_status":"VOID"}`, nil, 404, codeNotFound, nil},
+		{"query status NUL", "GET", base + "?line_item_status=%00", "", nil, 422, codeInvalidRequest, []string{"/query/line_item_status"}},
+		{"query cursor invalid UTF-8", "GET", base + "?starting_after=%ff%fe", "", nil, 422, codeInvalidRequest, []string{"/query/starting_after"}},
+		{"query limit NUL", "GET", base + "?limit=1%00", "", nil, 422, codeInvalidRequest, []string{"/query/limit"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hh := *h
+			hh.t = t
+			var body any
+			if c.body != "" {
+				body = []byte(c.body)
+			}
+			token := h.token
+			if c.path == "/auth/token" {
+				token = ""
+			}
+			hh.do(c.method, c.path, token, body, c.headers...).wantError(c.status, c.code, c.fields...)
+		})
+	}
+	// Nothing of the above was stored, and the org still works.
+	res := h.do("GET", base, h.token, nil).wantStatus(200)
+	if n := strings.Count(string(res.body), `"line_item_id"`); n != 1 {
+		t.Fatalf("%d line items after the refused requests, want 1: %s", n, res.body)
+	}
+}
