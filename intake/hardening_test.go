@@ -1,8 +1,12 @@
 package intake
 
 import (
+	"bytes"
+	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -82,5 +86,128 @@ func TestUnstorableText(t *testing.T) {
 	res := h.do("GET", base, h.token, nil).wantStatus(200)
 	if n := strings.Count(string(res.body), `"line_item_id"`); n != 1 {
 		t.Fatalf("%d line items after the refused requests, want 1: %s", n, res.body)
+	}
+}
+
+// listIDs is the line_item_id of each result of a list response.
+func listIDs(r response) []string {
+	var out []string
+	for _, it := range r.json["results"].([]any) {
+		out = append(out, it.(map[string]any)["line_item_id"].(string))
+	}
+	return out
+}
+
+func paging(r response) (startingAfter, endingBefore string, hasMore bool) {
+	p := r.json["paging"].(map[string]any)
+	startingAfter, _ = p["starting_after"].(string)
+	endingBefore, _ = p["ending_before"].(string)
+	return startingAfter, endingBefore, p["has_more"] == true
+}
+
+// walk pages through base (a list URL with its query) from the newest
+// item to the oldest, then back, and returns the ids seen each way.
+func walk(h *harness, base string) (forward, backward []string) {
+	h.t.Helper()
+	sep := "?"
+	if strings.Contains(base, "?") {
+		sep = "&"
+	}
+	res := h.do("GET", base, h.token, nil).wantStatus(200)
+	for pages := 0; ; pages++ {
+		if pages > 1000 {
+			h.t.Fatal("paging does not end")
+		}
+		forward = append(forward, listIDs(res)...)
+		after, _, more := paging(res)
+		if !more {
+			break
+		}
+		res = h.do("GET", base+sep+"starting_after="+after, h.token, nil).wantStatus(200)
+	}
+	// Back from the oldest page: each page newest first, pages newer and newer.
+	backward = listIDs(res)
+	for pages := 0; ; pages++ {
+		if pages > 1000 {
+			h.t.Fatal("paging back does not end")
+		}
+		_, before, _ := paging(res)
+		if before == "" {
+			break
+		}
+		res = h.do("GET", base+sep+"ending_before="+before, h.token, nil).wantStatus(200)
+		backward = append(listIDs(res), backward...)
+		if _, _, more := paging(res); !more {
+			break
+		}
+	}
+	return forward, backward
+}
+
+// TestCursorsAreOpaqueAndScoped: a cursor shows nothing of the global
+// line item sequence, works only on the account (and org) it came from,
+// cannot be edited or forged, and paging still sees every item once.
+func TestCursorsAreOpaqueAndScoped(t *testing.T) {
+	h := newHarness(t)
+	a, b := h.account(), h.account()
+	var want []string
+	for i := 1; i <= 7; i++ {
+		id := "li-" + strconv.Itoa(i)
+		h.do("POST", "/accounts/"+a+"/line_items/charges", h.token, map[string]any{"line_item_id": id, "original_amount_cents": i}).wantStatus(200)
+		want = append([]string{id}, want...)
+	}
+	baseA := "/accounts/" + a + "/line_items"
+	page := h.do("GET", baseA+"?limit=1", h.token, nil).wantStatus(200)
+	cursor, _, _ := paging(page)
+	var seq int64
+	if err := env.Pool.QueryRow(context.Background(), `SELECT seq FROM line_items WHERE org_id = $1 AND account_id = $2 AND line_item_id = 'li-7'`,
+		h.org, a).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := base64.RawURLEncoding.DecodeString(cursor)
+	var be [8]byte
+	binary.BigEndian.PutUint64(be[:], uint64(seq))
+	if strings.Contains(cursor, strconv.FormatInt(seq, 10)) || bytes.Contains(raw, []byte(strconv.FormatInt(seq, 10))) || bytes.Contains(raw, be[:]) {
+		t.Fatalf("cursor %q shows seq %d", cursor, seq)
+	}
+
+	other := newHarness(t) // another org, with an account of the same id
+	other.do("POST", "/accounts", other.token, map[string]any{"account_id": a, "product_id": "p"}).wantStatus(200)
+	other.do("POST", "/accounts/"+a+"/line_items/charges", other.token, map[string]any{"line_item_id": "x", "original_amount_cents": 1}).wantStatus(200)
+	edited := []byte(cursor)
+	edited[3] ^= 1
+	if edited[3] == '-'^1 || edited[3] == '_'^1 {
+		edited[3] = 'A'
+	}
+	oldStyle := base64.RawURLEncoding.EncodeToString([]byte("li:" + strconv.FormatInt(seq, 10)))
+	for _, c := range []struct {
+		name string
+		h    *harness
+		path string
+	}{
+		{"another account", h, "/accounts/" + b + "/line_items?starting_after=" + cursor},
+		{"another account, backwards", h, "/accounts/" + b + "/line_items?ending_before=" + cursor},
+		{"another org, same account id", other, baseA + "?starting_after=" + cursor},
+		{"edited", h, baseA + "?starting_after=" + string(edited)},
+		{"truncated", h, baseA + "?ending_before=" + cursor[:len(cursor)-2]},
+		{"the old seq encoding", h, baseA + "?starting_after=" + oldStyle},
+		{"forged", h, baseA + "?starting_after=" + base64.RawURLEncoding.EncodeToString(make([]byte, 16))},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hh := *c.h
+			hh.t = t
+			field := "/query/starting_after"
+			if strings.Contains(c.path, "ending_before") {
+				field = "/query/ending_before"
+			}
+			hh.do("GET", c.path, hh.token, nil).wantError(422, codeInvalidRequest, field)
+		})
+	}
+
+	for _, limit := range []int{1, 2, 3, 7, 100} {
+		fwd, back := walk(h, baseA+"?limit="+strconv.Itoa(limit))
+		if strings.Join(fwd, ",") != strings.Join(want, ",") || strings.Join(back, ",") != strings.Join(want, ",") {
+			t.Fatalf("limit %d: forward %v, backward %v, want %v", limit, fwd, back, want)
+		}
 	}
 }

@@ -64,6 +64,7 @@ type Server struct {
 	ready          []Check
 	now            func() time.Time
 	fingerprintKey []byte
+	cursors        *cursors
 	limits         *limiter
 	metrics        *httpMetrics
 	mux            *http.ServeMux
@@ -100,6 +101,7 @@ func New(cfg Config) (*Server, error) {
 	mac := hmac.New(sha256.New, cfg.Signer.Key())
 	mac.Write([]byte("payrail request fingerprint v1"))
 	s.fingerprintKey = mac.Sum(nil)
+	s.cursors = newCursors(cfg.Signer.Key())
 
 	metrics, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
