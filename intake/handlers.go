@@ -335,6 +335,7 @@ func (s *Server) listLineItems(w http.ResponseWriter, r *http.Request) error {
 	if aerr != nil {
 		return aerr
 	}
+	q.MaxBytes = s.pageBytes
 	items, more, err := s.store.ListLineItems(r.Context(), org, account, q)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("account")

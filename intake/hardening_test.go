@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/binary"
+	"fmt"
 	"net/url"
 	"strconv"
 	"strings"
@@ -209,5 +210,89 @@ func TestCursorsAreOpaqueAndScoped(t *testing.T) {
 		if strings.Join(fwd, ",") != strings.Join(want, ",") || strings.Join(back, ",") != strings.Join(want, ",") {
 			t.Fatalf("limit %d: forward %v, backward %v, want %v", limit, fwd, back, want)
 		}
+	}
+}
+
+// TestLineItemSizeBounds: what one line item may carry is bounded at
+// intake, naming the field.
+func TestLineItemSizeBounds(t *testing.T) {
+	h := newHarness(t)
+	acct := h.account()
+	charges := "/accounts/" + acct + "/line_items/charges"
+	ef := func(k, v string) map[string]any {
+		return map[string]any{"original_amount_cents": 1, "external_fields": []map[string]string{{"key": "k", "value": "v"}, {"key": k, "value": v}}}
+	}
+	cases := []struct {
+		name   string
+		path   string
+		body   any
+		fields []string // nil: accepted
+	}{
+		{"key of 64", charges, ef(strings.Repeat("k", 64), "v"), nil},
+		{"key of 64 runes", charges, ef(strings.Repeat("é", 64), "v"), nil},
+		{"key of 65", charges, ef(strings.Repeat("k", 65), "v"), []string{"/external_fields/1/key"}},
+		{"value of 256", charges, ef("k", strings.Repeat("v", 256)), nil},
+		{"value of 257", charges, ef("k", strings.Repeat("v", 257)), []string{"/external_fields/1/value"}},
+		{"value of 1 KiB", charges, ef("k", strings.Repeat("v", 1024)), []string{"/external_fields/1/value"}},
+		{"account key of 65", "/accounts", map[string]any{"product_id": "p", "external_fields": []map[string]string{{"key": strings.Repeat("k", 65), "value": "v"}}},
+			[]string{"/external_fields/0/key"}},
+		{"merchant name of 256", charges, map[string]any{"original_amount_cents": 1, "merchant_data": map[string]string{"name": strings.Repeat("m", 256)}},
+			[]string{"/merchant_data/name"}},
+		{"101 external fields", charges, map[string]any{"original_amount_cents": 1, "external_fields": make([]map[string]string, 101)},
+			[]string{"/external_fields"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hh := *h
+			hh.t = t
+			res := hh.do("POST", c.path, h.token, c.body)
+			if c.fields == nil {
+				res.wantStatus(200)
+			} else {
+				res.wantError(422, codeInvalidRequest, c.fields...)
+			}
+		})
+	}
+}
+
+func withPageBytes(n int) harnessOpt { return func(c *Config) { c.PageBytes = n } }
+
+// TestPageByteBudget: a page stops filling at its byte budget whatever
+// the limit, says has_more, and paging still sees every item once in
+// both directions.
+func TestPageByteBudget(t *testing.T) {
+	h := newHarness(t, withPageBytes(40<<10))
+	acct := h.account()
+	base := "/accounts/" + acct + "/line_items"
+	var want []string
+	for i := 1; i <= 9; i++ {
+		fields := make([]map[string]string, 50)
+		for j := range fields {
+			fields[j] = map[string]string{"key": fmt.Sprintf("k%02d", j) + strings.Repeat("k", 61), "value": strings.Repeat("v", 256)}
+		}
+		id := "li-" + strconv.Itoa(i)
+		h.do("POST", base+"/charges", h.token, map[string]any{"line_item_id": id, "original_amount_cents": i, "external_fields": fields}).wantStatus(200)
+		want = append([]string{id}, want...)
+	}
+	// Each item weighs ~17 KiB: two fit in 40 KiB.
+	first := h.do("GET", base+"?limit=1000", h.token, nil).wantStatus(200)
+	if _, _, more := paging(first); len(listIDs(first)) != 2 || !more {
+		t.Fatalf("page of %d items (has_more %v), want 2 and more", len(listIDs(first)), more)
+	}
+	if len(first.body) > 64<<10 {
+		t.Fatalf("page of %d bytes", len(first.body))
+	}
+	fwd, back := walk(h, base+"?limit=1000")
+	if strings.Join(fwd, ",") != strings.Join(want, ",") || strings.Join(back, ",") != strings.Join(want, ",") {
+		t.Fatalf("forward %v, backward %v, want %v", fwd, back, want)
+	}
+	// One item heavier than the budget still makes a page of one.
+	tiny := newHarness(t, withPageBytes(1))
+	acct = tiny.account()
+	tiny.do("POST", "/accounts/"+acct+"/line_items/charges", tiny.token, map[string]any{"line_item_id": "a", "original_amount_cents": 1}).wantStatus(200)
+	tiny.do("POST", "/accounts/"+acct+"/line_items/charges", tiny.token, map[string]any{"line_item_id": "b", "original_amount_cents": 1}).wantStatus(200)
+	fwd, back = walk(tiny, "/accounts/"+acct+"/line_items")
+	if strings.Join(fwd, ",") != "b,a" || strings.Join(back, ",") != "b,a" {
+		t.Fatalf("tiny budget: forward %v, backward %v", fwd, back)
 	}
 }

@@ -48,11 +48,19 @@ type Config struct {
 	// RateLimit and RateBurst size each API client's token bucket.
 	RateLimit rate.Limit
 	RateBurst int
+	// PageBytes bounds a page of line items by size (store.ItemBytes);
+	// 0 means DefaultPageBytes.
+	PageBytes int
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultPageBytes is how much line item data one page of GET
+// …/line_items holds at most (docs/api.md, Pagination): with the
+// per-item limits a page stays a few MiB whatever its limit.
+const DefaultPageBytes = 1 << 20
 
 // Server is the HTTP API.
 type Server struct {
@@ -64,6 +72,7 @@ type Server struct {
 	ready          []Check
 	now            func() time.Time
 	fingerprintKey []byte
+	pageBytes      int
 	cursors        *cursors
 	limits         *limiter
 	metrics        *httpMetrics
@@ -80,21 +89,25 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("intake: rate limit %v/s burst %d must both be positive", cfg.RateLimit, cfg.RateBurst)
 	}
 	s := &Server{
-		store:    cfg.Store,
-		payments: payments.New(cfg.Store, cfg.Ring),
-		ring:     cfg.Ring,
-		signer:   cfg.Signer,
-		log:      cfg.Logger,
-		ready:    cfg.Ready,
-		now:      cfg.Now,
-		limits:   &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
-		mux:      http.NewServeMux(),
+		store:     cfg.Store,
+		payments:  payments.New(cfg.Store, cfg.Ring),
+		ring:      cfg.Ring,
+		signer:    cfg.Signer,
+		log:       cfg.Logger,
+		ready:     cfg.Ready,
+		now:       cfg.Now,
+		pageBytes: cfg.PageBytes,
+		limits:    &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
+		mux:       http.NewServeMux(),
 	}
 	if s.log == nil {
 		s.log = slog.Default()
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.pageBytes <= 0 {
+		s.pageBytes = DefaultPageBytes
 	}
 	// Replays are recognized by an HMAC of the normalized body; its key is
 	// derived from the token signing key so there is one secret to manage.
