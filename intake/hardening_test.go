@@ -6,10 +6,19 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/canopy"
+	"github.com/payrail/payrail/internal/store"
 )
 
 // TestUnstorableText sends text PostgreSQL cannot store (NUL, invalid
@@ -295,4 +304,74 @@ func TestPageByteBudget(t *testing.T) {
 	if strings.Join(fwd, ",") != "b,a" || strings.Join(back, ",") != "b,a" {
 		t.Fatalf("tiny budget: forward %v, backward %v", fwd, back)
 	}
+}
+
+// TestDatabaseUnavailable: no free pool connection, or no PostgreSQL at
+// all, is a 503 service_unavailable with Retry-After, not a 500.
+func TestDatabaseUnavailable(t *testing.T) {
+	ctx := context.Background()
+	cfg, err := pgxpool.ParseConfig(env.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	tiny, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tiny.Close()
+	h := newHarness(t, func(c *Config) {
+		c.Store = store.New(tiny, env.Ring, canopy.Events{})
+		c.DBTimeout = 300 * time.Millisecond
+	})
+	acct := h.account()
+	clientID, secret := h.client(h.org, "admin")
+	held, err := tiny.Acquire(ctx) // the pool's only connection
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Release()
+
+	down, err := pgxpool.New(ctx, "postgres://postgres@127.0.0.1:1/postgres?sslmode=disable&connect_timeout=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer down.Close()
+	signer, _ := auth.NewSigner(testSigningKey, time.Hour)
+	unreachable, err := New(Config{Store: store.New(down, env.Ring, canopy.Events{}), Ring: env.Ring, Signer: signer,
+		Registry: prometheus.NewRegistry(), RateLimit: 1000, RateBurst: 1000, DBTimeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(unreachable)
+	defer srv.Close()
+	hDown := *h
+	hDown.srv = srv
+
+	for _, c := range []struct {
+		name         string
+		h            *harness
+		method, path string
+		body         any
+		token        string
+	}{
+		{"pool exhausted: get account", h, "GET", "/accounts/" + acct, nil, h.token},
+		{"pool exhausted: list", h, "GET", "/accounts/" + acct + "/line_items", nil, h.token},
+		{"pool exhausted: charge", h, "POST", "/accounts/" + acct + "/line_items/charges", map[string]any{"original_amount_cents": 1}, h.token},
+		{"pool exhausted: token", h, "POST", "/auth/token", map[string]string{"client_id": clientID, "client_secret": secret}, ""},
+		{"unreachable: get account", &hDown, "GET", "/accounts/" + acct, nil, h.token},
+		{"unreachable: charge", &hDown, "POST", "/accounts/" + acct + "/line_items/charges", map[string]any{"original_amount_cents": 1}, h.token},
+		{"unreachable: token", &hDown, "POST", "/auth/token", map[string]string{"client_id": clientID, "client_secret": secret}, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			hh := *c.h
+			hh.t = t
+			res := hh.do(c.method, c.path, c.token, c.body).wantError(503, codeServiceUnavailable)
+			if res.header.Get("Retry-After") == "" {
+				t.Fatal("503 without Retry-After")
+			}
+		})
+	}
+	held.Release()
+	h.do("GET", "/accounts/"+acct, h.token, nil).wantStatus(200)
 }

@@ -51,6 +51,10 @@ type Config struct {
 	// PageBytes bounds a page of line items by size (store.ItemBytes);
 	// 0 means DefaultPageBytes.
 	PageBytes int
+	// DBTimeout bounds how long a request waits for PostgreSQL (a pool
+	// connection and its queries) before it is answered 503; 0 means
+	// DefaultDBTimeout.
+	DBTimeout time.Duration
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
@@ -61,6 +65,10 @@ type Config struct {
 // …/line_items holds at most (docs/api.md, Pagination): with the
 // per-item limits a page stays a few MiB whatever its limit.
 const DefaultPageBytes = 1 << 20
+
+// DefaultDBTimeout is how long a request waits for PostgreSQL before it
+// is answered 503 service_unavailable (docs/api.md).
+const DefaultDBTimeout = 10 * time.Second
 
 // Server is the HTTP API.
 type Server struct {
@@ -73,6 +81,7 @@ type Server struct {
 	now            func() time.Time
 	fingerprintKey []byte
 	pageBytes      int
+	dbTimeout      time.Duration
 	cursors        *cursors
 	limits         *limiter
 	metrics        *httpMetrics
@@ -97,6 +106,7 @@ func New(cfg Config) (*Server, error) {
 		ready:     cfg.Ready,
 		now:       cfg.Now,
 		pageBytes: cfg.PageBytes,
+		dbTimeout: cfg.DBTimeout,
 		limits:    &limiter{rps: cfg.RateLimit, burst: cfg.RateBurst, buckets: map[string]*rate.Limiter{}},
 		mux:       http.NewServeMux(),
 	}
@@ -105,6 +115,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.dbTimeout <= 0 {
+		s.dbTimeout = DefaultDBTimeout
 	}
 	if s.pageBytes <= 0 {
 		s.pageBytes = DefaultPageBytes
@@ -198,13 +211,27 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // else as a logged 500 that reveals nothing.
 func (s *Server) handleError(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		err := h(w, r)
+		// Every store call of the request shares one deadline, so a pool
+		// with no free connection or an unreachable PostgreSQL is a 503
+		// in bounded time rather than a request that hangs. Prefer: wait
+		// extends it by the wait.
+		wait, _ := preferWait(r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.dbTimeout+wait)
+		defer cancel()
+		err := h(w, r.WithContext(ctx))
 		if err == nil {
 			return
 		}
 		var ae *apiError
 		if errors.As(err, &ae) {
 			writeError(w, ae)
+			return
+		}
+		if databaseUnavailable(err) && r.Context().Err() == nil {
+			s.log.WarnContext(r.Context(), "database unavailable", "method", r.Method, "path", r.URL.Path,
+				"client_id", principal(r).ClientID, "err", err)
+			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: codeServiceUnavailable,
+				Message: "the database is unavailable or overloaded; retry later", RetryAfter: unavailableRetryAfter})
 			return
 		}
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
