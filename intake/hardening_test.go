@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
@@ -374,4 +376,48 @@ func TestDatabaseUnavailable(t *testing.T) {
 	}
 	held.Release()
 	h.do("GET", "/accounts/"+acct, h.token, nil).wantStatus(200)
+}
+
+// TestNonCleanPathsAndMetrics: paths the mux would redirect answer the
+// JSON 404, without HTML, and /metrics is not served on the API.
+func TestNonCleanPathsAndMetrics(t *testing.T) {
+	h := newHarness(t)
+	acct := h.account()
+	for _, c := range []struct{ method, path string }{
+		{"GET", "//accounts"},
+		{"POST", "//accounts"},
+		{"GET", "/accounts/../accounts/" + acct},
+		{"GET", "/accounts/./" + acct},
+		{"GET", "//accounts/" + acct},
+		{"GET", "/accounts/" + acct + "/"},
+		{"GET", "/accounts/" + acct + "//line_items"},
+		{"GET", "/accounts/" + acct + "/line_items/"},
+		{"POST", "/accounts/"},
+		{"GET", "/healthz/"},
+		{"GET", "/metrics"},
+		{"GET", "/metrics/"},
+	} {
+		t.Run(c.method+" "+c.path, func(t *testing.T) {
+			// A raw request: the client must not clean the path itself.
+			req, err := http.NewRequest(c.method, h.srv.URL, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.URL.Opaque = c.path
+			req.Header.Set("Authorization", "Bearer "+h.token)
+			c := *h.srv.Client()
+			c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+			res, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer res.Body.Close()
+			body, _ := io.ReadAll(res.Body)
+			if res.StatusCode != 404 || res.Header.Get("Content-Type") != "application/json" || res.Header.Get("Location") != "" ||
+				!strings.Contains(string(body), `"code":"route_not_found"`) {
+				t.Fatalf("%d %q Location %q: %s", res.StatusCode, res.Header.Get("Content-Type"), res.Header.Get("Location"), body)
+			}
+		})
+	}
+	h.do("GET", "/metrics", "", nil).wantError(404, codeRouteNotFound)
 }

@@ -14,6 +14,7 @@ import (
 	"math"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -21,7 +22,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/payrail/payrail/internal/auth"
@@ -43,7 +43,8 @@ type Config struct {
 	Ring   *keyring.Ring
 	Signer *auth.Signer
 	Logger *slog.Logger
-	// Registry receives the HTTP metrics and is served at /metrics.
+	// Registry receives the HTTP metrics. The API does not serve it: the
+	// process serves it on its ops listener (PAYRAIL_METRICS_ADDR).
 	Registry *prometheus.Registry
 	// RateLimit and RateBurst size each API client's token bucket.
 	RateLimit rate.Limit
@@ -134,7 +135,7 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = metrics
-	s.routes(cfg.Registry)
+	s.routes()
 	s.handler = s.recoverPanics(s.observe(http.HandlerFunc(s.dispatch)))
 	return s, nil
 }
@@ -142,7 +143,7 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-func (s *Server) routes(reg *prometheus.Registry) {
+func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("POST /auth/token", s.handleError(s.token))
 
@@ -165,7 +166,6 @@ func (s *Server) routes(reg *prometheus.Registry) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", s.readyz)
-	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	m.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(OpenAPI)
@@ -173,9 +173,15 @@ func (s *Server) routes(reg *prometheus.Registry) {
 }
 
 // dispatch routes through the mux but answers the mux's own 404 and 405
-// (and its path-cleaning redirects' absence of a route) in the JSON error
-// format instead of its plain text.
+// in the JSON error format instead of its plain text. payrail does not
+// clean paths: where the mux would redirect a non-canonical path (//x,
+// /a/../b, /./x) with an HTML body, the path is no route as written and
+// is answered 404 route_not_found.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.EscapedPath(); p != cleanPath(p) {
+		writeError(w, errorf(http.StatusNotFound, codeRouteNotFound, "no route %s %s", r.Method, r.URL.Path))
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r) // only ServeHTTP fills in r.PathValue
@@ -187,15 +193,25 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", rec.Header().Get("Allow"))
 		writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
-	case http.StatusNotFound:
+	default: // 404, and the redirects to a cleaned path
 		writeError(w, errorf(http.StatusNotFound, codeRouteNotFound, "no route %s %s", r.Method, r.URL.Path))
-	default: // redirects to the cleaned path
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
 	}
+}
+
+// cleanPath is p as http.ServeMux would redirect it: rooted, without
+// empty, "." or ".." segments, its trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 type principalKey struct{}

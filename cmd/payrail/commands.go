@@ -180,13 +180,18 @@ func (s *services) readyChecks(p *pipeline) []intake.Check {
 	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping}}
 }
 
-// serveOps serves /metrics, /healthz and /readyz for a process without the
-// API (a worker or a relay), so its metrics can be scraped and it can be
-// probed.
+// serveOps serves /metrics, /healthz and /readyz on the ops listener
+// (PAYRAIL_METRICS_ADDR) of every server role, so its metrics can be
+// scraped and it can be probed. /metrics is served only here: never on
+// the API's public listener.
 func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline) error {
-	checks := s.readyChecks(p)
+	return s.serveHTTP(ctx, "metrics and health", ln, opsHandler(s.registry, s.readyChecks(p)))
+}
+
+// opsHandler is the ops listener's routes.
+func opsHandler(reg *prometheus.Registry, checks []intake.Check) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -204,7 +209,7 @@ func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline) e
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
-	return s.serveHTTP(ctx, "metrics and health", ln, mux)
+	return mux
 }
 
 // serveHTTP serves h on ln until ctx ends, then drains in-flight requests
@@ -331,7 +336,8 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 	}
 	if r.api != nil {
 		g.Go(part("api", func() error { return s.serveAPI(gctx, r.api, p) }))
-	} else if s.cfg.MetricsAddr != "" {
+	}
+	if s.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
 		if err != nil {
 			return abort(fmt.Errorf("listen on %s (PAYRAIL_METRICS_ADDR): %w", s.cfg.MetricsAddr, err))
