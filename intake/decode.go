@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // maxBodyBytes caps every request body (docs/api.md: 413 above 1 MiB).
@@ -124,6 +125,9 @@ func (o *object) has(name string) bool {
 	return ok
 }
 
+// str reads a string member. Every string of a body is read here, so this
+// is where text PostgreSQL cannot store is refused: invalid UTF-8 (which
+// encoding/json would silently turn into U+FFFD) and NUL (\u0000).
 func (o *object) str(name string) (string, bool) {
 	raw, ok := o.member(name)
 	if !ok {
@@ -134,7 +138,21 @@ func (o *object) str(name string) (string, bool) {
 		o.p.add(o.pointer(name), "must be a string")
 		return "", false
 	}
+	if !utf8.Valid(raw) || !storable(s) {
+		o.p.add(o.pointer(name), notStorable)
+		return "", false
+	}
 	return s, true
+}
+
+// notStorable is the message for text that storable refuses.
+const notStorable = "must be valid UTF-8 without NUL characters"
+
+// storable reports whether s can be stored as PostgreSQL text or jsonb:
+// valid UTF-8 without NUL. Body strings, path ids, query values and token
+// credentials are all checked with it.
+func storable(s string) bool {
+	return utf8.ValidString(s) && strings.IndexByte(s, 0) < 0
 }
 
 func (o *object) integer(name string) (int64, bool) {

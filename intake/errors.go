@@ -1,10 +1,16 @@
 package intake
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Error codes clients branch on. They are part of the API (see openapi.yaml).
@@ -25,6 +31,7 @@ const (
 	codeRateLimited            = "rate_limited"
 	codeNotReady               = "not_ready"
 	codeOverloaded             = "overloaded"
+	codeServiceUnavailable     = "service_unavailable"
 	codeInternal               = "internal_error"
 )
 
@@ -86,4 +93,36 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	_, _ = w.Write(append(body, '\n'))
+}
+
+// unavailableRetryAfter is the Retry-After of a 503 service_unavailable.
+const unavailableRetryAfter = 2
+
+// databaseUnavailable reports whether err means PostgreSQL could not
+// serve the request in time rather than that the request is wrong: no
+// free pool connection before the deadline, a query past it, a server
+// that cannot be reached, refuses connections, or is shutting down.
+func databaseUnavailable(err error) bool {
+	if errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return true
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return true
+	}
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		switch {
+		case strings.HasPrefix(pe.Code, "08"): // connection exception
+			return true
+		case pe.Code == "53300", pe.Code == "57P01", pe.Code == "57P02", pe.Code == "57P03":
+			// too_many_connections, admin_shutdown, crash_shutdown, cannot_connect_now
+			return true
+		}
+	}
+	return false
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 )
@@ -22,6 +23,11 @@ func FuzzRequestDecoding(f *testing.F) {
 		`{"client_id":"x","client_secret":"y"}`,
 		`{"original_amount_cents":1e400}`, `{"external_fields":[null,{"key":null}]}`, `{"a":{"b":{"c":[[[[]]]]}}}`,
 		`"\ud800"`, `[]`, `null`, `{`, "", "\xff\xfe", `{"original_amount_cents":-0}`, `{"effective_at":"9999-99-99T99:99:99Z"}`,
+		// Text PostgreSQL cannot store: NUL and invalid UTF-8 in strings.
+		`{"product_id":"p\u0000","customer_name":"\xff","external_fields":[{"key":"\u0000","value":"\xfe"}]}`,
+		"{\"line_item_id\":\"a\xff\",\"original_amount_cents\":1,\"merchant_data\":{\"name\":\"\x00\"}}",
+		`{"original_amount_cents":1,"issuer_processor_metadata":{"lithic":{"last_four":"\u0000"}}}`,
+		`{"client_id":"\u0000","client_secret":"\xc3\x28"}`, "a\x00b", "%ff%fe",
 	} {
 		f.Add([]byte(seed))
 	}
@@ -55,6 +61,22 @@ func FuzzRequestDecoding(f *testing.F) {
 				t.Fatalf("%s %s answered %q", rt.method, rt.path, ct)
 			}
 		}
-		_ = http.StatusOK
+		// The same bytes as a path id and as query values.
+		for _, path := range []string{
+			"/accounts/" + url.PathEscape(string(body)),
+			"/accounts/" + acct + "/line_items/" + url.PathEscape(string(body)),
+			"/accounts/" + acct + "/line_items?starting_after=" + url.QueryEscape(string(body)),
+			"/accounts/" + acct + "/line_items?line_item_type=" + url.QueryEscape(string(body)),
+		} {
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.URL, _ = url.Parse(path)
+			req.RequestURI = path
+			req.Header.Set("Authorization", "Bearer "+h.token)
+			rec := httptest.NewRecorder()
+			h.api.ServeHTTP(rec, req)
+			if rec.Code >= 500 {
+				t.Fatalf("GET %s answered %d: %s", path, rec.Code, rec.Body)
+			}
+		}
 	})
 }

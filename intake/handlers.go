@@ -1,7 +1,6 @@
 package intake
 
 import (
-	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -111,14 +110,22 @@ func readCredentials(r *http.Request) (id, secret string, aerr *apiError) {
 			p.add("/grant_type", "must be client_credentials")
 		}
 		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+		idField, secretField := "/client_id", "/client_secret"
 		if bid, bsecret, ok := r.BasicAuth(); ok {
 			id, secret = bid, bsecret
+			idField, secretField = "/header/Authorization", "/header/Authorization"
 		}
-		if id == "" {
-			p.add("/client_id", "is required")
+		switch {
+		case id == "":
+			p.add(idField, "is required")
+		case !storable(id):
+			p.add(idField, notStorable)
 		}
-		if secret == "" {
-			p.add("/client_secret", "is required")
+		switch {
+		case secret == "":
+			p.add(secretField, "is required")
+		case !storable(secret) && (secretField != idField || storable(id)):
+			p.add(secretField, notStorable)
 		}
 		return id, secret, p.err()
 	}
@@ -380,11 +387,13 @@ type listJSON struct {
 }
 
 func (s *Server) listLineItems(w http.ResponseWriter, r *http.Request) error {
-	q, aerr := parseListQuery(r.URL.Query())
+	org, account := principal(r).OrgID, r.PathValue("account_id")
+	q, aerr := parseListQuery(r.URL.Query(), func(c string) (int64, bool) { return s.cursors.decode(org, account, c) })
 	if aerr != nil {
 		return aerr
 	}
-	items, more, err := s.store.ListLineItems(r.Context(), principal(r).OrgID, r.PathValue("account_id"), q)
+	q.MaxBytes = s.pageBytes
+	items, more, err := s.store.ListLineItems(r.Context(), org, account, q)
 	if errors.Is(err, store.ErrNotFound) {
 		return notFound("account")
 	}
@@ -396,42 +405,32 @@ func (s *Server) listLineItems(w http.ResponseWriter, r *http.Request) error {
 		out.Results = append(out.Results, renderLineItem(li))
 	}
 	if len(items) > 0 {
-		last, first := encodeCursor(items[len(items)-1].Seq), encodeCursor(items[0].Seq)
+		last, first := s.cursors.encode(org, account, items[len(items)-1].Seq), s.cursors.encode(org, account, items[0].Seq)
 		out.Paging.StartingAfter, out.Paging.EndingBefore = &last, &first
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
 }
 
-// Cursors are opaque to clients: "li:<seq>" in URL-safe base64.
-func encodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte("li:" + strconv.FormatInt(seq, 10)))
-}
-
-func decodeCursor(c string) (int64, bool) {
-	raw, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, false
-	}
-	n, ok := strings.CutPrefix(string(raw), "li:")
-	if !ok {
-		return 0, false
-	}
-	seq, err := strconv.ParseInt(n, 10, 64)
-	return seq, err == nil && seq > 0
-}
-
 // parseListQuery reads GET .../line_items parameters. Unknown parameters
 // are refused rather than ignored: a filter payrail does not apply must
 // not look applied.
-func parseListQuery(v url.Values) (store.ListQuery, *apiError) {
+func parseListQuery(v url.Values, decodeCursor func(string) (int64, bool)) (store.ListQuery, *apiError) {
 	p := &problems{}
 	q := store.ListQuery{Limit: 100}
-	for name := range v {
+	for name, values := range v {
 		switch name {
 		case "limit", "starting_after", "ending_before", "line_item_status", "line_item_type":
 		default:
 			p.add("/query/"+name, "is not a supported query parameter")
+			continue
+		}
+		for _, val := range values {
+			if !storable(val) {
+				p.add("/query/"+name, notStorable)
+				v.Del(name) // judged: the checks below see it as absent
+				break
+			}
 		}
 	}
 	if l := v.Get("limit"); l != "" {

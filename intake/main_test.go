@@ -34,6 +34,7 @@ type harness struct {
 	srv   *httptest.Server
 	httpc *http.Client // checks every response against openapi.yaml
 	api   *Server
+	reg   *prometheus.Registry
 	store *store.Store
 	org   string
 	token string // admin token of org
@@ -65,7 +66,7 @@ func newHarness(t *testing.T, opts ...harnessOpt) *harness {
 	}
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)
-	h := &harness{t: t, srv: srv, api: api, store: st, org: testenv.UniqueID("org_"), sim: sim}
+	h := &harness{t: t, srv: srv, api: api, reg: cfg.Registry, store: st, org: testenv.UniqueID("org_"), sim: sim}
 	c, err := loadContract()
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/payrail/payrail/intake/validate"
 	"github.com/payrail/payrail/internal/store"
@@ -85,6 +86,13 @@ func commonLineItemFields(o *object, now time.Time, idRequired bool, statuses []
 	return req
 }
 
+// Bounds of one external field (docs/api.md): Canopy documents none, and
+// with at most 100 fields they keep a line item under ~130 KiB.
+const (
+	maxExternalKey   = 64
+	maxExternalValue = 256
+)
+
 // externalFields reads external_fields: an array of {key, value} strings,
 // or an empty object (the Canopy examples send {}), at most max entries.
 func externalFields(o *object, max int) []store.ExternalField {
@@ -124,11 +132,11 @@ func externalFields(o *object, max int) []store.ExternalField {
 		if !vok {
 			e.require("value")
 		}
-		if kok && len(k) > 255 {
-			e.p.add(e.pointer("key"), "must be at most 255 characters")
+		if kok && utf8.RuneCountInString(k) > maxExternalKey {
+			e.p.add(e.pointer("key"), fmt.Sprintf("must be at most %d characters", maxExternalKey))
 		}
-		if vok && len(v) > 1024 {
-			e.p.add(e.pointer("value"), "must be at most 1024 characters")
+		if vok && utf8.RuneCountInString(v) > maxExternalValue {
+			e.p.add(e.pointer("value"), fmt.Sprintf("must be at most %d characters", maxExternalValue))
 		}
 		e.finish()
 		out = append(out, store.ExternalField{Key: k, Value: v})

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -22,7 +23,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/time/rate"
 
 	"github.com/payrail/payrail/internal/auth"
@@ -47,7 +47,8 @@ type Config struct {
 	Ring   *keyring.Ring
 	Signer *auth.Signer
 	Logger *slog.Logger
-	// Registry receives the HTTP metrics and is served at /metrics.
+	// Registry receives the HTTP metrics. The API does not serve it: the
+	// process serves it on its ops listener (PAYRAIL_METRICS_ADDR).
 	Registry *prometheus.Registry
 	// RateLimit and RateBurst size each API client's token bucket, for
 	// authenticated requests and, separately, for tokens issued.
@@ -74,6 +75,13 @@ type Config struct {
 	// credential version) is cached when checking tokens, so how long a
 	// revoked token may keep working; 0 means 3 s.
 	ClientCacheTTL time.Duration
+	// PageBytes bounds a page of line items by size (store.ItemBytes);
+	// 0 means DefaultPageBytes.
+	PageBytes int
+	// DBTimeout bounds how long a request waits for PostgreSQL (a pool
+	// connection and its queries) before it is answered 503; 0 means
+	// DefaultDBTimeout.
+	DBTimeout time.Duration
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
@@ -82,6 +90,15 @@ type Config struct {
 	// stores them. Without it such configs are answered 503.
 	AuthorizeNet AuthorizeNet
 }
+
+// DefaultPageBytes is how much line item data one page of GET
+// …/line_items holds at most (docs/api.md, Pagination): with the
+// per-item limits a page stays a few MiB whatever its limit.
+const DefaultPageBytes = 1 << 20
+
+// DefaultDBTimeout is how long a request waits for PostgreSQL before it
+// is answered 503 service_unavailable (docs/api.md).
+const DefaultDBTimeout = 10 * time.Second
 
 // Server is the HTTP API.
 type Server struct {
@@ -101,6 +118,9 @@ type Server struct {
 	checkSecret    func(hash, secret string) bool // auth.CheckSecret; tests count calls
 	clients        *clientCache
 	trusted        []netip.Prefix
+	pageBytes      int
+	dbTimeout      time.Duration
+	cursors        *cursors
 	metrics        *httpMetrics
 	mux            *http.ServeMux
 	handler        http.Handler
@@ -116,15 +136,17 @@ func New(cfg Config) (*Server, error) {
 		return nil, fmt.Errorf("intake: rate limit %v/s burst %d must both be positive", cfg.RateLimit, cfg.RateBurst)
 	}
 	s := &Server{
-		store:    cfg.Store,
-		payments: payments.New(cfg.Store, cfg.Ring),
-		ring:     cfg.Ring,
-		signer:   cfg.Signer,
-		log:      cfg.Logger,
-		ready:    cfg.Ready,
-		now:      cfg.Now,
-		mux:      http.NewServeMux(),
-		anet:     cfg.AuthorizeNet,
+		store:     cfg.Store,
+		payments:  payments.New(cfg.Store, cfg.Ring),
+		ring:      cfg.Ring,
+		signer:    cfg.Signer,
+		log:       cfg.Logger,
+		ready:     cfg.Ready,
+		now:       cfg.Now,
+		mux:       http.NewServeMux(),
+		anet:      cfg.AuthorizeNet,
+		pageBytes: cfg.PageBytes,
+		dbTimeout: cfg.DBTimeout,
 
 		limits:         newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, maxLimiterEntries),
 		issuance:       newKeyedLimiter(cfg.RateLimit, cfg.RateBurst, maxLimiterEntries),
@@ -143,18 +165,25 @@ func New(cfg Config) (*Server, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	if s.dbTimeout <= 0 {
+		s.dbTimeout = DefaultDBTimeout
+	}
+	if s.pageBytes <= 0 {
+		s.pageBytes = DefaultPageBytes
+	}
 	// Replays are recognized by an HMAC of the normalized body; its key is
 	// derived from the token signing key so there is one secret to manage.
 	mac := hmac.New(sha256.New, cfg.Signer.Key())
 	mac.Write([]byte("payrail request fingerprint v1"))
 	s.fingerprintKey = mac.Sum(nil)
+	s.cursors = newCursors(cfg.Signer.Key())
 
 	metrics, err := newHTTPMetrics(cfg.Registry)
 	if err != nil {
 		return nil, err
 	}
 	s.metrics = metrics
-	s.routes(cfg.Registry)
+	s.routes()
 	s.handler = s.recoverPanics(s.observe(http.HandlerFunc(s.dispatch)))
 	return s, nil
 }
@@ -162,7 +191,7 @@ func New(cfg Config) (*Server, error) {
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.ServeHTTP(w, r) }
 
-func (s *Server) routes(reg *prometheus.Registry) {
+func (s *Server) routes() {
 	m := s.mux
 	m.HandleFunc("POST /auth/token", s.handleError(s.token))
 
@@ -187,7 +216,6 @@ func (s *Server) routes(reg *prometheus.Registry) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	m.HandleFunc("GET /readyz", s.readyz)
-	m.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	m.HandleFunc("GET /openapi.yaml", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/yaml")
 		_, _ = w.Write(OpenAPI)
@@ -195,9 +223,15 @@ func (s *Server) routes(reg *prometheus.Registry) {
 }
 
 // dispatch routes through the mux but answers the mux's own 404 and 405
-// (and its path-cleaning redirects' absence of a route) in the JSON error
-// format instead of its plain text.
+// in the JSON error format instead of its plain text. payrail does not
+// clean paths: where the mux would redirect a non-canonical path (//x,
+// /a/../b, /./x) with an HTML body, the path is no route as written and
+// is answered 404 route_not_found.
 func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if p := r.URL.EscapedPath(); p != cleanPath(p) {
+		writeError(w, errorf(http.StatusNotFound, codeRouteNotFound, "no route %s %s", r.Method, r.URL.Path))
+		return
+	}
 	h, pattern := s.mux.Handler(r)
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r) // only ServeHTTP fills in r.PathValue
@@ -209,15 +243,25 @@ func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
 	case http.StatusMethodNotAllowed:
 		w.Header().Set("Allow", rec.Header().Get("Allow"))
 		writeError(w, errorf(http.StatusMethodNotAllowed, codeMethodNotAllowed, "%s is not allowed on %s", r.Method, r.URL.Path))
-	case http.StatusNotFound:
+	default: // 404, and the redirects to a cleaned path
 		writeError(w, errorf(http.StatusNotFound, codeRouteNotFound, "no route %s %s", r.Method, r.URL.Path))
-	default: // redirects to the cleaned path
-		for k, v := range rec.Header() {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(rec.Code)
-		_, _ = w.Write(rec.Body.Bytes())
 	}
+}
+
+// cleanPath is p as http.ServeMux would redirect it: rooted, without
+// empty, "." or ".." segments, its trailing slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 type principalKey struct{}
@@ -233,13 +277,27 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 // else as a logged 500 that reveals nothing.
 func (s *Server) handleError(h handlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		err := h(w, r)
+		// Every store call of the request shares one deadline, so a pool
+		// with no free connection or an unreachable PostgreSQL is a 503
+		// in bounded time rather than a request that hangs. Prefer: wait
+		// extends it by the wait.
+		wait, _ := preferWait(r)
+		ctx, cancel := context.WithTimeout(r.Context(), s.dbTimeout+wait)
+		defer cancel()
+		err := h(w, r.WithContext(ctx))
 		if err == nil {
 			return
 		}
 		var ae *apiError
 		if errors.As(err, &ae) {
 			writeError(w, ae)
+			return
+		}
+		if databaseUnavailable(err) && r.Context().Err() == nil {
+			s.log.WarnContext(r.Context(), "database unavailable", "method", r.Method, "path", r.URL.Path,
+				"client_id", principal(r).ClientID, "err", err)
+			writeError(w, &apiError{Status: http.StatusServiceUnavailable, Code: codeServiceUnavailable,
+				Message: "the database is unavailable or overloaded; retry later", RetryAfter: unavailableRetryAfter})
 			return
 		}
 		s.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path,
@@ -288,6 +346,10 @@ func (s *Server) authed(p auth.Permission, h handlerFunc) http.HandlerFunc {
 				Message: "too many requests for this API client", RetryAfter: wait})
 			return
 		}
+		if aerr := pathIDs(r); aerr != nil {
+			writeError(w, aerr)
+			return
+		}
 		inner(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, claims)))
 	}
 }
@@ -297,6 +359,19 @@ func orInt(v, def int) int {
 		return v
 	}
 	return def
+}
+
+// pathIDs refuses path ids no account or line item can have (invalid
+// UTF-8 or NUL, which PostgreSQL cannot even compare): they are unknown,
+// so 404 like any other unknown id.
+func pathIDs(r *http.Request) *apiError {
+	if !storable(r.PathValue("account_id")) {
+		return notFound("account")
+	}
+	if !storable(r.PathValue("line_item_id")) {
+		return notFound("line item")
+	}
+	return nil
 }
 
 func orLimit(v, def rate.Limit) rate.Limit {

@@ -210,13 +210,21 @@ func (s *services) readyChecks(p *pipeline, api bool) []intake.Check {
 	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ready}}
 }
 
-// serveOps serves /metrics, /healthz and /readyz for a process without the
-// API (a worker or a relay), so its metrics can be scraped and it can be
-// probed.
-func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline) error {
-	checks := s.readyChecks(p, false)
+// serveOps serves /metrics, /healthz and /readyz on the ops listener
+// (PAYRAIL_METRICS_ADDR) of every server role, so its metrics can be
+// scraped and it can be probed. /metrics is served only here: never on
+// the API's public listener.
+//
+// api selects the API's readiness (NATS reported but optional) for a
+// process that serves the API and executes no jobs.
+func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline, api bool) error {
+	return s.serveHTTP(ctx, "metrics and health", ln, opsHandler(s.registry, s.readyChecks(p, api)))
+}
+
+// opsHandler is the ops listener's routes.
+func opsHandler(reg *prometheus.Registry, checks []intake.Check) http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{Registry: s.registry}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
@@ -226,7 +234,7 @@ func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline) e
 		defer cancel()
 		w.Header().Set("Content-Type", "application/json")
 		for _, c := range checks {
-			if err := c.Fn(ctx); err != nil {
+			if err := c.Fn(ctx); err != nil && !c.Optional {
 				w.WriteHeader(http.StatusServiceUnavailable)
 				_, _ = fmt.Fprintf(w, `{"status":"unavailable","check":%q}`+"\n", c.Name)
 				return
@@ -234,7 +242,7 @@ func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline) e
 		}
 		_, _ = w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
-	return s.serveHTTP(ctx, "metrics and health", ln, mux)
+	return mux
 }
 
 // serveHTTP serves h on ln until ctx ends, then drains in-flight requests
@@ -356,12 +364,13 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 	// payments into the outbox, and probes reach every role.
 	if r.api != nil {
 		g.Go(part("api", func() error { return s.serveAPI(gctx, r.api, p) }))
-	} else if s.cfg.MetricsAddr != "" {
+	}
+	if s.cfg.MetricsAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.MetricsAddr)
 		if err != nil {
 			return abort(fmt.Errorf("listen on %s (PAYRAIL_METRICS_ADDR): %w", s.cfg.MetricsAddr, err))
 		}
-		g.Go(part("metrics", func() error { return s.serveOps(gctx, ln, p) }))
+		g.Go(part("metrics", func() error { return s.serveOps(gctx, ln, p, r.api != nil && !r.worker) }))
 	}
 	// What needs JetStream starts once NATS answers and the streams exist;
 	// until then committed rows wait in the outbox. SIGTERM during the wait

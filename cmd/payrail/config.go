@@ -31,7 +31,7 @@ type config struct {
 	DatabaseURL      string
 	DatabaseMaxConns int
 	HTTPAddr         string
-	MetricsAddr      string // PAYRAIL_METRICS_ADDR: /metrics, /healthz, /readyz of a worker or relay
+	MetricsAddr      string // PAYRAIL_METRICS_ADDR: /metrics, /healthz, /readyz of every server role
 	VarDir           string
 	JWTSecret        string
 	TokenTTL         time.Duration
@@ -407,8 +407,8 @@ func (c *config) settings(logFormat string) []*setting {
 		{env: "PAYRAIL_HTTP_ADDR", flag: "http-addr", typ: "host:port", def: "127.0.0.1:8080", usage: "HTTP API listen address",
 			roles: roleAPIs, parse: checked(&c.HTTPAddr, wantAddr("127.0.0.1:8080"))},
 		{env: "PAYRAIL_METRICS_ADDR", flag: "metrics-addr", typ: "host:port", def: "127.0.0.1:9091",
-			usage: "where the worker or relay serves /metrics, /healthz and /readyz; empty turns it off",
-			roles: roleWorker | roleRelay, parse: checked(&c.MetricsAddr, wantAddr("127.0.0.1:9091"))},
+			usage: "where the process serves /metrics, /healthz and /readyz (the ops listener; the API does not serve /metrics); empty turns it off",
+			roles: roleServers, parse: checked(&c.MetricsAddr, wantAddr("127.0.0.1:9091"))},
 		strSetting(&c.VarDir, "PAYRAIL_VAR_DIR", "var-dir", "./var", "local state of payrail dev (its keys, client and NATS address)", roleDev|roleNacha|roleEvents),
 		{env: "PAYRAIL_JWT_SECRET", flag: "jwt-secret", typ: "base64", usage: "base64 key, at least 32 bytes, that signs access tokens",
 			roles: roleAPIs, secret: true, parse: func(v string) error { c.JWTSecret = v; return nil }},

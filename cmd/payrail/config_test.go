@@ -215,8 +215,8 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("api: APIRelay %v, LogFormat %q; want true, json", api.APIRelay, api.LogFormat)
 	}
 	w, _ := load(t, "worker", roleWorker, validEnv(nil))
-	if w.MetricsAddr != "127.0.0.1:9091" {
-		t.Errorf("worker MetricsAddr %q", w.MetricsAddr)
+	if w.MetricsAddr != "127.0.0.1:9091" || api.MetricsAddr != "127.0.0.1:9091" {
+		t.Errorf("worker MetricsAddr %q, api MetricsAddr %q", w.MetricsAddr, api.MetricsAddr)
 	}
 }
 
@@ -291,9 +291,9 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 		want []string
 	}{
 		{"relay", roleRelay, cat(db, stream, []string{"metrics-addr", "relay-grace"})},
-		{"api", roleAPI, cat(db, stream, apiOnly, keys, authnet, []string{"relay-grace", "api-relay"})},
+		{"api", roleAPI, cat(db, stream, apiOnly, keys, authnet, []string{"metrics-addr", "relay-grace", "api-relay"})},
 		{"worker", roleWorker, cat(db, stream, keys, workerOnly, authnet, nachaFlags, []string{"metrics-addr"})},
-		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, authnet, nachaFlags, []string{"relay-grace", "var-dir", "nats-embedded-addr"})},
+		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, authnet, nachaFlags, []string{"metrics-addr", "relay-grace", "var-dir", "nats-embedded-addr"})},
 		{"migrate", roleMigrate, []string{"database-url"}},
 		{"events", roleEvents, sorted("nats-url", "var-dir", "subject-root", "events-stream")},
 		{"nacha drop", roleNacha, cat(db, keys, nachaFlags, []string{"var-dir"})},

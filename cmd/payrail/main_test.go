@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +17,8 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/payrail/payrail/intake"
 )
 
 // TestMain doubles as the payrail binary: with PAYRAIL_CMD_TEST_MAIN=1 the
@@ -303,4 +307,41 @@ func TestBuildInfoMetric(t *testing.T) {
 			t.Errorf("registry lacks %s", want)
 		}
 	}
+}
+
+// TestOpsListenerServesMetrics: /metrics lives on the ops listener
+// (PAYRAIL_METRICS_ADDR), which every server role, the API included, runs.
+func TestOpsListenerServesMetrics(t *testing.T) {
+	reg := newRegistry()
+	ready := true
+	h := opsHandler(reg, []intake.Check{{Name: "postgres", Fn: func(context.Context) error {
+		if !ready {
+			return errors.New("down")
+		}
+		return nil
+	}}})
+	for _, c := range []struct {
+		path   string
+		status int
+		has    string
+	}{
+		{"/metrics", 200, "payrail_build_info"},
+		{"/healthz", 200, `"ok"`},
+		{"/readyz", 200, `"ready"`},
+	} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))
+		if rec.Code != c.status || !strings.Contains(rec.Body.String(), c.has) {
+			t.Errorf("GET %s: %d %s", c.path, rec.Code, rec.Body)
+		}
+	}
+	ready = false
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if rec.Code != 503 {
+		t.Errorf("readyz while down: %d", rec.Code)
+	}
+	// The API itself does not serve /metrics (intake
+	// TestNonCleanPathsAndMetrics); api and dev take --metrics-addr
+	// (TestEachCommandListsOnlyItsFlags).
 }

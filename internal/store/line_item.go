@@ -243,6 +243,21 @@ type ListQuery struct {
 	StartingAfter int64    // seq cursor: items older than it
 	EndingBefore  int64    // seq cursor: items newer than it
 	Limit         int
+	// MaxBytes, when > 0, also bounds a page by size: items are added
+	// while the sum of their ItemBytes stays within it (the first item
+	// always), and a page cut short reports more.
+	MaxBytes int
+}
+
+// ItemBytes estimates what a line item weighs in a page: its variable
+// parts (external fields, merchant data, issuer details) as stored, plus
+// a fixed allowance for the rest of its rendering.
+func ItemBytes(li LineItem) int {
+	n := 1024 + len(li.MerchantData) + len(li.IssuerProcessorDetails)
+	for _, f := range li.ExternalFields {
+		n += len(f.Key) + len(f.Value) + 32
+	}
+	return n
 }
 
 // ListLineItems returns one page of line items, newest first, and whether
@@ -274,16 +289,29 @@ func (s *Store) ListLineItems(ctx context.Context, orgID, accountID string, q Li
 	if err != nil {
 		return nil, false, fmt.Errorf("store: list line items of %q: %w", accountID, err)
 	}
-	items, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (LineItem, error) { return scanLineItem(r) })
-	if err != nil {
+	// Rows come nearest the cursor first; the page stops at Limit items
+	// or at MaxBytes, whichever comes first, without reading the rest.
+	var items []LineItem
+	more, size := false, 0
+	for rows.Next() {
+		li, err := scanLineItem(rows)
+		if err != nil {
+			rows.Close()
+			return nil, false, fmt.Errorf("store: list line items of %q: %w", accountID, err)
+		}
+		size += ItemBytes(li)
+		if len(items) == q.Limit || (q.MaxBytes > 0 && len(items) > 0 && size > q.MaxBytes) {
+			more = true
+			break
+		}
+		items = append(items, li)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return nil, false, fmt.Errorf("store: list line items of %q: %w", accountID, err)
 	}
 	if !exists {
 		return nil, false, ErrNotFound
-	}
-	more := len(items) > q.Limit
-	if more {
-		items = items[:q.Limit]
 	}
 	if order == "ASC" {
 		slices.Reverse(items)
