@@ -1,6 +1,7 @@
 package processors
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -145,8 +146,22 @@ func EncodeJob(ring *keyring.Ring, job Job) ([]byte, error) {
 // never includes the body.
 func DecodeJob(ring *keyring.Ring, body []byte) (Job, error) {
 	var e envelope
-	if err := json.Unmarshal(body, &e); err != nil {
+	var probe struct {
+		Version int `json:"v"`
+	}
+	if err := json.Unmarshal(body, &probe); err != nil {
 		return Job{}, &JobError{Reason: RejectMalformed, err: errors.New("not a job envelope")}
+	}
+	if probe.Version == EnvelopeVersion {
+		// Exactly the fields EncodeJob writes: a field added on the way
+		// (an amount in clear, say) marks the message as not payrail's.
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&e); err != nil || dec.More() {
+			return Job{}, &JobError{Reason: RejectMalformed, err: errors.New("not a v2 job envelope")}
+		}
+	} else {
+		_ = json.Unmarshal(body, &e) // for the claimed ids in the error only
 	}
 	org, attempt := claimed(e.OrgID), claimed(e.AttemptID)
 	switch {
