@@ -25,9 +25,17 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		return
 	}
 	delivery := int(meta.NumDelivered)
-	job, err := processors.DecodeJob(w.ring, msg.Data())
-	if err != nil {
-		w.poison(ctx, proc, msg, err)
+	job, err := w.openJob(ctx, proc, msg)
+	switch {
+	case errors.Is(err, processors.ErrBadJob):
+		w.reject(proc, msg, delivery, err, start)
+		return
+	case err != nil:
+		// Shutdown gave up waiting for PostgreSQL to read a v1 job's
+		// attempt: hand the job back.
+		w.log.Warn("could not read the attempt of a v1 job before shutdown; handing it back", "processor", proc.Name(),
+			"err", err)
+		_ = msg.Nak()
 		return
 	}
 	job.Delivery = delivery
@@ -206,26 +214,121 @@ func classify(res processors.Result, err error) processors.Result {
 	return res
 }
 
-// poison ends a job that cannot be read. If its headers name an attempt,
-// the attempt is marked dead so the payment does not stay PENDING.
-func (w *Worker) poison(ctx context.Context, proc processors.Processor, msg jetstream.Msg, cause error) {
-	org, attempt := msg.Headers().Get(processors.HeaderOrgID), msg.Headers().Get(processors.HeaderAttemptID)
-	log := w.log.With("processor", proc.Name(), "org_id", org, "attempt_id", attempt)
-	if org != "" && attempt != "" {
-		_, err := w.payments.Apply(ctx, payments.Outcome{
-			Attempt: store.AttemptRef{OrgID: org, AttemptID: attempt},
-			Result:  processors.Result{Outcome: payments.Dead, Code: "unreadable_job", Message: "the job could not be read"},
-			Actor:   w.actor(proc.Name()), Reason: "job could not be read",
-		})
-		if err != nil && !errors.Is(err, store.ErrAttemptClosed) && !errors.Is(err, store.ErrNotFound) {
-			log.Error("could not mark the attempt of an unreadable job dead; will retry", "err", err)
-			return // redelivered after AckWait
-		}
+// openJob authenticates a delivery and returns its job. Nothing in the
+// message is believed unless the keyring vouches for it: the body must
+// open (AEAD over the whole job, bound to its org, attempt and processor),
+// and the unauthenticated parts — the headers and the subject the message
+// came on — must agree with what it sealed. Errors matching
+// processors.ErrBadJob mean the message is to be rejected; any other error
+// is PostgreSQL's (v1 jobs only) and passes.
+func (w *Worker) openJob(ctx context.Context, proc processors.Processor, msg jetstream.Msg) (processors.Job, error) {
+	job, err := processors.DecodeJob(w.ring, msg.Data())
+	v1 := errors.Is(err, processors.ErrV1Job)
+	if v1 {
+		job, err = w.v1Job(ctx, msg, proc)
 	}
-	log.Error("terminating unreadable job", "err", cause)
-	w.opts.Metrics.dead(proc.Name())
-	w.opts.Metrics.job(proc.Name(), "poison", time.Now())
+	if err != nil {
+		return processors.Job{}, err
+	}
+	h := msg.Headers()
+	if h.Get(processors.HeaderOrgID) != job.OrgID || h.Get(processors.HeaderAttemptID) != job.AttemptID ||
+		job.Processor != proc.Name() {
+		// A genuine job replayed under another org's or attempt's headers,
+		// or onto another processor's subject.
+		return processors.Job{}, &processors.JobError{Reason: rejectMismatch, ClaimedOrg: job.OrgID,
+			ClaimedAttempt: job.AttemptID}
+	}
+	if v1 {
+		w.opts.Metrics.v1(job.Processor)
+		w.log.Info("v1 job: executing the attempt as PostgreSQL recorded it", "processor", job.Processor,
+			"org_id", job.OrgID, "attempt_id", job.AttemptID)
+	}
+	return job, nil
+}
+
+// Rejection reasons the worker adds to processors' (see
+// payrail_jobs_rejected_total).
+const (
+	rejectMismatch       = "mismatch"        // headers or subject disagree with the sealed job
+	rejectUnknownAttempt = "unknown_attempt" // a v1 job whose attempt PostgreSQL does not know
+)
+
+// v1Job rebuilds a job written in the v1 format, which sealed only the
+// payment details (bound to job/<org>/<attempt>) and left the amount and
+// the rest in clear. Those details are genuine for that attempt; every
+// other value is taken from PostgreSQL's record of the attempt, never from
+// the message, so a v1 message whose amount was changed on the way charges
+// the amount the API accepted. This keeps the jobs in flight at the
+// upgrade to v2 (written, or stored in the outbox, by the previous
+// release); it goes once none can remain (docs/security.md#upgrading-from-v1-jobs).
+func (w *Worker) v1Job(ctx context.Context, msg jetstream.Msg, proc processors.Processor) (processors.Job, error) {
+	v1, err := processors.DecodeV1Job(w.ring, msg.Data())
+	if err != nil {
+		return processors.Job{}, err
+	}
+	var a store.AttemptJob
+	stopWaiting := progress(msg, w.opts.AckWait/3)
+	err = w.retryStore(ctx, w.log.With("processor", proc.Name(), "attempt_id", v1.AttemptID),
+		"read the attempt of a v1 job", func() error {
+			var err error
+			a, err = w.store.AttemptJob(ctx, store.AttemptRef{OrgID: v1.OrgID, AttemptID: v1.AttemptID})
+			return err
+		}, store.ErrNotFound)
+	stopWaiting()
+	if errors.Is(err, store.ErrNotFound) {
+		return processors.Job{}, &processors.JobError{Reason: rejectUnknownAttempt, ClaimedOrg: v1.OrgID,
+			ClaimedAttempt: v1.AttemptID}
+	}
+	if err != nil {
+		return processors.Job{}, err
+	}
+	return processors.Job{OrgID: a.OrgID, AccountID: a.AccountID, LineItemID: a.LineItemID, AttemptID: a.AttemptID,
+		Processor: a.Processor, PaymentType: a.PaymentType, Origin: a.Origin, AmountCents: a.AmountCents,
+		EffectiveAt: a.EffectiveAt, CreatedAt: a.CreatedAt, ACH: v1.ACH, Card: v1.Card, Profile: v1.Profile}, nil
+}
+
+// reject drops a message that is not an authentic job: not JSON, not
+// sealed with a configured key, tampered with, forged, or replayed under
+// other headers. It is logged (identifiers only, marked as claimed since
+// nothing vouches for them), counted in payrail_jobs_rejected_total and
+// terminated, and no payment is touched: its headers are as unauthenticated
+// as its body, so they must not be able to mark an attempt dead.
+//
+// No genuine payment is lost by this. A publisher can only add messages to
+// the stream; the genuine job of an attempt is another message (the same
+// Nats-Msg-Id "job_<attempt>", so a copy published within the duplicate
+// window is dropped by JetStream), and it is still in the stream or, until
+// the attempt's result commits, in the outbox row it was published from
+// (docs/security.md#job-integrity). A message sealed with a key id this
+// worker does not hold may be genuine — a key being rolled out to the
+// workers — so it is handed back with a delay until its last delivery, and
+// only then dropped.
+func (w *Worker) reject(proc processors.Processor, msg jetstream.Msg, delivery int, cause error, start time.Time) {
+	reason := processors.RejectReason(cause)
+	je := &processors.JobError{}
+	errors.As(cause, &je)
+	h := msg.Headers()
+	log := w.log.With("processor", proc.Name(), "reason", reason, "delivery", delivery,
+		"claimed_org_id", je.ClaimedOrg, "claimed_attempt_id", je.ClaimedAttempt,
+		"header_org_id", bounded(h.Get(processors.HeaderOrgID)),
+		"header_attempt_id", bounded(h.Get(processors.HeaderAttemptID)), "bytes", len(msg.Data()))
+	if reason == processors.RejectUnknownKey && delivery < w.opts.MaxDeliver {
+		log.Warn("job sealed with a key this worker does not hold; handing it back", "err", cause)
+		_ = msg.NakWithDelay(w.backoff(delivery))
+		return
+	}
+	log.Error("rejected a job message that is not authentic; dropping it, no payment changed", "err", cause)
+	w.opts.Metrics.rejected(proc.Name(), reason)
+	w.opts.Metrics.job(proc.Name(), "rejected", start)
 	_ = msg.Term()
+}
+
+// bounded shortens an unauthenticated header value before it is logged.
+func bounded(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "…"
+	}
+	return s
 }
 
 // progress tells JetStream every interval that the job is still being

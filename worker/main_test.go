@@ -56,10 +56,11 @@ type testProcessor struct {
 	mu      sync.Mutex
 	calls   map[string]int
 	effects map[string]int
+	amounts map[string][]int64 // amounts asked for, per attempt
 }
 
 func newTestProcessor(name string) *testProcessor {
-	return &testProcessor{name: name, calls: map[string]int{}, effects: map[string]int{}}
+	return &testProcessor{name: name, calls: map[string]int{}, effects: map[string]int{}, amounts: map[string][]int64{}}
 }
 
 func (p *testProcessor) Name() string { return p.name }
@@ -67,6 +68,7 @@ func (p *testProcessor) Name() string { return p.name }
 func (p *testProcessor) Process(ctx context.Context, job processors.Job) (processors.Result, error) {
 	p.mu.Lock()
 	p.calls[job.AttemptID]++
+	p.amounts[job.AttemptID] = append(p.amounts[job.AttemptID], job.AmountCents)
 	if p.effects[job.AttemptID] == 0 {
 		p.effects[job.AttemptID] = 1
 	}
@@ -99,6 +101,13 @@ func (p *testProcessor) Resolve(ctx context.Context, job processors.Job) (proces
 		return processors.Result{Outcome: processors.Succeeded, TransactionID: job.TransactionID}, nil
 	}
 	return processors.Result{Outcome: processors.Retryable, Message: "unknown"}, nil
+}
+
+// amountsOf returns the amounts the processor was asked to charge for attempt.
+func (p *testProcessor) amountsOf(attempt string) []int64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]int64(nil), p.amounts[attempt]...)
 }
 
 func (p *testProcessor) counts(attempt string) (calls, effects int) {

@@ -12,6 +12,8 @@ type Metrics struct {
 	jobs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	deadJobs *prometheus.CounterVec
+	rejects  *prometheus.CounterVec
+	v1Jobs   *prometheus.CounterVec
 }
 
 // NewMetrics registers the worker series with reg.
@@ -19,7 +21,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payrail_jobs_total",
-			Help: "Job deliveries handled, by processor and outcome (succeeded, declined, held, pending_settlement, retryable, permanent, dead, duplicate, poison, orphan).",
+			Help: "Job deliveries handled, by processor and outcome (succeeded, declined, held, pending_settlement, retryable, permanent, dead, duplicate, rejected, orphan, leased).",
 		}, []string{"processor", "outcome"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "payrail_job_duration_seconds",
@@ -28,10 +30,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}, []string{"processor"}),
 		deadJobs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "payrail_jobs_dead_total",
-			Help: "Attempts ended in the dead state (deliveries exhausted or job unreadable).",
+			Help: "Attempts ended in the dead state (deliveries exhausted, or the last delivery lost).",
+		}, []string{"processor"}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payrail_jobs_rejected_total",
+			Help: "Job messages dropped as not authentic, without touching any payment, by processor and reason (malformed, unsupported_version, unknown_key, unauthenticated, mismatch, unknown_attempt).",
+		}, []string{"processor", "reason"}),
+		v1Jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payrail_jobs_v1_total",
+			Help: "Jobs in the v1 format (written before the upgrade to v2) executed from PostgreSQL's record of their attempt.",
 		}, []string{"processor"}),
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.duration, m.deadJobs} {
+	for _, c := range []prometheus.Collector{m.jobs, m.duration, m.deadJobs, m.rejects, m.v1Jobs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("worker: register metrics: %w", err)
 		}
@@ -50,5 +60,17 @@ func (m *Metrics) job(processor, outcome string, start time.Time) {
 func (m *Metrics) dead(processor string) {
 	if m != nil {
 		m.deadJobs.WithLabelValues(processor).Inc()
+	}
+}
+
+func (m *Metrics) rejected(processor, reason string) {
+	if m != nil {
+		m.rejects.WithLabelValues(processor, reason).Inc()
+	}
+}
+
+func (m *Metrics) v1(processor string) {
+	if m != nil {
+		m.v1Jobs.WithLabelValues(processor).Inc()
 	}
 }

@@ -174,62 +174,6 @@ func startNATS(t *testing.T, opts *server.Options) *server.Server {
 	return ns
 }
 
-// A job that cannot be read ends its attempt dead (with the event and the
-// metric) and is terminated; the jobs after it keep flowing.
-func TestPoisonJob(t *testing.T) {
-	f := newFixture(t, fixtureOpts{dropFastPath: true, noRelay: true})
-	attempt := f.pay("poisoned", 900) // stored, never published
-
-	subject := f.topo.JobSubject(processors.AuthorizeNet)
-	bad := nats.NewMsg(subject)
-	bad.Header.Set(processors.HeaderOrgID, f.org)
-	bad.Header.Set(processors.HeaderAttemptID, attempt)
-	bad.Data = []byte(`{"v":1,"org_id":"` + f.org + `","attempt_id":"` + attempt + `","sealed":"AAAA"}`)
-	if _, err := f.js.PublishMsg(f.ctx, bad); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.js.Publish(f.ctx, subject, []byte("not even json")); err != nil {
-		t.Fatal(err)
-	}
-
-	got := f.waitSettled([]string{"poisoned"}, 10*time.Second)["poisoned"]
-	if got.Status != store.StatusInvalid || got.Attempt.Status != store.AttemptDead || got.Attempt.ResultCode != "unreadable_job" {
-		t.Fatalf("poisoned payment: %s / %s / %q", got.Status, got.Attempt.Status, got.Attempt.ResultCode)
-	}
-	if calls, _ := f.proc.counts(attempt); calls != 0 {
-		t.Errorf("processor called %d times for an unreadable job", calls)
-	}
-	waitFor(t, 5*time.Second, func() bool {
-		return testutil.ToFloat64(f.worker.opts.Metrics.deadJobs.WithLabelValues(processors.AuthorizeNet)) == 2
-	}, func() string { return "dead metric below 2" })
-
-	// The stream is empty again: both poison messages were terminated.
-	waitFor(t, 5*time.Second, func() bool {
-		s, err := f.js.Stream(f.ctx, f.topo.Jobs)
-		if err != nil {
-			return false
-		}
-		info, err := s.Info(f.ctx)
-		return err == nil && info.State.Msgs == 0
-	}, func() string { return "jobs stream not empty" })
-
-	// Later jobs flow: publish them through a relay now. The first
-	// fixture's pool is still open: this one's fits the rest of the
-	// package's connection budget.
-	f2 := newFixture(t, fixtureOpts{poolConns: 4})
-	var ids []string
-	for i := range 5 {
-		id := fmt.Sprintf("after-%d", i)
-		f2.pay(id, int64(1000*i+100))
-		ids = append(ids, id)
-	}
-	for id, li := range f2.waitSettled(ids, 10*time.Second) {
-		if li.Status != store.StatusValid {
-			t.Errorf("%s ended %s", id, li.Status)
-		}
-	}
-}
-
 // Shutdown drains: jobs in flight finish, commit and ack before Run returns.
 func TestShutdownDrainsInFlightJobs(t *testing.T) {
 	f := newFixture(t, fixtureOpts{})

@@ -327,6 +327,38 @@ func (s *Store) StaleAttempts(ctx context.Context, status AttemptStatus, idle ti
 	return out, nil
 }
 
+// AttemptJob is an attempt as PostgreSQL recorded it at intake: what a
+// job for it must execute.
+type AttemptJob struct {
+	StaleAttempt
+	Origin string
+}
+
+// AttemptJob reads one attempt with its line item's amount, effective date
+// and origin (ErrNotFound if there is none). The worker executes a v1 job
+// (written before jobs were sealed as a whole) from these values rather
+// than from the job's clear fields.
+func (s *Store) AttemptJob(ctx context.Context, ref AttemptRef) (AttemptJob, error) {
+	var a AttemptJob
+	err := s.pool.QueryRow(ctx, `
+		SELECT pa.org_id, pa.attempt_id, pa.processor, pa.status, pa.deliveries, pa.job_msg_id, pa.account_id,
+		       pa.line_item_id, li.original_amount_cents, pa.payment_type, COALESCE(pa.transaction_id, ''),
+		       li.effective_at, pa.created_at, li.origin
+		  FROM payment_attempts pa
+		  JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id AND li.line_item_id = pa.line_item_id
+		 WHERE pa.org_id = $1 AND pa.attempt_id = $2`, ref.OrgID, ref.AttemptID).Scan(
+		&a.OrgID, &a.AttemptID, &a.Processor, &a.Status, &a.Deliveries, &a.JobMsgID, &a.AccountID,
+		&a.LineItemID, &a.AmountCents, &a.PaymentType, &a.TransactionID, &a.EffectiveAt, &a.CreatedAt, &a.Origin)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return AttemptJob{}, ErrNotFound
+	}
+	if err != nil {
+		return AttemptJob{}, fmt.Errorf("store: read attempt %s: %w", ref.AttemptID, err)
+	}
+	a.EffectiveAt, a.CreatedAt = a.EffectiveAt.UTC(), a.CreatedAt.UTC()
+	return a, nil
+}
+
 // TouchAttempt marks an attempt as looked at, so pollers take others first.
 func (s *Store) TouchAttempt(ctx context.Context, ref AttemptRef) error {
 	_, err := s.pool.Exec(ctx, `UPDATE payment_attempts SET updated_at = now() WHERE org_id = $1 AND attempt_id = $2`,
