@@ -71,6 +71,10 @@ type Config struct {
 	// credential version) is cached when checking tokens, so how long a
 	// revoked token may keep working; 0 means 3 s.
 	ClientCacheTTL time.Duration
+	// WebhooksAllowPrivate accepts webhook URLs with http and with
+	// loopback, private or link-local address literals (development);
+	// PAYRAIL_WEBHOOKS_ALLOW_PRIVATE.
+	WebhooksAllowPrivate bool
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
@@ -79,25 +83,26 @@ type Config struct {
 
 // Server is the HTTP API.
 type Server struct {
-	store          *store.Store
-	payments       *payments.Service
-	ring           *keyring.Ring
-	signer         *auth.Signer
-	log            *slog.Logger
-	ready          []Check
-	now            func() time.Time
-	fingerprintKey []byte
-	limits         *keyedLimiter // authenticated requests, per client
-	issuance       *keyedLimiter // tokens issued, per client
-	sourceFailures *keyedLimiter // failed token requests, per source address
-	pairFailures   *keyedLimiter // failed token requests, per (client_id, source)
-	hashGate       *hashGate
-	checkSecret    func(hash, secret string) bool // auth.CheckSecret; tests count calls
-	clients        *clientCache
-	trusted        []netip.Prefix
-	metrics        *httpMetrics
-	mux            *http.ServeMux
-	handler        http.Handler
+	store                *store.Store
+	payments             *payments.Service
+	ring                 *keyring.Ring
+	signer               *auth.Signer
+	log                  *slog.Logger
+	ready                []Check
+	now                  func() time.Time
+	fingerprintKey       []byte
+	limits               *keyedLimiter // authenticated requests, per client
+	issuance             *keyedLimiter // tokens issued, per client
+	sourceFailures       *keyedLimiter // failed token requests, per source address
+	pairFailures         *keyedLimiter // failed token requests, per (client_id, source)
+	hashGate             *hashGate
+	checkSecret          func(hash, secret string) bool // auth.CheckSecret; tests count calls
+	clients              *clientCache
+	trusted              []netip.Prefix
+	webhooksAllowPrivate bool
+	metrics              *httpMetrics
+	mux                  *http.ServeMux
+	handler              http.Handler
 }
 
 // New builds the Server and its routes.
@@ -124,6 +129,8 @@ func New(cfg Config) (*Server, error) {
 		pairFailures:   newKeyedLimiter(orLimit(cfg.PairFailureRate, defaultPairFailureRate), orInt(cfg.PairFailureBurst, defaultPairFailureBurst), maxLimiterEntries),
 		checkSecret:    auth.CheckSecret,
 		trusted:        cfg.TrustedProxies,
+
+		webhooksAllowPrivate: cfg.WebhooksAllowPrivate,
 	}
 	slots := orInt(cfg.TokenHashConcurrency, runtime.GOMAXPROCS(0))
 	s.hashGate = newHashGate(slots, orInt(cfg.TokenHashQueue, 4*slots), cmp.Or(cfg.TokenHashWait, defaultHashWait))
@@ -163,6 +170,7 @@ func (s *Server) routes(reg *prometheus.Registry) {
 	m.HandleFunc("PUT /accounts/{account_id}/payment_processor_config", s.authed(auth.PermConfigure, s.putProcessorConfig))
 	m.HandleFunc("PUT /organization/nacha_config", s.authed(auth.PermConfigure, s.putNachaConfig))
 	m.HandleFunc("GET /organization/nacha_config", s.authed(auth.PermRead, s.getNachaConfig))
+	s.webhookRoutes()
 
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_record", s.authed(auth.PermWrite, s.createPaymentRecord))
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/guest_payment", s.authed(auth.PermExecute, s.guestPayment))
