@@ -121,7 +121,7 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 		}
 	}
 	var ring *keyring.Ring
-	if cfg.role&(roleAPIs|roleWorker) != 0 {
+	if cfg.role&(roleAPIs|roleWorker|roleWebhooks) != 0 {
 		if cfg.EncryptionKey == "" {
 			return nil, errors.New("PAYRAIL_ENCRYPTION_KEYS is not set: give id=base64key pairs of 32-byte AES keys")
 		}
@@ -167,7 +167,7 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 	api, err := intake.New(intake.Config{
 		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
-		Ready: s.readyChecks(p), TrustedProxies: s.cfg.TrustedProxies,
+		Ready: s.readyChecks(p), TrustedProxies: s.cfg.TrustedProxies, WebhooksAllowPrivate: s.cfg.WebhooksAllowPrivate,
 	})
 	if err != nil {
 		return err
@@ -248,6 +248,10 @@ func runWorker(ctx context.Context, args []string) error {
 	return runProduction(ctx, "worker", roleWorker, args, func(*config) (roles, error) { return roles{worker: true}, nil })
 }
 
+func runWebhooks(ctx context.Context, args []string) error {
+	return runProduction(ctx, "webhooks", roleWebhooks, args, func(*config) (roles, error) { return roles{webhooks: true}, nil })
+}
+
 func runRelay(ctx context.Context, args []string) error {
 	return runProduction(ctx, "relay", roleRelay, args, func(*config) (roles, error) { return roles{relay: true}, nil })
 }
@@ -277,9 +281,10 @@ func runProduction(ctx context.Context, name string, which role, args []string, 
 
 // roles says what one process runs.
 type roles struct {
-	api    net.Listener // nil: no HTTP API
-	relay  bool
-	worker bool
+	api      net.Listener // nil: no HTTP API
+	relay    bool
+	worker   bool
+	webhooks bool
 }
 
 // runRoles runs the chosen roles until ctx ends (SIGTERM), then drains
@@ -302,7 +307,7 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		return err
 	}
 	g.Go(part("publisher", func() error { return p.publisher.Run(gctx) }))
-	if r.relay || r.worker {
+	if r.relay || r.worker || r.webhooks {
 		// Relays and workers need the streams before they start.
 		if err := ensureTopology(gctx, p.nats.js, s.topology(), s.log); err != nil {
 			return abort(err)
@@ -327,6 +332,13 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 			return abort(err)
 		}
 		g.Go(part("worker", func() error { return w.Run(gctx) }))
+	}
+	if r.webhooks {
+		hooks, err := s.webhooks(p)
+		if err != nil {
+			return abort(err)
+		}
+		g.Go(part("webhooks", func() error { return hooks.Run(gctx) }))
 	}
 	if r.api != nil {
 		g.Go(part("api", func() error { return s.serveAPI(gctx, r.api, p) }))
@@ -397,7 +409,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	printDevBanner(ln.Addr().String(), creds, cfg.Nacha.DropDir)
-	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true})
+	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true, webhooks: true})
 }
 
 // devClient makes sure the dev org, an admin client and a demo account
