@@ -69,7 +69,7 @@ type Options struct {
 	Poll time.Duration
 	// Sweep is how often paused endpoints' expired deliveries are
 	// dead-lettered, old rows purged and the paused gauge refreshed.
-	// Default 1m.
+	// Default 15s.
 	Sweep   time.Duration
 	Logger  *slog.Logger
 	Metrics *Metrics
@@ -107,7 +107,7 @@ func (o *Options) defaults(t queue.Topology) {
 		o.Poll = time.Second
 	}
 	if o.Sweep <= 0 {
-		o.Sweep = time.Minute
+		o.Sweep = 15 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
