@@ -82,6 +82,10 @@ type Config struct {
 	// connection and its queries) before it is answered 503; 0 means
 	// DefaultDBTimeout.
 	DBTimeout time.Duration
+	// WebhooksAllowPrivate accepts webhook URLs with http and with
+	// loopback, private or link-local address literals (development);
+	// PAYRAIL_WEBHOOKS_ALLOW_PRIVATE.
+	WebhooksAllowPrivate bool
 	// Ready lists what /readyz checks.
 	Ready []Check
 	// Now is the clock (tests move it); nil means time.Now.
@@ -102,29 +106,30 @@ const DefaultDBTimeout = 10 * time.Second
 
 // Server is the HTTP API.
 type Server struct {
-	store          *store.Store
-	payments       *payments.Service
-	ring           *keyring.Ring
-	signer         *auth.Signer
-	log            *slog.Logger
-	ready          []Check
-	now            func() time.Time
-	fingerprintKey []byte
-	limits         *keyedLimiter // authenticated requests, per client
-	issuance       *keyedLimiter // tokens issued, per client
-	sourceFailures *keyedLimiter // failed token requests, per source address
-	pairFailures   *keyedLimiter // failed token requests, per (client_id, source)
-	hashGate       *hashGate
-	checkSecret    func(hash, secret string) bool // auth.CheckSecret; tests count calls
-	clients        *clientCache
-	trusted        []netip.Prefix
-	pageBytes      int
-	dbTimeout      time.Duration
-	cursors        *cursors
-	metrics        *httpMetrics
-	mux            *http.ServeMux
-	handler        http.Handler
-	anet           AuthorizeNet
+	store                *store.Store
+	payments             *payments.Service
+	ring                 *keyring.Ring
+	signer               *auth.Signer
+	log                  *slog.Logger
+	ready                []Check
+	now                  func() time.Time
+	fingerprintKey       []byte
+	limits               *keyedLimiter // authenticated requests, per client
+	issuance             *keyedLimiter // tokens issued, per client
+	sourceFailures       *keyedLimiter // failed token requests, per source address
+	pairFailures         *keyedLimiter // failed token requests, per (client_id, source)
+	hashGate             *hashGate
+	checkSecret          func(hash, secret string) bool // auth.CheckSecret; tests count calls
+	clients              *clientCache
+	trusted              []netip.Prefix
+	pageBytes            int
+	dbTimeout            time.Duration
+	cursors              *cursors
+	metrics              *httpMetrics
+	mux                  *http.ServeMux
+	handler              http.Handler
+	anet                 AuthorizeNet
+	webhooksAllowPrivate bool
 }
 
 // New builds the Server and its routes.
@@ -154,6 +159,8 @@ func New(cfg Config) (*Server, error) {
 		pairFailures:   newKeyedLimiter(orLimit(cfg.PairFailureRate, defaultPairFailureRate), orInt(cfg.PairFailureBurst, defaultPairFailureBurst), maxLimiterEntries),
 		checkSecret:    auth.CheckSecret,
 		trusted:        cfg.TrustedProxies,
+
+		webhooksAllowPrivate: cfg.WebhooksAllowPrivate,
 	}
 	slots := orInt(cfg.TokenHashConcurrency, runtime.GOMAXPROCS(0))
 	s.hashGate = newHashGate(slots, orInt(cfg.TokenHashQueue, 4*slots), cmp.Or(cfg.TokenHashWait, defaultHashWait))
@@ -202,6 +209,7 @@ func (s *Server) routes() {
 	m.HandleFunc("GET /organization/nacha_config", s.authed(auth.PermRead, s.getNachaConfig))
 	m.HandleFunc("PUT /organization/authorize_net_config", s.authed(auth.PermConfigure, s.putAuthorizeNetConfig))
 	m.HandleFunc("GET /organization/authorize_net_config", s.authed(auth.PermRead, s.getAuthorizeNetConfig))
+	s.webhookRoutes()
 
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_record", s.authed(auth.PermWrite, s.createPaymentRecord))
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/guest_payment", s.authed(auth.PermExecute, s.guestPayment))

@@ -30,6 +30,7 @@ import (
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/schema"
+	"github.com/payrail/payrail/webhooks"
 )
 
 func runMigrate(ctx context.Context, args []string) error {
@@ -141,7 +142,7 @@ func openServices(ctx context.Context, cfg *config) (*services, error) {
 		}
 	}
 	var ring *keyring.Ring
-	if cfg.role&(roleAPIs|roleWorker) != 0 {
+	if cfg.role&(roleAPIs|roleWorker|roleWebhooks) != 0 {
 		if cfg.EncryptionKey == "" {
 			return nil, errors.New("PAYRAIL_ENCRYPTION_KEYS is not set: give id=base64key pairs of 32-byte AES keys")
 		}
@@ -192,6 +193,7 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
 		Ready: s.readyChecks(p, true), TrustedProxies: s.cfg.TrustedProxies, AuthorizeNet: anet,
+		WebhooksAllowPrivate: s.cfg.WebhooksAllowPrivate,
 	})
 	if err != nil {
 		return err
@@ -287,6 +289,10 @@ func runWorker(ctx context.Context, args []string) error {
 	return runProduction(ctx, "worker", roleWorker, args, func(*config) (roles, error) { return roles{worker: true}, nil })
 }
 
+func runWebhooks(ctx context.Context, args []string) error {
+	return runProduction(ctx, "webhooks", roleWebhooks, args, func(*config) (roles, error) { return roles{webhooks: true}, nil })
+}
+
 func runRelay(ctx context.Context, args []string) error {
 	return runProduction(ctx, "relay", roleRelay, args, func(*config) (roles, error) { return roles{relay: true}, nil })
 }
@@ -316,9 +322,10 @@ func runProduction(ctx context.Context, name string, which role, args []string, 
 
 // roles says what one process runs.
 type roles struct {
-	api    net.Listener // nil: no HTTP API
-	relay  bool
-	worker bool
+	api      net.Listener // nil: no HTTP API
+	relay    bool
+	worker   bool
+	webhooks bool
 }
 
 // runRoles runs the chosen roles until ctx ends (SIGTERM), then drains
@@ -360,6 +367,13 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		}
 		startWorker = func() error { return w.Run(gctx) }
 	}
+	var hooks *webhooks.Service
+	if r.webhooks {
+		var err error
+		if hooks, err = s.webhooks(p); err != nil {
+			return abort(err)
+		}
+	}
 	// HTTP is served at once, whether NATS answers or not: the API accepts
 	// payments into the outbox, and probes reach every role.
 	if r.api != nil {
@@ -370,7 +384,7 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		if err != nil {
 			return abort(fmt.Errorf("listen on %s (PAYRAIL_METRICS_ADDR): %w", s.cfg.MetricsAddr, err))
 		}
-		g.Go(part("metrics", func() error { return s.serveOps(gctx, ln, p, r.api != nil && !r.worker) }))
+		g.Go(part("metrics", func() error { return s.serveOps(gctx, ln, p, r.api != nil && !r.worker && !r.webhooks) }))
 	}
 	// What needs JetStream starts once NATS answers and the streams exist;
 	// until then committed rows wait in the outbox. SIGTERM during the wait
@@ -385,6 +399,9 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		}
 		if startWorker != nil {
 			g.Go(part("worker", startWorker))
+		}
+		if hooks != nil {
+			g.Go(part("webhooks", func() error { return hooks.Run(gctx) }))
 		}
 		return nil
 	}))
@@ -453,7 +470,7 @@ func runDev(ctx context.Context, args []string) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	printDevBanner(ln.Addr().String(), creds, cfg.Nacha.DropDir, cfg.VarDir)
-	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true})
+	return svc.runRoles(ctx, "dev", roles{api: ln, relay: true, worker: true, webhooks: true})
 }
 
 // devClient makes sure the dev org, an admin client and a demo account

@@ -56,6 +56,11 @@ type config struct {
 	AckWait           time.Duration // PAYRAIL_ACK_WAIT
 	MaxDeliver        int           // PAYRAIL_MAX_DELIVER
 
+	WebhooksAllowPrivate bool          // PAYRAIL_WEBHOOKS_ALLOW_PRIVATE
+	WebhooksTimeout      time.Duration // PAYRAIL_WEBHOOKS_TIMEOUT
+	WebhooksConcurrency  int           // PAYRAIL_WEBHOOKS_CONCURRENCY
+	WebhooksPauseAfter   int           // PAYRAIL_WEBHOOKS_PAUSE_AFTER
+
 	AuthNetEndpoint       string        // PAYRAIL_AUTHNET_ENDPOINT
 	AuthNetLoginID        string        // PAYRAIL_AUTHNET_LOGIN_ID
 	AuthNetTransactionKey string        // PAYRAIL_AUTHNET_TRANSACTION_KEY
@@ -94,13 +99,15 @@ const (
 	roleMigrate
 	roleNacha // payrail nacha drop|returns|settle
 	roleEvents
+	roleWebhooks
 
-	roleServers = roleDev | roleAPI | roleWorker | roleRelay // open services and a pipeline
-	roleDB      = roleServers | roleNacha                    // open a connection pool
-	roleAPIs    = roleDev | roleAPI                          // serve the HTTP API
-	roleWorkers = roleDev | roleWorker                       // execute jobs
-	roleACH     = roleWorkers | roleNacha                    // run the NACHA processor
-	roleAuthNet = roleWorkers | roleAPI                      // call Authorize.Net (charges; profile checks)
+	roleServers = roleDev | roleAPI | roleWorker | roleRelay | roleWebhooks // open services and a pipeline
+	roleDB      = roleServers | roleNacha                                   // open a connection pool
+	roleAPIs    = roleDev | roleAPI                                         // serve the HTTP API
+	roleWorkers = roleDev | roleWorker                                      // execute jobs
+	roleACH     = roleWorkers | roleNacha                                   // run the NACHA processor
+	roleAuthNet = roleWorkers | roleAPI                                     // call Authorize.Net (charges; profile checks)
+	roleHooks   = roleDev | roleWebhooks                                    // deliver webhooks
 )
 
 // setting is one configuration value: its variable, its flag, its default
@@ -423,8 +430,8 @@ func (c *config) settings(logFormat string) []*setting {
 				return err
 			}},
 		{env: "PAYRAIL_ENCRYPTION_KEYS", flag: "encryption-keys", typ: "keys", usage: "AES-256 keys as id=base64 pairs, comma-separated",
-			roles: roleAPIs | roleWorker | roleNacha, secret: true, parse: func(v string) error { c.EncryptionKey = v; return nil }},
-		strSetting(&c.EncryptionKID, "PAYRAIL_ENCRYPTION_KEY_ID", "encryption-key-id", "", "key id that seals new values; default the first", roleAPIs|roleWorker|roleNacha),
+			roles: roleAPIs | roleWorker | roleNacha | roleWebhooks, secret: true, parse: func(v string) error { c.EncryptionKey = v; return nil }},
+		strSetting(&c.EncryptionKID, "PAYRAIL_ENCRYPTION_KEY_ID", "encryption-key-id", "", "key id that seals new values; default the first", roleAPIs|roleWorker|roleNacha|roleWebhooks),
 		{env: "PAYRAIL_LOG_LEVEL", flag: "log-level", typ: "level", def: "info", usage: "debug, info, warn or error",
 			roles: roleDB, parse: strict(&c.LogLevel, wantLogLevel)},
 		{env: "PAYRAIL_LOG_FORMAT", flag: "log-format", typ: "format", def: logFormat, usage: "json or text",
@@ -443,6 +450,11 @@ func (c *config) settings(logFormat string) []*setting {
 		intSetting(&c.WorkerConcurrency, "PAYRAIL_WORKER_CONCURRENCY", "worker-concurrency", 32, 1, 0, "jobs in flight per processor", roleWorkers),
 		durationSetting(&c.AckWait, "PAYRAIL_ACK_WAIT", "ack-wait", 30*time.Second, time.Nanosecond, "JetStream AckWait for jobs", roleWorkers),
 		intSetting(&c.MaxDeliver, "PAYRAIL_MAX_DELIVER", "max-deliver", 10, 1, 0, "deliveries of one job before it is dead", roleWorkers),
+		boolSetting(&c.WebhooksAllowPrivate, "PAYRAIL_WEBHOOKS_ALLOW_PRIVATE", "webhooks-allow-private", false,
+			"webhooks may go to http URLs and loopback, private and link-local addresses (payrail dev: true unless set)", roleAPIs|roleWebhooks),
+		durationSetting(&c.WebhooksTimeout, "PAYRAIL_WEBHOOKS_TIMEOUT", "webhooks-timeout", 10*time.Second, time.Nanosecond, "bound on one webhook attempt", roleHooks),
+		intSetting(&c.WebhooksConcurrency, "PAYRAIL_WEBHOOKS_CONCURRENCY", "webhooks-concurrency", 16, 1, 1000, "webhook attempts in flight per process", roleHooks),
+		intSetting(&c.WebhooksPauseAfter, "PAYRAIL_WEBHOOKS_PAUSE_AFTER", "webhooks-pause-after", 10, 1, 1000, "consecutive failed attempts that pause an org's endpoint", roleHooks),
 		{env: "PAYRAIL_AUTHNET_ENDPOINT", flag: "authnet-endpoint", typ: "URL", def: authorizenet.SandboxEndpoint, usage: "Authorize.Net API URL",
 			roles: roleAuthNet, show: redactPassword, parse: checked(&c.AuthNetEndpoint, wantHTTPURL)},
 		strSetting(&c.AuthNetLoginID, "PAYRAIL_AUTHNET_LOGIN_ID", "authnet-login-id", "", "default Authorize.Net API login ID, for orgs without their own", roleAuthNet),
@@ -530,6 +542,9 @@ func (cl *cmdline) parse(args []string) error {
 	}
 	c := cl.cfg
 	c.dev = cl.role == roleDev
+	if s := cl.setting("PAYRAIL_WEBHOOKS_ALLOW_PRIVATE"); c.dev && s != nil && s.source == "" {
+		c.WebhooksAllowPrivate = true // a laptop's receiver listens on loopback
+	}
 	if cl.role == roleNacha {
 		if err := c.loadDevSecrets(); err != nil {
 			problems = append(problems, err.Error())

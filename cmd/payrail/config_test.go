@@ -283,6 +283,7 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 	workerOnly := []string{"worker-concurrency", "ack-wait", "max-deliver", "nacha-inbound-dir"}
 	// The API verifies payment profiles with Authorize.Net; the worker charges.
 	authnet := []string{"authnet-endpoint", "authnet-login-id", "authnet-transaction-key", "authnet-timeout"}
+	hooks := []string{"webhooks-timeout", "webhooks-concurrency", "webhooks-pause-after"}
 	cat := func(parts ...[]string) []string { return sorted(slices.Concat(parts...)...) }
 
 	for _, tc := range []struct {
@@ -291,9 +292,11 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 		want []string
 	}{
 		{"relay", roleRelay, cat(db, stream, []string{"metrics-addr", "relay-grace"})},
-		{"api", roleAPI, cat(db, stream, apiOnly, keys, authnet, []string{"metrics-addr", "relay-grace", "api-relay"})},
+		{"api", roleAPI, cat(db, stream, apiOnly, keys, authnet, []string{"metrics-addr", "relay-grace", "api-relay", "webhooks-allow-private"})},
 		{"worker", roleWorker, cat(db, stream, keys, workerOnly, authnet, nachaFlags, []string{"metrics-addr"})},
-		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, authnet, nachaFlags, []string{"metrics-addr", "relay-grace", "var-dir", "nats-embedded-addr"})},
+		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, authnet, nachaFlags, hooks,
+			[]string{"metrics-addr", "relay-grace", "var-dir", "nats-embedded-addr", "webhooks-allow-private"})},
+		{"webhooks", roleWebhooks, cat(db, stream, keys, hooks, []string{"metrics-addr", "webhooks-allow-private"})},
 		{"migrate", roleMigrate, []string{"database-url"}},
 		{"events", roleEvents, sorted("nats-url", "var-dir", "subject-root", "events-stream")},
 		{"nacha drop", roleNacha, cat(db, keys, nachaFlags, []string{"var-dir"})},
@@ -319,7 +322,8 @@ func TestEveryVariableDeclaredOnce(t *testing.T) {
 		"PAYRAIL_AUTHNET_TRANSACTION_KEY", "PAYRAIL_AUTHNET_TIMEOUT", "PAYRAIL_NACHA_DROP_DIR", "PAYRAIL_NACHA_TIMEZONE",
 		"PAYRAIL_NACHA_CUTOFFS", "PAYRAIL_NACHA_SETTLEMENT_DAYS", "PAYRAIL_NACHA_SFTP_ADDR", "PAYRAIL_NACHA_SFTP_USER",
 		"PAYRAIL_NACHA_SFTP_PASSWORD", "PAYRAIL_NACHA_SFTP_KEY_FILE", "PAYRAIL_NACHA_SFTP_HOST_KEY", "PAYRAIL_NACHA_SFTP_DIR",
-		"PAYRAIL_NACHA_INBOUND_DIR",
+		"PAYRAIL_NACHA_INBOUND_DIR", "PAYRAIL_WEBHOOKS_ALLOW_PRIVATE", "PAYRAIL_WEBHOOKS_TIMEOUT",
+		"PAYRAIL_WEBHOOKS_CONCURRENCY", "PAYRAIL_WEBHOOKS_PAUSE_AFTER",
 	}
 	var got []string
 	flags := map[string]bool{}
@@ -376,5 +380,33 @@ func TestDevSecretsFromFilesAreChecked(t *testing.T) {
 	var ce *configError
 	if !errors.As(err, &ce) || len(ce.problems) != 1 || !strings.Contains(ce.problems[0], "jwt.key: want base64 of at least 32") {
 		t.Fatalf("checkDevSecrets: %v", err)
+	}
+}
+
+// payrail dev allows private webhook endpoints (a laptop's receiver is on
+// loopback) unless told otherwise; production roles do not.
+func TestWebhooksAllowPrivateDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		role role
+		env  map[string]string
+		want bool
+	}{
+		{"dev", roleDev, nil, true},
+		{"dev", roleDev, map[string]string{"PAYRAIL_WEBHOOKS_ALLOW_PRIVATE": "false"}, false},
+		{"webhooks", roleWebhooks, nil, false},
+		{"api", roleAPI, map[string]string{"PAYRAIL_WEBHOOKS_ALLOW_PRIVATE": "true", "PAYRAIL_JWT_SECRET": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+			"PAYRAIL_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, true},
+	} {
+		cl := newCmdline(tc.name, tc.role, lookupFrom(tc.env))
+		if tc.role == roleWebhooks {
+			cl = newCmdline(tc.name, tc.role, lookupFrom(map[string]string{"PAYRAIL_ENCRYPTION_KEYS": "k1=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}))
+		}
+		if err := cl.parse(nil); err != nil {
+			t.Fatalf("%s %v: %v", tc.name, tc.env, err)
+		}
+		if cl.cfg.WebhooksAllowPrivate != tc.want {
+			t.Errorf("%s %v: allow private %v, want %v", tc.name, tc.env, cl.cfg.WebhooksAllowPrivate, tc.want)
+		}
 	}
 }

@@ -24,6 +24,7 @@ Usage:
   payrail api      [flags]   the HTTP API, its fast-path publisher and a relay
   payrail worker   [flags]   execute payment jobs (one consumer per processor)
   payrail relay    [flags]   publish outbox rows the fast path missed
+  payrail webhooks [flags]   deliver line item events to subscribed webhook endpoints
   payrail migrate  [flags]   apply the embedded schema migrations
   payrail nacha drop [--json]            run one NACHA cutoff now
   payrail nacha returns [--json] FILE... ingest NACHA return / NOC files
@@ -53,10 +54,11 @@ var commands []command
 
 func init() {
 	commands = []command{
-		{"dev", "Everything in one process for a laptop: API, relay and worker, with embedded NATS.", runDev},
+		{"dev", "Everything in one process for a laptop: API, relay, worker and webhooks, with embedded NATS.", runDev},
 		{"api", "The HTTP API, its fast-path publisher and (unless PAYRAIL_API_RELAY=false) a relay.", runAPI},
 		{"worker", "Execute payment jobs: one consumer per processor, and the NACHA schedule.", runWorker},
 		{"relay", "Publish outbox rows the fast path missed.", runRelay},
+		{"webhooks", "Deliver line item events to each org's subscribed webhook endpoint (retries, dead letters, pauses).", runWebhooks},
 		{"migrate", "Apply the embedded schema migrations.", runMigrate},
 		{"clients", "Manage API clients.", runClients},
 		{"anetsim", "The Authorize.Net simulator, standalone.", runAnetsim},

@@ -178,7 +178,7 @@ func TestDevChecksBeforeStarting(t *testing.T) {
 
 func TestCommandWiring(t *testing.T) {
 	want := map[string]any{
-		"dev": runDev, "api": runAPI, "worker": runWorker, "relay": runRelay, "migrate": runMigrate,
+		"dev": runDev, "api": runAPI, "worker": runWorker, "relay": runRelay, "webhooks": runWebhooks, "migrate": runMigrate,
 		"clients": runClients, "anetsim": runAnetsim, "nacha": runNacha, "events": runEvents, "version": runVersion,
 	}
 	var names []string

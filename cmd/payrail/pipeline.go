@@ -21,6 +21,7 @@ import (
 	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/processors"
+	"github.com/payrail/payrail/webhooks"
 	"github.com/payrail/payrail/worker"
 )
 
@@ -312,6 +313,18 @@ func (s *services) worker(p *pipeline, reg *processors.Registry) (*worker.Worker
 	}
 	return worker.New(p.nats.js, s.topology(), s.store, reg, s.ring, worker.Options{
 		Concurrency: s.cfg.WorkerConcurrency, AckWait: s.cfg.AckWait, MaxDeliver: s.cfg.MaxDeliver,
+		Logger: s.log, Metrics: m,
+	}), nil
+}
+
+func (s *services) webhooks(p *pipeline) (*webhooks.Service, error) {
+	m, err := webhooks.NewMetrics(s.registry)
+	if err != nil {
+		return nil, err
+	}
+	return webhooks.New(p.nats.js, s.topology(), s.store, webhooks.Options{
+		Timeout: s.cfg.WebhooksTimeout, AllowPrivate: s.cfg.WebhooksAllowPrivate,
+		Concurrency: s.cfg.WebhooksConcurrency, PauseAfter: s.cfg.WebhooksPauseAfter,
 		Logger: s.log, Metrics: m,
 	}), nil
 }

@@ -21,6 +21,10 @@ const (
 // consumer can route or filter without decoding the body.
 const HeaderLineItemID = "Payrail-Line-Item-Id"
 
+// HeaderOrgID names the line item's org on every event message; the
+// webhooks role routes events to the org's subscription by it.
+const HeaderOrgID = "Payrail-Org-Id"
+
 // Events renders the store's line item changes as event messages on
 // payrail.events.line_item.<status>. Its zero value is ready to use.
 type Events struct{}
@@ -49,5 +53,5 @@ func (Events) Event(c store.Change) (store.OutboxMessage, error) {
 		return store.OutboxMessage{}, fmt.Errorf("canopy: encode event of line item %s: %w", li.LineItemID, err)
 	}
 	return store.OutboxMessage{MsgID: id, Subject: queue.EventSubject(string(li.Status)), Payload: body,
-		Headers: map[string]string{HeaderLineItemID: li.LineItemID}}, nil
+		Headers: map[string]string{HeaderLineItemID: li.LineItemID, HeaderOrgID: li.OrgID}}, nil
 }

@@ -143,3 +143,28 @@ func EnsureWorkerConsumer(ctx context.Context, js jetstream.JetStream, t Topolog
 	}
 	return c, nil
 }
+
+// WebhooksConsumer names the webhooks role's durable consumer of the
+// events stream.
+func (t Topology) WebhooksConsumer() string { return "webhooks" }
+
+// EnsureEventsConsumer creates or updates a durable pull consumer of every
+// event, such as the webhooks role's. A new consumer starts at the
+// stream's first event: what a consumer does with events older than its
+// purpose (webhooks: older than the org's subscription) is its business,
+// and none published while it was being created is missed.
+func EnsureEventsConsumer(ctx context.Context, js jetstream.JetStream, t Topology, durable, description string, ackWait time.Duration) (jetstream.Consumer, error) {
+	c, err := js.CreateOrUpdateConsumer(ctx, t.EventsStream(), jetstream.ConsumerConfig{
+		Durable:       durable,
+		Description:   description,
+		FilterSubject: t.EventSubjects(),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       ackWait,
+		MaxAckPending: 1024,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("queue: ensure events consumer %s: %w", durable, err)
+	}
+	return c, nil
+}

@@ -38,6 +38,7 @@ const (
 
 // LineItem is one entry of an account's ledger.
 type LineItem struct {
+	OrgID                  string
 	AccountID              string
 	LineItemID             string
 	ProductID              string
@@ -80,7 +81,7 @@ type NewLineItem struct {
 	IdempotencyKey         string // "" when the request carried none
 }
 
-const lineItemColumns = `li.account_id, li.line_item_id, a.product_id, li.line_item_type, li.status, li.description,
+const lineItemColumns = `li.org_id, li.account_id, li.line_item_id, a.product_id, li.line_item_type, li.status, li.description,
 	li.original_amount_cents, li.effective_at, li.valid_at, li.created_at, li.updated_at, li.merchant_data,
 	li.issuer_processor_details, li.external_fields, li.origin, COALESCE(li.processor, ''),
 	COALESCE(li.related_line_item_id, ''), li.seq, ` + attemptColumns
@@ -95,7 +96,7 @@ const lineItemFrom = ` line_items li
 func scanLineItem(row pgx.Row, extra ...any) (LineItem, error) {
 	var li LineItem
 	var at attemptScan
-	dest := append([]any{&li.AccountID, &li.LineItemID, &li.ProductID, &li.Type, &li.Status, &li.Description,
+	dest := append([]any{&li.OrgID, &li.AccountID, &li.LineItemID, &li.ProductID, &li.Type, &li.Status, &li.Description,
 		&li.AmountCents, &li.EffectiveAt, &li.ValidAt, &li.CreatedAt, &li.UpdatedAt, &li.MerchantData,
 		&li.IssuerProcessorDetails, &li.ExternalFields, &li.Origin, &li.Processor, &li.RelatedLineItemID, &li.Seq},
 		at.dest()...)
