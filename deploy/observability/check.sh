@@ -115,7 +115,7 @@ PROMTOOL=${PROMTOOL:-promtool}
 if have "$PROMTOOL"; then
   run() { echo "+ promtool $*"; "$PROMTOOL" "$@" || { fail "promtool $*"; return 1; }; }
   (cd "$prom" && run check rules alerts.yml alerts-planned.yml) || failed=1
-  (cd "$prom" && run test rules alerts_test.yml alerts-planned_test.yml) || failed=1
+  (cd "$prom" && run test rules alerts_test.yml alerts_cutoff_test.yml alerts-planned_test.yml) || failed=1
   (cd "$prom" && run check config prometheus.compose.example.yml) || failed=1
   echo "+ promtool check config prometheus.kubernetes.example.yml"
   if (cd "$prom" && "$PROMTOOL" check config prometheus.kubernetes.example.yml) >"$tmp/k8s.out" 2>&1; then
