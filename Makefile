@@ -51,6 +51,9 @@ lint:
 	else \
 		echo "lint: OpenAPI lint skipped: the linter is not installed (needs Node.js and npm: cd $(OPENAPI_LINT) && npm ci --ignore-scripts)"; \
 	fi
+	@# Grafana dashboard and Prometheus rules (deploy/README.md); skips
+	@# what needs jq or promtool when they are missing, with a notice.
+	@deploy/observability/check.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
