@@ -18,6 +18,7 @@ import (
 )
 
 func TestAuthToken(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	id, secret := h.client(h.org, auth.RoleServicing)
 
@@ -38,6 +39,7 @@ func TestAuthToken(t *testing.T) {
 }
 
 func TestAuthenticationAndRoles(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	path := "/accounts/" + acct
@@ -73,6 +75,7 @@ func TestAuthenticationAndRoles(t *testing.T) {
 }
 
 func TestTenancyHidesOtherOrgs(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	h.do("POST", "/accounts/"+acct+"/line_items/charges", h.token,
@@ -117,6 +120,7 @@ func TestRateLimit(t *testing.T) {
 }
 
 func TestAccounts(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	body := map[string]any{"account_id": "acct_ada", "product_id": "prod_1", "customer_name": "Ada",
 		"external_fields": []map[string]string{{"key": "crm", "value": "42"}}}
@@ -141,6 +145,7 @@ func TestAccounts(t *testing.T) {
 }
 
 func TestProcessorConfigMasksAndSeals(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	path := "/accounts/" + acct + "/payment_processor_config"
@@ -187,6 +192,7 @@ func TestProcessorConfigMasksAndSeals(t *testing.T) {
 }
 
 func TestNachaConfig(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.do("GET", "/organization/nacha_config", h.token, nil).wantError(404, codeNotFound)
 	good := map[string]any{
@@ -224,6 +230,7 @@ func TestNachaConfig(t *testing.T) {
 // The request examples of the Canopy seeds, with effective_at moved into
 // the last ten days (docs/api.md refuses the examples' 2020 dates).
 func TestSeedExamples(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	eff := recent()
@@ -257,6 +264,7 @@ func TestSeedExamples(t *testing.T) {
 }
 
 func TestIdempotentReplays(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	path := "/accounts/" + acct + "/line_items/payments/payment_record"
@@ -300,6 +308,7 @@ func TestIdempotentReplays(t *testing.T) {
 }
 
 func TestConcurrentReplaysCreateOneLineItem(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	var wg sync.WaitGroup
@@ -329,6 +338,7 @@ func TestConcurrentReplaysCreateOneLineItem(t *testing.T) {
 }
 
 func TestValidationErrors(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	record := "/accounts/" + acct + "/line_items/payments/payment_record"
@@ -383,6 +393,7 @@ func TestValidationErrors(t *testing.T) {
 }
 
 func TestUpdateStateRules(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	item := func(id, status string) string {
@@ -425,6 +436,7 @@ func TestUpdateStateRules(t *testing.T) {
 }
 
 func TestListPagination(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	base := "/accounts/" + acct + "/line_items"
@@ -484,6 +496,7 @@ func TestListPagination(t *testing.T) {
 }
 
 func TestOperationalRoutes(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.do("GET", "/healthz", "", nil).wantStatus(200)
 	res := h.do("GET", "/readyz", "", nil).wantStatus(200)
@@ -506,6 +519,7 @@ func TestOperationalRoutes(t *testing.T) {
 }
 
 func TestNotReady(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, func(c *Config) {
 		c.Ready = []Check{{Name: "nats", Fn: func(context.Context) error { return fmt.Errorf("connection refused") }}}
 	})

@@ -45,6 +45,7 @@ func anetProfile(customer, payment string) map[string]any {
 // PUT /organization/authorize_net_config is admin-only, seals the key at
 // rest and never shows more than its last four characters.
 func TestAuthorizeNetConfig(t *testing.T) {
+	t.Parallel()
 	logs := &lockedBuffer{}
 	h := newHarness(t, withLogs(logs))
 	const path = "/organization/authorize_net_config"
@@ -91,6 +92,7 @@ func TestAuthorizeNetConfig(t *testing.T) {
 // merchant only. Org B (its own login) and an org on the default login
 // cannot store it; org A can, through PUT and through POST /accounts.
 func TestProfileVerifiedUnderTheOrgsMerchant(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	h.sim.AddMerchant("login-a", "KeyOfOrgA000001")
 	h.sim.AddMerchant("login-b", "KeyOfOrgB000001")
@@ -157,6 +159,7 @@ func TestProfileVerifiedUnderTheOrgsMerchant(t *testing.T) {
 // like PUT …/payment_processor_config; without one servicing and
 // operations still create accounts.
 func TestCreateAccountWithProcessorConfigNeedsAdmin(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	cfg := map[string]any{"debit": anetProfile(testCustomerProfile, testPaymentProfile)}
 	for _, role := range []string{auth.RoleServicing, auth.RoleOperations} {

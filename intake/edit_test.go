@@ -15,6 +15,7 @@ import (
 // to PENDING would be frozen for good, moved to DECLINED would contradict
 // money that moved. Every role is refused alike, and nothing changes.
 func TestEditCannotContradictProcessorOutcome(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	res := h.do("POST", guestPath(acct), h.token, guestBody("approved-1", debitMethod())).wantStatus(200)

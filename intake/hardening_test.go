@@ -27,6 +27,7 @@ import (
 // UTF-8) in every place the API reads text: each is refused with 422
 // naming the field, or 404 for a path id, never a 500.
 func TestUnstorableText(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	base := "/accounts/" + acct + "/line_items"
@@ -160,6 +161,7 @@ func walk(h *harness, base string) (forward, backward []string) {
 // line item sequence, works only on the account (and org) it came from,
 // cannot be edited or forged, and paging still sees every item once.
 func TestCursorsAreOpaqueAndScoped(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	a, b := h.account(), h.account()
 	var want []string
@@ -227,6 +229,7 @@ func TestCursorsAreOpaqueAndScoped(t *testing.T) {
 // TestLineItemSizeBounds: what one line item may carry is bounded at
 // intake, naming the field.
 func TestLineItemSizeBounds(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	charges := "/accounts/" + acct + "/line_items/charges"
@@ -272,6 +275,7 @@ func withPageBytes(n int) harnessOpt { return func(c *Config) { c.PageBytes = n 
 // the limit, says has_more, and paging still sees every item once in
 // both directions.
 func TestPageByteBudget(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withPageBytes(40<<10))
 	acct := h.account()
 	base := "/accounts/" + acct + "/line_items"
@@ -381,6 +385,7 @@ func TestDatabaseUnavailable(t *testing.T) {
 // TestNonCleanPathsAndMetrics: paths the mux would redirect answer the
 // JSON 404, without HTML, and /metrics is not served on the API.
 func TestNonCleanPathsAndMetrics(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	for _, c := range []struct{ method, path string }{

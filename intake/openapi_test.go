@@ -120,6 +120,7 @@ func (ct contractTransport) RoundTrip(req *http.Request) (*http.Response, error)
 }
 
 func TestOpenAPIDocumentIsValid(t *testing.T) {
+	t.Parallel()
 	c, err := loadContract()
 	if err != nil {
 		t.Fatal(err)
@@ -131,6 +132,7 @@ func TestOpenAPIDocumentIsValid(t *testing.T) {
 
 // The document's error codes are exactly the ones errors.go declares.
 func TestOpenAPIErrorCodes(t *testing.T) {
+	t.Parallel()
 	c, err := loadContract()
 	if err != nil {
 		t.Fatal(err)
@@ -166,6 +168,7 @@ func TestOpenAPIErrorCodes(t *testing.T) {
 // Every operation in the document reaches a handler: with an admin token,
 // none is answered by the mux's route_not_found or method_not_allowed.
 func TestOpenAPIOperationsAreServed(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	h.do("POST", "/accounts/"+acct+"/line_items/charges", h.token,
@@ -193,6 +196,7 @@ func TestOpenAPIOperationsAreServed(t *testing.T) {
 // transport catches an undocumented route only when a test calls it; this
 // catches one nobody calls.
 func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
+	t.Parallel()
 	documented := documentedOperations(t)
 	served := servedRoutes(t)
 	if len(served) == 0 {
@@ -207,6 +211,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 
 // The contract check must fail on drift, or the transport proves nothing.
 func TestContractCatchesDrift(t *testing.T) {
+	t.Parallel()
 	c, err := loadContract()
 	if err != nil {
 		t.Fatal(err)
@@ -249,6 +254,7 @@ func TestContractCatchesDrift(t *testing.T) {
 }
 
 func TestOpenAPIServedDocument(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	res := h.do("GET", "/openapi.yaml", "", nil).wantStatus(200)
 	if !bytes.Equal(res.body, OpenAPI) {

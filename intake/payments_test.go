@@ -223,6 +223,7 @@ var (
 // Both guest_payment examples of the seed execute: PENDING with a queued
 // attempt and the masked instrument, and nowhere the card number or CVV.
 func TestGuestPaymentSeedExamples(t *testing.T) {
+	t.Parallel()
 	var logs syncBuffer
 	h := newHarness(t, withLog(&logs))
 	eff := recent()
@@ -319,6 +320,7 @@ func edit(d map[string]any, kv ...any) map[string]any {
 }
 
 func TestExecutingValidation(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	h.configure(acct, map[string]any{"ach": nachaConfig})
@@ -434,6 +436,7 @@ func TestExecutingValidation(t *testing.T) {
 // An ACH payment needs an account holder: payment_details.name or the
 // account's customer name.
 func TestACHNeedsAccountHolderName(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.accountWithoutName()
 	h.do("POST", guestPath(acct), h.token, guestBody("n1", achMethod())).wantError(422, codeMissingHolderName)
@@ -454,6 +457,7 @@ func TestACHNeedsAccountHolderName(t *testing.T) {
 }
 
 func TestPaymentTransfer(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 
 	none := h.account()
@@ -517,6 +521,7 @@ var sfDate = regexp.MustCompile(`^@[0-9]+$`)
 // POST .../line_items/payments is payment_transfer plus Deprecation and a
 // Link to its successor.
 func TestDeprecatedPaymentsAlias(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	h.configure(acct, map[string]any{"ach": nachaConfig})
@@ -571,6 +576,7 @@ func TestDeprecatedPaymentsAlias(t *testing.T) {
 }
 
 func TestExecutingIdempotency(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	path := guestPath(acct)
@@ -647,6 +653,7 @@ func TestExecutingIdempotency(t *testing.T) {
 
 // Concurrent replays of one payment create one line item and one job.
 func TestConcurrentExecutingReplays(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	body := guestBody("race-1", debitMethod())
@@ -678,6 +685,7 @@ func TestConcurrentExecutingReplays(t *testing.T) {
 // The fast path publishes the job with the CVV; the outbox row keeps the
 // job without it, and a replay hands the fast path nothing.
 func TestCardJobCVVOnlyOnFastPath(t *testing.T) {
+	t.Parallel()
 	fp := &fastPathRecorder{}
 	h := newHarness(t, withFastPath(fp))
 	acct := h.account()
@@ -724,6 +732,7 @@ func TestCardJobCVVOnlyOnFastPath(t *testing.T) {
 }
 
 func TestExecutingRolesAndTenancy(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	h.configure(acct, map[string]any{"ach": nachaConfig})
@@ -772,6 +781,7 @@ func TestExecutingRolesAndTenancy(t *testing.T) {
 // Prefer: wait=N holds the response until the payment settles or N runs
 // out; nothing processes payments here, so it runs out.
 func TestPreferWait(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	acct := h.account()
 	start := time.Now()
@@ -801,6 +811,7 @@ func TestPreferWait(t *testing.T) {
 }
 
 func TestPreferWaitParsing(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		prefer []string
 		want   time.Duration
@@ -836,6 +847,7 @@ func TestPreferWaitParsing(t *testing.T) {
 // A form-encoded token request over 1 MiB is 413 like a JSON one, not a
 // malformed body.
 func TestAuthTokenFormBodyTooLarge(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	id, secret := h.client(h.org, auth.RoleServicing)
 	creds := url.Values{"grant_type": {"client_credentials"}, "client_id": {id}, "client_secret": {secret}}.Encode()

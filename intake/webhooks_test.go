@@ -10,6 +10,7 @@ import (
 func withWebhooksAllowPrivate(c *Config) { c.WebhooksAllowPrivate = true }
 
 func TestWebhookSubscriptionAPI(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t)
 	ops := h.tokenFor(h.org, auth.RoleServicing)
 	h.do("PUT", "/organization/subscribe", ops, map[string]any{"webhook_url": "https://hooks.example.com/p"}).wantError(403, codeForbidden)
@@ -61,6 +62,7 @@ func TestWebhookSubscriptionAPI(t *testing.T) {
 }
 
 func TestWebhookSubscriptionAllowPrivate(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, withWebhooksAllowPrivate)
 	h.do("PUT", "/organization/subscribe", h.token, map[string]any{
 		"webhook_url": "http://127.0.0.1:9/x", "failure_notification_protocol": "http",

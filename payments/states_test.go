@@ -12,6 +12,7 @@ import (
 // attempt and line item statuses docs/states.md gives it; a retryable
 // outcome decides nothing.
 func TestResolve(t *testing.T) {
+	t.Parallel()
 	for _, c := range []struct {
 		outcome  processors.Outcome
 		attempt  store.AttemptStatus
@@ -43,6 +44,7 @@ func TestResolve(t *testing.T) {
 }
 
 func TestFinalAndOpen(t *testing.T) {
+	t.Parallel()
 	final := map[store.Status]bool{store.StatusDeclined: true, store.StatusInvalid: true, store.StatusVoid: true,
 		store.StatusReversed: true}
 	for _, s := range []store.Status{store.StatusValid, store.StatusInvalid, store.StatusPending, store.StatusAuthorized,
@@ -62,6 +64,7 @@ func TestFinalAndOpen(t *testing.T) {
 }
 
 func TestDecided(t *testing.T) {
+	t.Parallel()
 	attempt := func(s store.AttemptStatus) *store.Attempt { return &store.Attempt{Status: s} }
 	for _, c := range []struct {
 		name string
@@ -82,6 +85,7 @@ func TestDecided(t *testing.T) {
 }
 
 func TestCheckEdit(t *testing.T) {
+	t.Parallel()
 	record := store.LineItem{Status: store.StatusValid, AmountCents: 100}
 	pending := store.LineItem{Status: store.StatusPending, AmountCents: 100, Processor: processors.AuthorizeNet}
 	approved := store.LineItem{Status: store.StatusValid, AmountCents: 100, Processor: processors.AuthorizeNet}

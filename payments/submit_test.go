@@ -50,6 +50,7 @@ func cardPayment(org, account, id string) Payment {
 // card; its job goes to the processor's subject, and only the fast path's
 // copy carries the CVV (docs/security.md). A replay executes nothing.
 func TestSubmitCard(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc, fp, org, account := newService(t, "Ada Lovelace")
 	now := time.Now()
@@ -100,6 +101,7 @@ func TestSubmitCard(t *testing.T) {
 
 // What cannot be executed is refused before anything is written.
 func TestSubmitRefusals(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc, fp, org, account := newService(t, "")
 	ach := Payment{OrgID: org, AccountID: account, Origin: OriginGuestPayment, PaymentType: processors.PaymentTypeACH,
@@ -127,6 +129,7 @@ func TestSubmitRefusals(t *testing.T) {
 // Apply records an outcome once: a second result for a closed attempt is
 // refused, so a duplicate delivery cannot change a decided payment.
 func TestApplyOnce(t *testing.T) {
+	t.Parallel()
 	ctx := context.Background()
 	svc, _, org, account := newService(t, "Ada Lovelace")
 	li, _, err := svc.Submit(ctx, cardPayment(org, account, "pay-apply"), time.Now())

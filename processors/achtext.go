@@ -24,9 +24,12 @@ var latinLetters = map[rune]string{
 	'‘': "'", '’': "'", '‚': ",", '“': "\"", '”': "\"", '–': "-", '—': "-",
 }
 
-// foldLatin decomposes (NFKD), removes combining marks and writes the
-// remaining non-ASCII Latin letters in ASCII (golang.org/x/text).
-var foldLatin = transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+// foldLatin decomposes (NFKD) and removes combining marks
+// (golang.org/x/text). A chained transformer keeps state between calls, so
+// each call gets its own: the worker folds names of concurrent jobs.
+func foldLatin() transform.Transformer {
+	return transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), norm.NFC)
+}
 
 // ACHText writes s in a NACHA alphanumeric field of width n characters:
 // Latin letters are transliterated to ASCII (é → e, ø → o, ß → ss, Ł → L),
@@ -36,7 +39,7 @@ var foldLatin = transform.Chain(norm.NFKD, runes.Remove(runes.In(unicode.Mn)), n
 // digit had to be dropped, i.e. whether the text could not be written
 // faithfully.
 func ACHText(s string, n int) (out string, dropped bool) {
-	folded, _, err := transform.String(foldLatin, s)
+	folded, _, err := transform.String(foldLatin(), s)
 	if err != nil {
 		folded = s
 	}

@@ -1,6 +1,9 @@
 package processors
 
-import "testing"
+import (
+	"sync"
+	"testing"
+)
 
 func TestACHName(t *testing.T) {
 	for _, c := range []struct {
@@ -43,5 +46,30 @@ func TestMaskedLastFour(t *testing.T) {
 		if got := MaskedLastFour(in); got != want {
 			t.Errorf("MaskedLastFour(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Names of concurrent jobs are folded at once: each gets its own
+// transliteration, whole (run with -race, as make test does).
+func TestACHTextConcurrent(t *testing.T) {
+	names := map[string]string{"Bjørn Strauß Łukasz": "Bjorn Strauss Lukasz", "Zoë Müller": "Zoe Muller",
+		"Renée Ångström": "Renee Angstrom", "Ana Peña": "Ana Pena"}
+	var wg sync.WaitGroup
+	errs := make(chan string, 400)
+	for range 100 {
+		for in, want := range names {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if got, _ := ACHText(in, MaxACHNameChars); got != want {
+					errs <- in + " → " + got
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

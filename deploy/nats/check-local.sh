@@ -50,6 +50,13 @@ start)
   mkdir -p "$dir/etc/nats/tls" "$dir/data"
   chmod 700 "$dir"
   cp "$here"/cluster.conf "$here"/nats-[123].conf "$dir/etc/nats/"
+  # The monitoring listener binds 0.0.0.0 in cluster.conf, and the -m flag
+  # changes only its port: a wrapper per node includes the production file
+  # verbatim and rebinds monitoring to loopback (a later key overrides an
+  # included one).
+  for n in 1 2 3; do
+    printf 'include ./nats-%s.conf\nhttp: 127.0.0.1:1822%s\n' "$n" "$n" >"$dir/etc/nats/local-$n.conf"
+  done
 
   # A throwaway CA and one route certificate for all three nodes, valid for
   # the production names and for 127.0.0.1, which the routes use here.
@@ -63,8 +70,11 @@ start)
     -days 2 -extfile "$tls/ext.cnf" -out "$tls/route.pem" 2>/dev/null
   rm -f "$tls/ca-key.pem" "$tls/route.csr" "$tls/ext.cnf" "$tls/ca.srl"
 
-  NATS_PASSWORD=$(openssl rand -hex 16)
-  NATS_SYSTEM_PASSWORD=$(openssl rand -hex 16)
+  # Letters first: nats-server parses $NATS_PASSWORD as a configuration
+  # value, and a bare hex string that looks like a number (12e45...) stops
+  # it from starting (check-passwords.sh).
+  NATS_PASSWORD=nats$(openssl rand -hex 16)
+  NATS_SYSTEM_PASSWORD=nats$(openssl rand -hex 16)
   export NATS_PASSWORD NATS_SYSTEM_PASSWORD
   umask 077
   printf 'NATS_PASSWORD=%s\nNATS_SYSTEM_PASSWORD=%s\n' "$NATS_PASSWORD" "$NATS_SYSTEM_PASSWORD" >"$dir/secrets.env"
@@ -78,8 +88,8 @@ start)
     setsid unshare --mount --propagation private sh -c '
       mount --bind "$1/etc" /etc && mount --bind "$2" /var/lib && shift 2 && exec "$@"' \
       sh "$dir" "$dir/data/n$n" \
-      "$server" -c "/etc/nats/nats-$n.conf" \
-      -a 127.0.0.1 -p "1422$n" -m "1822$n" \
+      "$server" -c "/etc/nats/local-$n.conf" \
+      -a 127.0.0.1 -p "1422$n" \
       --cluster "nats://127.0.0.1:1622$n" --routes "$routes" \
       -l "$dir/n$n.log" </dev/null >"$dir/n$n.out" 2>&1 &
     echo $! >"$dir/n$n.pid"
