@@ -152,6 +152,11 @@ func (p *Processor) catchUp(ctx context.Context, c *catchUpState) {
 	if unfinished > 0 {
 		res, err := p.Recover(ctx)
 		p.logDrop("NACHA recovery of interrupted files", last, res, err)
+		var left int
+		if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM nacha_files
+			 WHERE status = 'building' OR (status = 'written' AND upload_required)`).Scan(&left); err == nil {
+			p.metrics.unfinishedFiles.Set(float64(left))
+		}
 	}
 	if overdue > 0 && !c.reported.Equal(last) {
 		c.reported = last
