@@ -24,8 +24,9 @@ const nachaUsage = `Usage:
   payrail nacha returns [--json] FILE...  ingest NACHA return / NOC files (each all or nothing)
   payrail nacha settle [--as-of DATE] [--json]
                                        move entries whose settlement window passed (by DATE) to VALID
-  payrail nacha files [--status S] [--json]
+  payrail nacha files [--status S] [--since D] [--json]
                                        list NACHA files: status, entries, totals, hash, upload, last error
+                                       (D: YYYY-MM-DD in the cutoff zone, or an RFC 3339 instant)
   payrail nacha release-file FILE_ID   give a file stuck in building back to the next drop
   payrail nacha simulate-return --file DROPPED.ach --trace TRACE[,TRACE...] [--code R01] [--out FILE]
                                        write the return file a bank would send for those entries
@@ -110,13 +111,14 @@ func runNacha(ctx context.Context, args []string) error {
 	}
 	fs, cfg := cl.fs, cl.cfg
 	asJSON := fs.Bool("json", false, "print one JSON object instead of text")
-	var asOf, status *string
+	var asOf, status, since *string
 	var padShort *bool
 	switch sub {
 	case "drop", "settle":
 		asOf = fs.String("as-of", "", "run as of this date (YYYY-MM-DD in the cutoff zone; today or earlier)")
 	case "files":
 		status = fs.String("status", "", "only files of this status: building, written, uploaded or released")
+		since = fs.String("since", "", "only files created at or after this date (YYYY-MM-DD, from midnight in the cutoff zone) or instant (RFC 3339)")
 	case "returns":
 		padShort = fs.Bool("pad-short-records", false, "read records shorter than 94 bytes as if their trailing blanks were stripped (default: refuse the file)")
 	}
@@ -131,6 +133,26 @@ func runNacha(ctx context.Context, args []string) error {
 	if sub == "release-file" && fs.NArg() != 1 {
 		fmt.Fprint(os.Stderr, "payrail nacha release-file: name one FILE_ID (see payrail nacha files --status building)\n\n"+nachaUsage)
 		return errUsage
+	}
+	if status != nil {
+		switch *status {
+		case "", "building", "written", "uploaded", "released":
+		default:
+			fmt.Fprintf(os.Stderr, "payrail nacha files: --status %q: want building, written, uploaded or released\n", *status)
+			return errUsage
+		}
+	}
+	var sinceDate time.Time
+	sinceIsDate := false
+	if since != nil && *since != "" {
+		if d, err := time.Parse(time.DateOnly, *since); err == nil {
+			sinceDate, sinceIsDate = d, true
+		} else if t, err := time.Parse(time.RFC3339, *since); err == nil {
+			sinceDate = t
+		} else {
+			fmt.Fprintf(os.Stderr, "payrail nacha files: --since %q: want a date YYYY-MM-DD or an instant such as 2025-12-02T21:00:00-05:00\n", *since)
+			return errUsage
+		}
 	}
 	var asOfDate time.Time
 	if asOf != nil && *asOf != "" {
@@ -184,7 +206,11 @@ func runNacha(ctx context.Context, args []string) error {
 		printDrop(out, res, err, *asJSON)
 		return err
 	case "files":
-		files, err := p.Files(ctx, *status, 0)
+		if sinceIsDate { // midnight of that date in the cutoff zone
+			loc := p.Calendar().Location()
+			sinceDate = time.Date(sinceDate.Year(), sinceDate.Month(), sinceDate.Day(), 0, 0, 0, 0, loc)
+		}
+		files, err := p.ListFiles(ctx, nacha.FileQuery{Status: *status, Since: sinceDate})
 		if err != nil {
 			return err
 		}
@@ -268,10 +294,17 @@ func printDrop(w io.Writer, res nacha.DropResult, err error, asJSON bool) {
 		if f.Recovered {
 			note = " (finished an interrupted drop)"
 		}
-		fmt.Fprintf(w, "%s %s%s\n  org %s, %d entries in %d batches, debits %s, credits %s\n  sha256 %s\n",
-			f.Status, f.Path, note, f.OrgID, f.Entries, f.Batches, nachaDollars(f.DebitTotalCents), nachaDollars(f.CreditTotalCents), f.SHA256)
+		fmt.Fprintf(w, "%s %s%s\n  org %s, %d entries in %d batches, debits %s, credits %s, upload %s\n",
+			f.Status, f.Path, note, f.OrgID, f.Entries, f.Batches, nachaDollars(f.DebitTotalCents),
+			nachaDollars(f.CreditTotalCents), f.Upload)
+		if f.Status != "building" {
+			fmt.Fprintf(w, "  sha256 %s\n", f.SHA256)
+		}
 		if f.RemotePath != "" {
 			fmt.Fprintf(w, "  uploaded to %s\n", f.RemotePath)
+		}
+		if f.Error != "" {
+			fmt.Fprintf(w, "  FAILED: %s (the next drop retries it)\n", f.Error)
 		}
 	}
 }
@@ -404,9 +437,12 @@ func printFiles(w io.Writer, files []nacha.FileInfo, asJSON bool) {
 		return
 	}
 	for _, f := range files {
-		fmt.Fprintf(w, "%s %s  org %s  created %s\n  %d entries in %d batches, debits %s, credits %s, upload %s\n",
-			f.Status, f.FileID, f.OrgID, f.CreatedAt.Format(time.RFC3339), f.Entries, f.Batches,
+		fmt.Fprintf(w, "%s %s  org %s  created %s  cutoff %s\n  %d entries in %d batches, debits %s, credits %s, upload %s\n",
+			f.Status, f.FileID, f.OrgID, f.CreatedAt.Format(time.RFC3339), f.CutoffAt.Format(time.RFC3339), f.Entries, f.Batches,
 			nachaDollars(f.DebitTotalCents), nachaDollars(f.CreditTotalCents), f.Upload)
+		if f.RemotePath != "" {
+			fmt.Fprintf(w, "  uploaded to %s\n", f.RemotePath)
+		}
 		fmt.Fprintf(w, "  %s\n", f.Path)
 		if f.SHA256 != "" {
 			fmt.Fprintf(w, "  sha256 %s\n", f.SHA256)

@@ -120,6 +120,24 @@ func (c *Calendar) NextCutoff(t time.Time) time.Time {
 	panic("nacha: no banking day within a year") // unreachable with the FRB calendar
 }
 
+// PreviousCutoff returns the last cutoff window at or before t on a
+// banking day: the cutoff a scheduler that was not running at t's moment
+// may have missed.
+func (c *Calendar) PreviousCutoff(t time.Time) time.Time {
+	day := c.DateOf(t)
+	for i := 0; i < 366; i++ {
+		if c.IsBankingDay(day) {
+			for j := len(c.windows) - 1; j >= 0; j-- {
+				if at := c.at(day, c.windows[j]); !at.After(t) {
+					return at.UTC()
+				}
+			}
+		}
+		day = day.AddDate(0, 0, -1)
+	}
+	panic("nacha: no banking day within a year") // unreachable with the FRB calendar
+}
+
 // EffectiveEntryDate is the date entries cut at the given cutoff settle on:
 // the next banking day after the cutoff's local date (standard, not
 // same-day, ACH).

@@ -46,13 +46,18 @@ type DropResult struct {
 	Files    []FileSummary `json:"files"`
 }
 
-// FileSummary describes one NACHA file a drop finished.
+// FileSummary describes one NACHA file a drop wrote, finished or tried to:
+// a file whose step failed is listed too, in the state it reached, with
+// the error (Error).
 type FileSummary struct {
-	FileID           string    `json:"file_id"`
-	OrgID            string    `json:"org_id"`
-	FileName         string    `json:"file_name"`
-	Path             string    `json:"path"`
-	Status           string    `json:"status"`
+	FileID   string `json:"file_id"`
+	OrgID    string `json:"org_id"`
+	FileName string `json:"file_name"`
+	Path     string `json:"path"`
+	Status   string `json:"status"`
+	// Upload: "not_required", "pending" or "uploaded".
+	Upload           string    `json:"upload"`
+	CutoffAt         time.Time `json:"cutoff_at"`
 	Entries          int       `json:"entries"`
 	Batches          int       `json:"batches"`
 	DebitTotalCents  int64     `json:"debit_total_cents"`
@@ -64,6 +69,9 @@ type FileSummary struct {
 	RemotePath       string    `json:"remote_path,omitempty"`
 	// Recovered: the file was created by an earlier, interrupted drop.
 	Recovered bool `json:"recovered"`
+	// Error: the step that failed for this file (it stays in Status and
+	// the next run retries it).
+	Error string `json:"error,omitempty"`
 }
 
 // Drop runs one cutoff now: it finishes any file an earlier drop left
@@ -76,9 +84,24 @@ func (p *Processor) Drop(ctx context.Context) (DropResult, error) {
 	return p.DropAt(ctx, p.clock())
 }
 
-// DropAt runs the cutoff at cutoffAt: entries planned for the effective
-// date of the first cutoff window at or after cutoffAt are due.
+// DropAt runs the cutoff at cutoffAt: entries staged before cutoffAt and
+// planned for the effective date of the first cutoff window at or after
+// cutoffAt are due. An entry staged at or after cutoffAt belongs to the
+// next cutoff, so running a cutoff again (a retry, a catch-up) never takes
+// payments accepted after it.
 func (p *Processor) DropAt(ctx context.Context, cutoffAt time.Time) (res DropResult, err error) {
+	return p.run(ctx, cutoffAt, true)
+}
+
+// Recover finishes what interrupted drops left behind — files still
+// building or written and awaiting their upload, temp files in the drop
+// directory — without cutting anything new. The scheduler runs it at
+// start and whenever it finds unfinished files outside a cutoff's grace.
+func (p *Processor) Recover(ctx context.Context) (DropResult, error) {
+	return p.run(ctx, p.clock(), false)
+}
+
+func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res DropResult, err error) {
 	res.CutoffAt = cutoffAt.UTC()
 	if p.dropDir == "" {
 		return res, errors.New("nacha: no drop directory configured")
@@ -112,6 +135,10 @@ func (p *Processor) DropAt(ctx context.Context, cutoffAt time.Time) (res DropRes
 		}
 	}()
 
+	// Under the lock no one else is writing into the drop directory: a
+	// temp file there is what a killed drop left.
+	p.removeStaleTemps()
+
 	var errs []error
 	// First finish what an interrupted drop left behind: its entries are
 	// already assigned to those files and to no other.
@@ -132,20 +159,31 @@ func (p *Processor) DropAt(ctx context.Context, cutoffAt time.Time) (res DropRes
 			errs = append(errs, err)
 			continue
 		}
-		p.log.Warn("finishing a NACHA file an earlier drop left unfinished", "file_id", id, "status", rec.Status)
+		p.log.Warn("finishing a NACHA file an earlier drop left unfinished", "file_id", id, "status", rec.Status,
+			"file_cutoff_at", rec.CutoffAt, "file_name", rec.FileName)
+		if rec, err = p.refreshEffectiveDates(ctx, rec); err != nil {
+			errs = append(errs, err)
+			sum := summarize(rec, p.dropDir)
+			sum.Recovered, sum.Error = true, err.Error()
+			res.Files = append(res.Files, sum)
+			continue
+		}
 		sum, err := p.finish(ctx, rec)
 		sum.Recovered = true
 		if err != nil {
+			sum.Error = err.Error()
 			errs = append(errs, err)
-			continue
 		}
 		res.Files = append(res.Files, sum)
+	}
+	if !cut {
+		return res, errors.Join(errs...)
 	}
 
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
 	rows, err = p.pool.Query(ctx, `
 		SELECT DISTINCT org_id FROM nacha_entries
-		 WHERE status = 'staged' AND effective_entry_date <= $1 ORDER BY org_id`, horizon)
+		 WHERE status = 'staged' AND effective_entry_date <= $1 AND staged_at < $2 ORDER BY org_id`, horizon, cutoffAt)
 	if err != nil {
 		return res, errors.Join(append(errs, fmt.Errorf("nacha: look for due entries: %w", err))...)
 	}
@@ -160,7 +198,11 @@ func (p *Processor) DropAt(ctx context.Context, cutoffAt time.Time) (res DropRes
 			sum, ok, err := p.cutFile(ctx, org, cutoffAt)
 			if err != nil {
 				errs = append(errs, err)
-			} else if ok {
+				sum.Error = err.Error()
+			}
+			if ok {
+				// Listed whatever happened to it: a file that failed a
+				// later step is on disk or in PostgreSQL all the same.
 				res.Files = append(res.Files, sum)
 			}
 			if !ok {
@@ -276,13 +318,25 @@ func (p *Processor) finish(ctx context.Context, rec fileRecord) (FileSummary, er
 
 func summarize(rec fileRecord, dir string) FileSummary {
 	s := FileSummary{FileID: rec.FileID, OrgID: rec.OrgID, FileName: rec.FileName, Path: filepath.Join(dir, rec.FileName),
-		Status: rec.Status, Entries: rec.EntryCount, Batches: rec.BatchCount, DebitTotalCents: rec.DebitTotal,
+		Status: rec.Status, CutoffAt: rec.CutoffAt, Entries: rec.EntryCount, Batches: rec.BatchCount, DebitTotalCents: rec.DebitTotal,
 		CreditTotalCents: rec.CreditTotal, SHA256: hex.EncodeToString(rec.SHA256), SizeBytes: rec.Size,
 		CreatedAt: rec.CreatedAt, RemotePath: rec.RemotePath}
 	if rec.WrittenAt != nil {
 		s.WrittenAt = rec.WrittenAt.UTC()
 	}
+	s.Upload = uploadState(rec)
 	return s
+}
+
+// uploadState is a file's SFTP state: not_required, pending or uploaded.
+func uploadState(rec fileRecord) string {
+	switch {
+	case rec.UploadedAt != nil:
+		return "uploaded"
+	case rec.UploadRequired:
+		return "pending"
+	}
+	return "not_required"
 }
 
 // recordError keeps the last failure on the file row for operators. It

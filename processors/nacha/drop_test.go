@@ -318,7 +318,8 @@ func TestFileIDModifiersPerDestinationPerDay(t *testing.T) {
 	for i, fx := range []*fixture{f, g, f} {
 		fx.setNow(ny(t, 2025, 12, 2, 9+i, 0))
 		fx.stage(payment{lineItem: fmt.Sprintf("li_%d", i), amount: 100})
-		res := fx.mustDrop(ny(t, 2025, 12, 2, 9+i, 0))
+		// A cutoff takes what was staged before its instant.
+		res := fx.mustDrop(ny(t, 2025, 12, 2, 9+i, 1))
 		if len(res.Files) != 1 {
 			t.Fatalf("drop %d: %+v", i, res.Files)
 		}
@@ -327,7 +328,7 @@ func TestFileIDModifiersPerDestinationPerDay(t *testing.T) {
 	// The next day starts again at A.
 	f.setNow(ny(t, 2025, 12, 3, 9, 0))
 	f.stage(payment{lineItem: "li_next_day", amount: 100})
-	res := f.mustDrop(ny(t, 2025, 12, 3, 9, 0))
+	res := f.mustDrop(ny(t, 2025, 12, 3, 9, 1))
 	mods = append(mods, modifierOf(t, res.Files[0].FileID))
 	if got := strings.Join(mods, ""); got != "ABCA" {
 		t.Fatalf("file ID modifiers = %s, want ABCA (two orgs share the destination)", got)

@@ -153,8 +153,8 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			SELECT entry_id, standard_entry_class, GREATEST(effective_entry_date, $2::date), amount_cents, rdfi_routing,
 			       individual_name, account_type, account_number_enc IS NULL
 			  FROM nacha_entries
-			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3
-			 ORDER BY 2, 3, 1`, orgID, earliest, horizon)
+			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3 AND staged_at < $4
+			 ORDER BY 2, 3, 1`, orgID, earliest, horizon, cutoffAt)
 		if err != nil {
 			return err
 		}

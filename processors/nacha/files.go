@@ -37,14 +37,34 @@ type FileInfo struct {
 	LastError  string     `json:"last_error,omitempty"`
 }
 
+// FileQuery selects files for ListFiles.
+type FileQuery struct {
+	// Status, when set, keeps files of that status only.
+	Status string
+	// Since, when set, keeps files created at or after it.
+	Since time.Time
+	// Limit caps the list; <= 0 means 100.
+	Limit int
+}
+
 // Files lists NACHA files, newest first, optionally only those of one
 // status; limit <= 0 means 100.
 func (p *Processor) Files(ctx context.Context, status string, limit int) ([]FileInfo, error) {
-	if limit <= 0 {
-		limit = 100
+	return p.ListFiles(ctx, FileQuery{Status: status, Limit: limit})
+}
+
+// ListFiles lists the NACHA files q selects, newest first.
+func (p *Processor) ListFiles(ctx context.Context, q FileQuery) ([]FileInfo, error) {
+	if q.Limit <= 0 {
+		q.Limit = 100
+	}
+	var since *time.Time
+	if !q.Since.IsZero() {
+		since = &q.Since
 	}
 	rows, err := p.pool.Query(ctx, `SELECT `+fileColumns+` FROM nacha_files
-		 WHERE $1 = '' OR status = $1 ORDER BY created_at DESC, file_id DESC LIMIT $2`, status, limit)
+		 WHERE ($1 = '' OR status = $1) AND ($3::timestamptz IS NULL OR created_at >= $3)
+		 ORDER BY created_at DESC, file_id DESC LIMIT $2`, q.Status, q.Limit, since)
 	if err != nil {
 		return nil, fmt.Errorf("nacha: list files: %w", err)
 	}
@@ -65,15 +85,9 @@ func fileInfo(f fileRecord, dir string) FileInfo {
 		Path: filepath.Join(dir, f.FileName), CutoffAt: f.CutoffAt, CreatedAt: f.CreatedAt, Entries: f.EntryCount,
 		Batches: f.BatchCount, DebitTotalCents: f.DebitTotal, CreditTotalCents: f.CreditTotal, Balanced: f.Balanced,
 		SHA256: hex.EncodeToString(f.SHA256), SizeBytes: f.Size, WrittenAt: f.WrittenAt, UploadedAt: f.UploadedAt,
-		RemotePath: f.RemotePath, LastError: f.LastError, Upload: "not_required"}
+		RemotePath: f.RemotePath, LastError: f.LastError, Upload: uploadState(f)}
 	if f.Balanced {
 		i.OffsetPlacement = f.OffsetPlacement
-	}
-	switch {
-	case f.UploadedAt != nil:
-		i.Upload = "uploaded"
-	case f.UploadRequired:
-		i.Upload = "pending"
 	}
 	return i
 }

@@ -20,6 +20,11 @@ type metrics struct {
 	settled       prometheus.Counter
 	inboundReject prometheus.Counter
 	setAside      prometheus.Counter
+	// The scheduler's catch-up (scheduler.go).
+	cutoffsMissed   prometheus.Counter
+	cutoffsCaughtUp prometheus.Counter
+	overdueEntries  prometheus.Gauge
+	unfinishedFiles prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -56,12 +61,29 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "payrail_nacha_entries_set_aside_total",
 			Help: "ACH entries that could not be written into a NACHA file: set aside, their payments INVALID.",
 		}),
+		cutoffsMissed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payrail_nacha_cutoffs_missed_total",
+			Help: "Cutoffs found missed (entries due at them still staged) after their catch-up grace: their entries wait for the next cutoff.",
+		}),
+		cutoffsCaughtUp: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "payrail_nacha_cutoffs_caught_up_total",
+			Help: "Missed or interrupted cutoffs the scheduler ran late, within their grace.",
+		}),
+		overdueEntries: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "payrail_nacha_overdue_entries",
+			Help: "ACH entries still staged although a cutoff they were due at has passed (as of the scheduler's last look).",
+		}),
+		unfinishedFiles: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "payrail_nacha_unfinished_files",
+			Help: "NACHA files building or written and awaiting upload (as of the scheduler's last look).",
+		}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	for _, c := range []prometheus.Collector{m.staged, m.dropped, m.files, m.dropFailures, m.dropDuration,
-		m.returned, m.nocs, m.settled, m.inboundReject, m.setAside} {
+		m.returned, m.nocs, m.settled, m.inboundReject, m.setAside, m.cutoffsMissed, m.cutoffsCaughtUp, m.overdueEntries,
+		m.unfinishedFiles} {
 		if err := reg.Register(c); err != nil {
 			var already prometheus.AlreadyRegisteredError
 			if errors.As(err, &already) {

@@ -60,20 +60,39 @@ func (p *Processor) upload(ctx context.Context, rec fileRecord) (string, error) 
 		dir = "."
 	}
 	remote := path.Join(dir, rec.FileName)
+	part := remote + ".part"
 	if err := verifyRemote(client, remote, rec); err == nil {
+		// An earlier run renamed it into place; a partial copy of an
+		// attempt before that may still be lying beside it.
+		p.removeRemotePart(client, part)
 		return remote, nil
 	}
-	part := remote + ".part"
+	// A NAME.part left by an interrupted upload is truncated and
+	// rewritten here; on failure it is removed, so the ODFI's directory
+	// keeps no partial file longer than the connection that wrote it.
 	if err := copyToRemote(client, local, part); err != nil {
+		p.removeRemotePart(client, part)
 		return "", err
 	}
 	if err := renameRemote(client, part, remote); err != nil {
+		p.removeRemotePart(client, part)
 		return "", err
 	}
 	if err := verifyRemote(client, remote, rec); err != nil {
 		return "", fmt.Errorf("nacha: uploaded %s but it does not verify: %w", remote, err)
 	}
 	return remote, nil
+}
+
+// removeRemotePart deletes a partial upload, if there is one (best effort:
+// the connection may be what failed; the next upload of the file replaces
+// it anyway).
+func (p *Processor) removeRemotePart(client *sftp.Client, part string) {
+	if err := client.Remove(part); err == nil {
+		p.log.Warn("removed a partial upload from the SFTP server", "remote_path", part)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		p.log.Warn("could not remove a partial upload from the SFTP server", "remote_path", part, "err", err)
+	}
 }
 
 func dialSFTP(ctx context.Context, cfg *SFTPConfig) (*sftp.Client, func(), error) {
