@@ -26,6 +26,7 @@ type Processor struct {
 	log       *slog.Logger
 	window    time.Duration
 	now       func() time.Time
+	pageSize  int // transactions per page of a lookup; pageSize but in tests
 }
 
 // Option configures a Processor.
@@ -46,7 +47,7 @@ func NewProcessor(client *Client, log *slog.Logger, opts ...Option) *Processor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{client: client, log: log, window: MaxDuplicateWindow, now: time.Now}
+	p := &Processor{client: client, log: log, window: MaxDuplicateWindow, now: time.Now, pageSize: pageSize}
 	for _, o := range opts {
 		o(p)
 	}

@@ -435,8 +435,9 @@ type listOptions struct {
 }
 
 // list sorts and pages txns as the request asks. Without paging the API
-// returns at most 1000 transactions.
-func list(refID string, opts listOptions, txns []*Transaction) any {
+// returns at most 1000 transactions. With Options.OmitTotal the answer
+// leaves totalNumInResultSet out.
+func (s *Server) list(refID string, opts listOptions, txns []*Transaction) any {
 	// Ascending by id unless told otherwise; ids grow with submit time,
 	// so both orderBy values sort alike.
 	if opts.Sorting != nil && (opts.Sorting.OrderDescending == "true" || opts.Sorting.OrderDescending == "1") {
@@ -450,7 +451,10 @@ func list(refID string, opts listOptions, txns []*Transaction) any {
 	}
 	start := min((page-1)*limit, len(txns))
 	txns = txns[start:min(start+limit, len(txns))]
-	out := transactionListResponse{TotalNumInResultSet: total, RefID: refID, Messages: okMessages()}
+	out := transactionListResponse{RefID: refID, Messages: okMessages()}
+	if !s.opts.OmitTotal {
+		out.TotalNumInResultSet = &total
+	}
 	for _, t := range txns {
 		amt := formatCents(t.AmountCents)
 		if t.Status == StatusDeclined {
@@ -483,7 +487,7 @@ func (s *Server) getUnsettledTransactionList(login, refID string, raw json.RawMe
 		}
 		txns = append(txns, t)
 	}
-	return list(refID, opts, txns)
+	return s.list(refID, opts, txns)
 }
 
 func (s *Server) getTransactionList(login, refID string, raw json.RawMessage) any {
@@ -504,7 +508,7 @@ func (s *Server) getTransactionList(login, refID string, raw json.RawMessage) an
 			txns = append(txns, t)
 		}
 	}
-	return list(refID, opts, txns)
+	return s.list(refID, opts, txns)
 }
 
 func (s *Server) getSettledBatchList(_, refID string, raw json.RawMessage) any {

@@ -49,6 +49,10 @@ type Options struct {
 	// Visa ending 1111 instead of answering E00040, so payrail dev can
 	// charge whatever profile ids an account's config names.
 	AcceptAnyProfile bool
+	// OmitTotal leaves totalNumInResultSet out of transaction lists (the
+	// XSD makes it optional, minOccurs 0); a client must then page until
+	// a short page.
+	OmitTotal bool
 	// FirstTransID is the transaction id before the first one issued.
 	// Default 60000000000.
 	FirstTransID int64
