@@ -85,8 +85,11 @@
 //
 // Approved → processors.Succeeded; declined → Declined (Code and Message
 // are the response reason code and text); held for review (reasons 252,
-// 253) → Held, after which the worker polls Resolve, which reads the
-// transaction again and answers Held, Succeeded or Declined. Network
+// 253) → Held, after which the worker polls Resolve with the
+// transaction id (Job.TransactionID), which reads that transaction with
+// one getTransactionDetails call and answers Held, Succeeded or
+// Declined; only a job without a transaction id (or with one the gateway
+// does not know) is looked up by its invoice number. Network
 // errors, timeouts, HTTP 5xx and 429, E00001, E00049, E00053, E00104 and
 // transient reasons → Retryable; E00007 and other credential, permission
 // and schema errors, and non-transient reasons → Permanent. Result.
