@@ -37,7 +37,11 @@ func (s *Server) dispatch(method string, body []byte) any {
 	}
 	s.mu.Lock()
 	s.byLogin[[2]string{login, method}]++
+	off := reportingMethods[method] && (s.opts.ReportingOff || s.reportingOff[login])
 	s.mu.Unlock()
+	if off {
+		return errorReply(refID, "E00011", "Access denied. You do not have permissions to call the Transaction Details API.")
+	}
 	switch method {
 	case "createTransactionRequest":
 		return s.createTransaction(login, refID, raw)
@@ -62,6 +66,29 @@ func (s *Server) dispatch(method string, body []byte) any {
 		"createTransactionRequest, getTransactionDetailsRequest, getUnsettledTransactionListRequest, "+
 		"getSettledBatchListRequest, getTransactionListRequest, updateHeldTransactionRequest, "+
 		"createCustomerProfileRequest, getCustomerPaymentProfileRequest and authenticateTestRequest.)")
+}
+
+// reportingMethods are the Transaction Details API's methods, which a
+// merchant must enable in the Merchant Interface; while it is off each is
+// answered E00011.
+var reportingMethods = map[string]bool{
+	"getTransactionDetailsRequest":       true,
+	"getUnsettledTransactionListRequest": true,
+	"getTransactionListRequest":          true,
+	"getSettledBatchListRequest":         true,
+	"getBatchStatisticsRequest":          true,
+}
+
+// SetReporting turns the Transaction Details API of a merchant login on
+// or off (Options.ReportingOff turns it off for every login).
+func (s *Server) SetReporting(login string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		delete(s.reportingOff, login)
+	} else {
+		s.reportingOff[login] = true
+	}
 }
 
 // authenticated reports whether name and key are one merchant's login.
