@@ -362,6 +362,7 @@ func TestExecutingValidation(t *testing.T) {
 			[]string{pd + "bank_routing_number", pd + "bank_account_number", pd + "standard_entry_class"}},
 		{"Luhn failure", guest, debit("card_number", "4007000000028"), []string{pd + "card_number"}},
 		{"card number too short", guest, debit("card_number", "400700000002"), []string{pd + "card_number"}},
+		{"card number too long for the gateway", guest, debit("card_number", "60110000000000001"), []string{pd + "card_number"}},
 		{"card number with dashes", guest, debit("card_number", "4111-1111-1111-1111"), []string{pd + "card_number"}},
 		{"expired card (the seed's 12/00)", guest, debit("expiration_date", "12/00"), []string{pd + "expiration_date"}},
 		{"expiry not MM/YY", guest, debit("expiration_date", "13/30"), []string{pd + "expiration_date"}},

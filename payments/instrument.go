@@ -1,9 +1,6 @@
 package payments
 
 import (
-	"strconv"
-	"strings"
-
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors"
 )
@@ -21,25 +18,7 @@ func instrumentOf(job processors.Job) processors.Instrument {
 	return processors.Instrument{}
 }
 
-// CardBrand names the card network from the number's leading digits.
-func CardBrand(pan string) string {
-	prefix := func(n int) int {
-		v, _ := strconv.Atoi(pan[:min(n, len(pan))])
-		return v
-	}
-	switch {
-	case strings.HasPrefix(pan, "4"):
-		return "Visa"
-	case prefix(2) >= 51 && prefix(2) <= 55, prefix(4) >= 2221 && prefix(4) <= 2720:
-		return "Mastercard"
-	case prefix(2) == 34 || prefix(2) == 37:
-		return "American Express"
-	case strings.HasPrefix(pan, "6011"), strings.HasPrefix(pan, "65"), prefix(3) >= 644 && prefix(3) <= 649:
-		return "Discover"
-	case prefix(4) >= 3528 && prefix(4) <= 3589:
-		return "JCB"
-	case prefix(2) == 36 || prefix(2) == 38 || prefix(3) >= 300 && prefix(3) <= 305:
-		return "Diners Club"
-	}
-	return "Unknown"
-}
+// CardBrand names the card network from the number's leading digits, in
+// the documented spelling (processors.CardBrand, which the processors'
+// answers are normalized to as well).
+func CardBrand(pan string) string { return processors.CardBrand(pan) }

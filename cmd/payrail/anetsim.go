@@ -27,6 +27,7 @@ func runAnetsim(ctx context.Context, args []string) error {
 	errorRate := fs.Float64("error-rate", 0, "share of requests answered with HTTP 5xx (half of them after processing)")
 	hangRate := fs.Float64("hang-rate", 0, "share of requests never answered (half of them after processing)")
 	dropRate := fs.Float64("drop-rate", 0, "share of connections reset (half of them after processing)")
+	reportingOff := fs.Bool("reporting-off", false, "answer every Transaction Details API call (transaction details and lists) with E00011, as for a merchant who has not enabled that API")
 	seed := fs.Uint64("seed", 0, "seed for the random faults; 0 picks one")
 	verbose := fs.Bool("v", false, "log every request (never card data)")
 	merchants := map[string]string{}
@@ -63,6 +64,7 @@ func runAnetsim(ctx context.Context, args []string) error {
 		TransactionKey:   *key,
 		Merchants:        merchants,
 		AcceptAnyProfile: *anyProfile,
+		ReportingOff:     *reportingOff,
 		Seed:             *seed,
 		Logger:           log,
 		Faults: anetsim.Faults{

@@ -75,6 +75,11 @@ func (s *services) authorizeNet(ctx context.Context) (processors.Processor, erro
 		s.log.Warn("no default Authorize.Net credentials (PAYRAIL_AUTHNET_LOGIN_ID, PAYRAIL_AUTHNET_TRANSACTION_KEY): " +
 			"card jobs of orgs without their own credentials end INVALID (authorize_net_not_configured)")
 	}
+	// The duplicate protections lean on the Transaction Details API,
+	// which the merchant must enable by hand: check the default login now
+	// (in the background, so a slow gateway does not hold the worker up);
+	// each org's own login is checked with its first job.
+	go func() { _, _ = m.CheckDefaultReporting(ctx) }()
 	return authorizenet.NewOrgProcessor(m, s.log), nil
 }
 
@@ -103,7 +108,7 @@ func (s *services) newMerchants(ctx context.Context) (*authorizenet.Merchants, e
 	if cfg.Metrics, err = authorizenet.NewMetrics(s.registry); err != nil {
 		return nil, err
 	}
-	m, err := authorizenet.NewMerchants(authorizenet.MerchantsConfig{Base: cfg, Lookup: s.orgCredentials})
+	m, err := authorizenet.NewMerchants(authorizenet.MerchantsConfig{Base: cfg, Lookup: s.orgCredentials, Logger: s.log})
 	if err != nil {
 		return nil, fmt.Errorf("AUTHORIZE_NET client: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/processors"
+	"github.com/payrail/payrail/processors/authorizenet"
 )
 
 // MaxAmountCents is the largest amount a NACHA entry's ten-digit amount
@@ -73,10 +74,12 @@ func Luhn(number string) bool {
 	return sum%10 == 0
 }
 
-// CardNumber checks a primary account number: 13 to 19 digits passing Luhn.
+// CardNumber checks a primary account number: 13 to 16 digits (what
+// the AUTHORIZE_NET processor can send: authorizenet.MinCardDigits and
+// MaxCardDigits, from the gateway's schema) passing Luhn.
 func CardNumber(pan string) error {
-	if len(pan) < 13 || len(pan) > 19 || !allDigits(pan) {
-		return fmt.Errorf("must be 13 to 19 digits")
+	if len(pan) < authorizenet.MinCardDigits || len(pan) > authorizenet.MaxCardDigits || !allDigits(pan) {
+		return fmt.Errorf("must be %d to %d digits", authorizenet.MinCardDigits, authorizenet.MaxCardDigits)
 	}
 	if !Luhn(pan) {
 		return fmt.Errorf("fails the Luhn check")

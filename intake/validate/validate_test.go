@@ -42,6 +42,8 @@ func TestCardNumber(t *testing.T) {
 		{"6011000000000012", true}, // Discover
 		{"4111111111111112", false},
 		{"411111111111", false},         // 12 digits
+		{"60110000000000001", false},    // 17 digits, Luhn-valid: more than the gateway takes
+		{"6011000000000000001", false},  // 19 digits, Luhn-valid
 		{"41111111111111111111", false}, // 20 digits
 		{"4111-1111-1111-1111", false},
 		{"", false},

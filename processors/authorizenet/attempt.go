@@ -46,9 +46,8 @@ func buildRequest(job processors.Job, window string) (TransactionRequest, error)
 	switch {
 	case job.Card != nil && job.Profile == nil:
 		c := job.Card
-		if !isDigits(c.Number) || len(c.Number) < 13 || len(c.Number) > 16 {
-			// The XSD allows 4 to 16 characters; longer PANs cannot be sent.
-			return tr, fmt.Errorf("card number must be 13 to 16 digits")
+		if !isDigits(c.Number) || len(c.Number) < MinCardDigits || len(c.Number) > MaxCardDigits {
+			return tr, fmt.Errorf("card number must be %d to %d digits", MinCardDigits, MaxCardDigits)
 		}
 		exp, err := expiration(c.ExpirationDate)
 		if err != nil {

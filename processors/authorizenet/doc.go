@@ -8,7 +8,8 @@
 // Client sends createTransactionRequest, getTransactionDetailsRequest,
 // getUnsettledTransactionListRequest, getSettledBatchListRequest,
 // getTransactionListRequest and getCustomerPaymentProfileRequest (to
-// verify a profile before an account stores it). Merchants holds one
+// verify a profile before an account stores it); CheckReporting tells
+// whether the merchant's reporting calls are allowed. Merchants holds one
 // Client per org: the org's own merchant login, else the default; the
 // processor built by NewOrgProcessor sends every call of a job with its
 // org's client, and never another org's login. The API validates JSON against
@@ -60,9 +61,31 @@
 //     match's details. A charged, held or declined original is the
 //     answer; only "not found" (or failed originals that charged nothing)
 //     lets the charge go out, and then mechanism 1 still guards against
-//     an original that was in flight and not yet listed. Gap: the
-//     Transaction Details API must be enabled for the merchant, and the
-//     search covers 30 days.
+//     an original that was in flight and not yet listed. Lists are paged
+//     until a short page (totalNumInResultSet, optional in the XSD, only
+//     ends the paging early when present), at most maxPages pages. Gap:
+//     the Transaction Details API must be enabled for the merchant, and
+//     the search covers 30 days.
+//
+// # The Transaction Details API
+//
+// Every reporting call (getTransactionDetails and the transaction and
+// batch lists) answers E00011 unless the merchant enabled the
+// Transaction Details API in the Merchant Interface (ReportingSetting).
+// Merchants.CheckReporting finds out with one
+// getUnsettledTransactionListRequest of one transaction: the worker checks
+// the default login at start (CheckDefaultReporting), and the org
+// processor checks each other login in the background with its first
+// job. The answer is kept per login for the life of the process. A
+// disabled API is a configuration error: logged at ERROR with the login id
+// (never the key) and the setting to enable, and counted in
+// payrail_authorizenet_config_errors_total{reason="reporting_disabled"}.
+// Jobs run the same either way. Without reporting, mechanism 1 alone
+// guards: a lookup that fails is charged through only inside the
+// duplicate window, and a reason-11 answer carrying the original's
+// transId and authCode resolves to that approved charge (resolveDuplicate)
+// even though its details cannot be read; past the window an unverifiable
+// attempt ends dead, and held payments cannot be polled.
 //
 // When the lookup fails, the processor charges anyway only while the
 // attempt is young enough (measured from Job.CreatedAt, which precedes
@@ -85,10 +108,21 @@
 //
 // Approved → processors.Succeeded; declined → Declined (Code and Message
 // are the response reason code and text); held for review (reasons 252,
-// 253) → Held, after which the worker polls Resolve, which reads the
-// transaction again and answers Held, Succeeded or Declined. Network
+// 253) → Held, after which the worker polls Resolve with the
+// transaction id (Job.TransactionID), which reads that transaction with
+// one getTransactionDetails call and answers Held, Succeeded or
+// Declined; only a job without a transaction id (or with one the gateway
+// does not know) is looked up by its invoice number. Network
 // errors, timeouts, HTTP 5xx and 429, E00001, E00049, E00053, E00104 and
 // transient reasons → Retryable; E00007 and other credential, permission
 // and schema errors, and non-transient reasons → Permanent. Result.
-// Instrument holds only the brand and the last four digits.
+// Instrument holds only the brand and the last four digits; the brand is
+// spelled as intake spells it (processors.CardBrand), the gateway's
+// accountType and cardType ("MasterCard", "AmericanExpress") normalized
+// by processors.NormalizeBrand, so a payment's events agree.
+//
+// Card numbers are sent with 13 to 16 digits (MinCardDigits,
+// MaxCardDigits: the XSD's cardNumber is at most 16 characters); intake
+// refuses others with a 422, and a job carrying one is Permanent
+// (invalid_job).
 package authorizenet

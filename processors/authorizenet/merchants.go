@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 )
@@ -22,8 +23,11 @@ type Merchants struct {
 	ttl     time.Duration
 	max     int
 	now     func() time.Time
+	log     *slog.Logger
 	mu      sync.Mutex
 	entries map[string]merchantEntry
+	// reporting is what is known of each login's Transaction Details API.
+	reporting map[string]reportingState
 }
 
 type merchantEntry struct {
@@ -83,11 +87,18 @@ type MerchantsConfig struct {
 	MaxEntries int
 	// Now is the clock (tests). Default time.Now.
 	Now func() time.Time
+	// Logger receives configuration errors (a merchant's Transaction
+	// Details API is off). Default: discard.
+	Logger *slog.Logger
 }
 
 // NewMerchants returns Merchants for cfg.
 func NewMerchants(cfg MerchantsConfig) (*Merchants, error) {
-	m := &Merchants{lookup: cfg.Lookup, ttl: cfg.TTL, max: cfg.MaxEntries, now: cfg.Now, entries: map[string]merchantEntry{}}
+	m := &Merchants{lookup: cfg.Lookup, ttl: cfg.TTL, max: cfg.MaxEntries, now: cfg.Now, log: cfg.Logger,
+		entries: map[string]merchantEntry{}, reporting: map[string]reportingState{}}
+	if m.log == nil {
+		m.log = discard
+	}
 	if m.ttl <= 0 {
 		m.ttl = time.Minute
 	}

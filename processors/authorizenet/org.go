@@ -38,6 +38,12 @@ func (p *Processor) forOrg(ctx context.Context, job processors.Job) (*Processor,
 	}
 	c, err := p.merchants.Client(ctx, job.OrgID)
 	if err == nil {
+		// The first job of each merchant login has its Transaction
+		// Details API checked in the background (the default's is
+		// checked at worker start); an E00011 is logged as a
+		// configuration error. The answer does not change what the job
+		// does.
+		p.merchants.checkReportingLater(ctx, c, job.OrgID)
 		q := *p
 		q.client = c
 		return &q, processors.Result{}, nil

@@ -26,6 +26,7 @@ type Processor struct {
 	log       *slog.Logger
 	window    time.Duration
 	now       func() time.Time
+	pageSize  int // transactions per page of a lookup; pageSize but in tests
 }
 
 // Option configures a Processor.
@@ -46,7 +47,7 @@ func NewProcessor(client *Client, log *slog.Logger, opts ...Option) *Processor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	p := &Processor{client: client, log: log, window: MaxDuplicateWindow, now: time.Now}
+	p := &Processor{client: client, log: log, window: MaxDuplicateWindow, now: time.Now, pageSize: pageSize}
 	for _, o := range opts {
 		o(p)
 	}
@@ -186,6 +187,12 @@ func (p *Processor) resolveDuplicate(ctx context.Context, job processors.Job, in
 // Outcome Retryable with Code "not_found" when Authorize.Net has no
 // transaction for it, meaning nothing was charged and Process may run
 // again.
+//
+// When the job carries the transaction id an earlier answer gave (a held
+// attempt's, which the worker polls), that transaction's details are read
+// with one call. The invoice lookup, which pages through the unsettled
+// list and the settled batches, runs only without a transaction id, or
+// when the gateway does not know the id or it names another invoice.
 func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors.Result, error) {
 	p, res, err := p.forOrg(ctx, job)
 	if p == nil {
@@ -197,6 +204,12 @@ func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors
 		return fail(processors.Permanent, "invalid_job", err.Error(), inst, 0, err)
 	}
 	inv := InvoiceNumber(job.AttemptID)
+	if id := job.TransactionID; id != "" && id != "0" {
+		res, done, err := p.resolveByID(ctx, job, id, inv, inst)
+		if done {
+			return res, err
+		}
+	}
 	res, found, err := p.lookup(ctx, job, inv, inst)
 	if err != nil {
 		return fail(processors.Retryable, "lookup_failed", "cannot look up the attempt's transaction", inst, time.Minute, err)
@@ -208,6 +221,35 @@ func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors
 	p.log.Info("authorizenet: resolved attempt", "attempt_id", job.AttemptID, "invoice", inv,
 		"trans_id", res.TransactionID, "outcome", res.Outcome)
 	return res, nil
+}
+
+// resolveByID reads the attempt's known transaction. done is false when
+// the invoice lookup must decide instead: the id is unknown to the
+// gateway or belongs to another invoice.
+func (p *Processor) resolveByID(ctx context.Context, job processors.Job, id, inv string, inst processors.Instrument) (processors.Result, bool, error) {
+	log := p.log.With("attempt_id", job.AttemptID, "invoice", inv, "trans_id", id)
+	det, err := p.client.GetTransactionDetails(ctx, id)
+	switch {
+	case IsNotFound(err):
+		log.Warn("authorizenet: the attempt's transaction id is unknown to the gateway; looking it up by invoice")
+		return processors.Result{}, false, nil
+	case err != nil:
+		res, err := fail(processors.Retryable, "lookup_failed", "cannot read the attempt's transaction", inst, time.Minute, err)
+		return res, true, err
+	case det.Order == nil || det.Order.InvoiceNumber != inv:
+		log.Error("authorizenet: the attempt's transaction id names another invoice; looking it up by invoice")
+		return processors.Result{}, false, nil
+	}
+	res, ok := p.fromDetails(det, inst)
+	if !ok {
+		// Failed without charging: nothing to wait for.
+		return processors.Result{Outcome: processors.Retryable, Code: "not_found",
+			Message: "the attempt's transaction failed; nothing was charged", Instrument: inst}, true, nil
+	}
+	if res.Outcome != processors.Held {
+		log.Info("authorizenet: resolved attempt", "outcome", res.Outcome)
+	}
+	return res, true, nil
 }
 
 // insideWindow reports whether every earlier delivery of job was sent

@@ -119,7 +119,7 @@ func TestProcessProfile(t *testing.T) {
 	if err != nil || res.Outcome != processors.Succeeded {
 		t.Fatalf("Process = %+v, %v", res, err)
 	}
-	if res.Instrument != (processors.Instrument{Kind: "card", Brand: "MasterCard", LastFour: "0015"}) {
+	if res.Instrument != (processors.Instrument{Kind: "card", Brand: "Mastercard", LastFour: "0015"}) {
 		t.Errorf("Instrument = %+v", res.Instrument)
 	}
 	if txn := e.sim.Transactions()[0]; txn.CustomerProfileID != "1001" || txn.PaymentProfileID != "2002" {

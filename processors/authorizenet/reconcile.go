@@ -12,6 +12,9 @@ import (
 // transactions (10,000 since the last settlement) and 31 days of batches
 // (the API allows 31 per request) cover any attempt the worker can still be
 // retrying. Past that the lookup reports an error instead of "not found".
+// Paging goes on until a short page (or the last one by
+// totalNumInResultSet, when the answer has it), never stopping early
+// because the total is missing; maxPages bounds it either way.
 const (
 	pageSize    = 1000
 	maxPages    = 10
@@ -128,18 +131,18 @@ func (p *Processor) lookup(ctx context.Context, job processors.Job, inv string, 
 	// Unsettled, newest first; stop at transactions older than the payment.
 	for page := 1; ; page++ {
 		if page > maxPages {
-			return processors.Result{}, false, fmt.Errorf("more than %d unsettled transactions to search", maxPages*pageSize)
+			return processors.Result{}, false, fmt.Errorf("more than %d unsettled transactions to search", maxPages*p.pageSize)
 		}
 		list, err := p.client.GetUnsettledTransactionList(ctx, ListOptions{
 			Sorting: &Sorting{OrderBy: "submitTimeUTC", OrderDescending: true},
-			Paging:  &Paging{Limit: pageSize, Offset: page},
+			Paging:  &Paging{Limit: p.pageSize, Offset: page},
 		})
 		if err != nil {
 			return processors.Result{}, false, err
 		}
 		consider(list.Transactions)
 		n := len(list.Transactions)
-		if n < pageSize || page*pageSize >= list.Total {
+		if list.lastPage(page, p.pageSize) {
 			break
 		}
 		if t, err := list.Transactions[n-1].SubmitTime(); err == nil && t.Before(since) {
@@ -156,16 +159,16 @@ func (p *Processor) lookup(ctx context.Context, job processors.Job, inv string, 
 		for i := len(batches) - 1; i >= 0; i-- {
 			for page := 1; ; page++ {
 				if page > maxPages {
-					return processors.Result{}, false, fmt.Errorf("batch %s has more than %d transactions", string(batches[i].BatchID), maxPages*pageSize)
+					return processors.Result{}, false, fmt.Errorf("batch %s has more than %d transactions", string(batches[i].BatchID), maxPages*p.pageSize)
 				}
 				list, err := p.client.GetTransactionList(ctx, string(batches[i].BatchID), ListOptions{
-					Paging: &Paging{Limit: pageSize, Offset: page},
+					Paging: &Paging{Limit: p.pageSize, Offset: page},
 				})
 				if err != nil {
 					return processors.Result{}, false, err
 				}
 				consider(list.Transactions)
-				if len(list.Transactions) < pageSize || page*pageSize >= list.Total {
+				if list.lastPage(page, p.pageSize) {
 					break
 				}
 			}

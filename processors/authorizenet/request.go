@@ -62,6 +62,18 @@ type Payment struct {
 	CreditCard *CreditCard `json:"creditCard,omitempty"`
 }
 
+// Card number lengths the processor sends. creditCardType's cardNumber
+// is a string of 4 to 16 characters in AnetApiSchema.xsd (4 only for the
+// masked "XXXX1111" of an update); no card network issues numbers shorter
+// than 13 digits. Longer numbers (up to 19 digits, which some networks
+// issue) could only be answered with E00003. Intake checks card_number
+// against the same bounds, so such a card is refused with a 422 rather
+// than accepted and then ended INVALID.
+const (
+	MinCardDigits = 13
+	MaxCardDigits = 16
+)
+
 // CreditCard is creditCardType. Its String, GoString and LogValue show
 // only the last four digits, so a stray %v or log line cannot leak the
 // number or the card code.

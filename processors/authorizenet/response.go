@@ -215,8 +215,20 @@ func (l *TransactionSummaries) UnmarshalJSON(b []byte) error {
 // TransactionList is one page of a transaction list.
 type TransactionList struct {
 	Transactions TransactionSummaries `json:"transactions"`
-	// Total is totalNumInResultSet: all matches, over every page.
-	Total int `json:"totalNumInResultSet"`
+	// Total is totalNumInResultSet: all matches, over every page. Nil
+	// when the answer leaves it out, which says nothing about how many
+	// pages remain.
+	Total *int `json:"totalNumInResultSet"`
+}
+
+// lastPage reports whether page (1-based) of size limit ends the list:
+// it is short, or totalNumInResultSet, when present, says nothing
+// follows. A missing total never ends the paging by itself.
+func (l *TransactionList) lastPage(page, limit int) bool {
+	if len(l.Transactions) < limit {
+		return true
+	}
+	return l.Total != nil && page*limit >= *l.Total
 }
 
 type transactionListResponse struct {

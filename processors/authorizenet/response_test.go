@@ -135,7 +135,7 @@ func TestUnsettledListFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if list.Total != 2 || len(list.Transactions) != 2 {
+	if list.Total == nil || *list.Total != 2 || len(list.Transactions) != 2 {
 		t.Fatalf("list = %+v", list)
 	}
 	first, second := list.Transactions[0], list.Transactions[1]

@@ -37,7 +37,11 @@ func (s *Server) dispatch(method string, body []byte) any {
 	}
 	s.mu.Lock()
 	s.byLogin[[2]string{login, method}]++
+	off := reportingMethods[method] && (s.opts.ReportingOff || s.reportingOff[login])
 	s.mu.Unlock()
+	if off {
+		return errorReply(refID, "E00011", "Access denied. You do not have permissions to call the Transaction Details API.")
+	}
 	switch method {
 	case "createTransactionRequest":
 		return s.createTransaction(login, refID, raw)
@@ -62,6 +66,29 @@ func (s *Server) dispatch(method string, body []byte) any {
 		"createTransactionRequest, getTransactionDetailsRequest, getUnsettledTransactionListRequest, "+
 		"getSettledBatchListRequest, getTransactionListRequest, updateHeldTransactionRequest, "+
 		"createCustomerProfileRequest, getCustomerPaymentProfileRequest and authenticateTestRequest.)")
+}
+
+// reportingMethods are the Transaction Details API's methods, which a
+// merchant must enable in the Merchant Interface; while it is off each is
+// answered E00011.
+var reportingMethods = map[string]bool{
+	"getTransactionDetailsRequest":       true,
+	"getUnsettledTransactionListRequest": true,
+	"getTransactionListRequest":          true,
+	"getSettledBatchListRequest":         true,
+	"getBatchStatisticsRequest":          true,
+}
+
+// SetReporting turns the Transaction Details API of a merchant login on
+// or off (Options.ReportingOff turns it off for every login).
+func (s *Server) SetReporting(login string, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if on {
+		delete(s.reportingOff, login)
+	} else {
+		s.reportingOff[login] = true
+	}
 }
 
 // authenticated reports whether name and key are one merchant's login.
@@ -435,8 +462,9 @@ type listOptions struct {
 }
 
 // list sorts and pages txns as the request asks. Without paging the API
-// returns at most 1000 transactions.
-func list(refID string, opts listOptions, txns []*Transaction) any {
+// returns at most 1000 transactions. With Options.OmitTotal the answer
+// leaves totalNumInResultSet out.
+func (s *Server) list(refID string, opts listOptions, txns []*Transaction) any {
 	// Ascending by id unless told otherwise; ids grow with submit time,
 	// so both orderBy values sort alike.
 	if opts.Sorting != nil && (opts.Sorting.OrderDescending == "true" || opts.Sorting.OrderDescending == "1") {
@@ -450,7 +478,10 @@ func list(refID string, opts listOptions, txns []*Transaction) any {
 	}
 	start := min((page-1)*limit, len(txns))
 	txns = txns[start:min(start+limit, len(txns))]
-	out := transactionListResponse{TotalNumInResultSet: total, RefID: refID, Messages: okMessages()}
+	out := transactionListResponse{RefID: refID, Messages: okMessages()}
+	if !s.opts.OmitTotal {
+		out.TotalNumInResultSet = &total
+	}
 	for _, t := range txns {
 		amt := formatCents(t.AmountCents)
 		if t.Status == StatusDeclined {
@@ -483,7 +514,7 @@ func (s *Server) getUnsettledTransactionList(login, refID string, raw json.RawMe
 		}
 		txns = append(txns, t)
 	}
-	return list(refID, opts, txns)
+	return s.list(refID, opts, txns)
 }
 
 func (s *Server) getTransactionList(login, refID string, raw json.RawMessage) any {
@@ -504,7 +535,7 @@ func (s *Server) getTransactionList(login, refID string, raw json.RawMessage) an
 			txns = append(txns, t)
 		}
 	}
-	return list(refID, opts, txns)
+	return s.list(refID, opts, txns)
 }
 
 func (s *Server) getSettledBatchList(_, refID string, raw json.RawMessage) any {

@@ -185,7 +185,7 @@ type transactionSummary struct {
 
 type transactionListResponse struct {
 	Transactions        []transactionSummary `json:"transactions,omitempty"`
-	TotalNumInResultSet int                  `json:"totalNumInResultSet"`
+	TotalNumInResultSet *int                 `json:"totalNumInResultSet,omitempty"`
 	RefID               string               `json:"refId,omitempty"`
 	Messages            messages             `json:"messages"`
 }

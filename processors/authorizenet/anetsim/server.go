@@ -49,6 +49,15 @@ type Options struct {
 	// Visa ending 1111 instead of answering E00040, so payrail dev can
 	// charge whatever profile ids an account's config names.
 	AcceptAnyProfile bool
+	// ReportingOff answers every Transaction Details API call
+	// (getTransactionDetails, the transaction and batch lists) with
+	// E00011, as for a merchant who has not enabled that API in the
+	// Merchant Interface. SetReporting sets it per merchant login.
+	ReportingOff bool
+	// OmitTotal leaves totalNumInResultSet out of transaction lists (the
+	// XSD makes it optional, minOccurs 0); a client must then page until
+	// a short page.
+	OmitTotal bool
 	// FirstTransID is the transaction id before the first one issued.
 	// Default 60000000000.
 	FirstTransID int64
@@ -81,7 +90,9 @@ type Server struct {
 	merchants map[string]string
 	profiles  map[profileKey]Profile
 	byLogin   map[[2]string]int // (login, method) → requests
-	nextProf  int64
+	// reportingOff are logins whose Transaction Details API is off.
+	reportingOff map[string]bool
+	nextProf     int64
 }
 
 // New returns a simulator. It fails only if the embedded schema does not
@@ -115,20 +126,21 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	return &Server{
-		opts:      opts,
-		val:       newValidator(sch),
-		log:       log,
-		closed:    make(chan struct{}),
-		rng:       newRand(opts.Seed),
-		faults:    opts.Faults,
-		requests:  map[string]int{},
-		byID:      map[string]*Transaction{},
-		byKey:     map[string]*Transaction{},
-		nextID:    opts.FirstTransID,
-		merchants: merchants,
-		profiles:  map[profileKey]Profile{},
-		byLogin:   map[[2]string]int{},
-		nextProf:  500000000,
+		opts:         opts,
+		val:          newValidator(sch),
+		log:          log,
+		closed:       make(chan struct{}),
+		rng:          newRand(opts.Seed),
+		faults:       opts.Faults,
+		requests:     map[string]int{},
+		byID:         map[string]*Transaction{},
+		byKey:        map[string]*Transaction{},
+		nextID:       opts.FirstTransID,
+		merchants:    merchants,
+		profiles:     map[profileKey]Profile{},
+		byLogin:      map[[2]string]int{},
+		reportingOff: map[string]bool{},
+		nextProf:     500000000,
 	}, nil
 }
 
