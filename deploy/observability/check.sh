@@ -7,7 +7,7 @@
 #      expression on every query;
 #   2. metric names (jq, grep): every payrail_* name in the rules and the
 #      dashboard is registered by the Go code (intake, worker, outbox,
-#      processors, cmd/payrail), or is one of the PLANNED names below and
+#      webhooks, processors, cmd/payrail), or is one of the PLANNED names below and
 #      is then used only in alerts-planned.yml or a dashboard panel whose
 #      description starts with "PLANNED";
 #   3. promtool: `check rules` and `test rules` on the alert files, every
@@ -74,7 +74,7 @@ fi
 # --- 2. metric names -------------------------------------------------------
 if have jq && jq empty "$dash" 2>/dev/null; then
   (cd "$root" && grep -rhoE --include='*.go' --exclude='*_test.go' 'Name: +"payrail_[a-z0-9_]+"' \
-    intake worker outbox processors cmd/payrail) | sed -E 's/.*"(payrail_[a-z0-9_]+)"/\1/' | sort -u >"$tmp/registered"
+    intake worker outbox webhooks processors cmd/payrail) | sed -E 's/.*"(payrail_[a-z0-9_]+)"/\1/' | sort -u >"$tmp/registered"
   printf '%s\n' "${planned[@]}" | sort -u >"$tmp/planned"
   # name, context (planned or not), where
   {
