@@ -83,7 +83,7 @@ func (p *Processor) Process(ctx context.Context, job processors.Job) (processors
 			// Too old for the duplicate check to catch a second charge,
 			// and the lookup failed: charging now could charge twice.
 			log.Warn("authorizenet: cannot verify earlier delivery outside the duplicate window", "err", err)
-			return fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, time.Minute, err)
+			return fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, lookupRetryAfter, err)
 		case err != nil:
 			log.Warn("authorizenet: lookup failed; relying on the duplicate window", "err", err)
 		}
@@ -168,12 +168,12 @@ func (p *Processor) resolveDuplicate(ctx context.Context, job processors.Job, in
 			Message: "approved (original of a duplicate request)", Instrument: inst}, nil
 	}
 	if err != nil {
-		return fail(processors.Retryable, "lookup_failed", "cannot look up the original transaction", inst, time.Minute, err)
+		return fail(processors.Retryable, "lookup_failed", "cannot look up the original transaction", inst, lookupRetryAfter, err)
 	}
 	// Reported as a duplicate but not listed yet (the original may still
 	// be in flight): ask again later, never charge.
 	err = errors.New("duplicate reported but the original transaction is not listed yet")
-	return fail(processors.Retryable, reasonDuplicate, err.Error(), inst, time.Minute, err)
+	return fail(processors.Retryable, reasonDuplicate, err.Error(), inst, lookupRetryAfter, err)
 }
 
 // Resolve answers what became of an attempt: the outcome of its
@@ -190,7 +190,7 @@ func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors
 	inv := InvoiceNumber(job.AttemptID)
 	res, found, err := p.lookup(ctx, job, inv, inst)
 	if err != nil {
-		return fail(processors.Retryable, "lookup_failed", "cannot look up the attempt's transaction", inst, time.Minute, err)
+		return fail(processors.Retryable, "lookup_failed", "cannot look up the attempt's transaction", inst, lookupRetryAfter, err)
 	}
 	if !found {
 		return processors.Result{Outcome: processors.Retryable, Code: "not_found",
@@ -200,6 +200,14 @@ func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors
 		"trans_id", res.TransactionID, "outcome", res.Outcome)
 	return res, nil
 }
+
+// lookupRetryAfter is the delay asked for after a lookup of an earlier
+// delivery's charge failed (or did not list it yet). Such failures are
+// usually brief (the reporting API was slow, the transaction not indexed
+// yet), and the payment waits on nothing else: the worker's own backoff
+// (1 s, 5 s, 15 s, 30 s…) applies when it is longer, so the first retries
+// come within 15 s instead of a minute each.
+const lookupRetryAfter = 10 * time.Second
 
 // insideWindow reports whether every earlier delivery of job was sent
 // within the duplicate window, judged from the intake time (earlier than
