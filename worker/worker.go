@@ -218,6 +218,15 @@ func sleep(ctx context.Context, d time.Duration) {
 // bound plus time to commit.
 func (w *Worker) lease() time.Duration { return w.opts.CallTimeout + 5*time.Second }
 
+// leaseSlack is added to a lease's remaining time when a delivery is
+// handed back, so the next delivery does not arrive a few milliseconds
+// early again (and use up a delivery).
+const leaseSlack = 250 * time.Millisecond
+
+// leasedDelay is how long to hand back a delivery that found an earlier
+// delivery's lease with left to run.
+func leasedDelay(left time.Duration) time.Duration { return max(left, 0) + leaseSlack }
+
 // backoff is the delay before the delivery after delivery n.
 func (w *Worker) backoff(n int) time.Duration {
 	if n-1 < len(w.opts.Backoff) {
