@@ -176,7 +176,10 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 }
 
 func (s *services) readyChecks(p *pipeline) []intake.Check {
-	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping}}
+	// "streams": not ready while a stream is missing (the keeper is
+	// recreating it), as publishes would fail.
+	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping},
+		{Name: "streams", Fn: p.keeper.Check}}
 }
 
 // serveOps serves /metrics, /healthz and /readyz for a process without the
@@ -302,6 +305,7 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 		return err
 	}
 	g.Go(part("publisher", func() error { return p.publisher.Run(gctx) }))
+	g.Go(part("stream keeper", func() error { return p.keeper.Run(gctx) }))
 	if r.relay || r.worker {
 		// Relays and workers need the streams before they start.
 		if err := ensureTopology(gctx, p.nats.js, s.topology(), s.log); err != nil {
