@@ -12,6 +12,9 @@ type Metrics struct {
 	jobs     *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	deadJobs *prometheus.CounterVec
+	// republished and stale: the reconciler (reconcile.go).
+	republished *prometheus.CounterVec
+	stale       prometheus.Gauge
 }
 
 // NewMetrics registers the worker series with reg.
@@ -30,8 +33,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "payrail_jobs_dead_total",
 			Help: "Attempts ended in the dead state (deliveries exhausted or job unreadable).",
 		}, []string{"processor"}),
+		republished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payrail_jobs_republished_total",
+			Help: "Jobs of unfinished attempts re-published from the outbox because the broker no longer held them (or they stopped progressing).",
+		}, []string{"processor"}),
+		stale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "payrail_attempts_stale",
+			Help: "Unfinished attempts (queued or processing) that have not moved for longer than the reconcile bound.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.duration, m.deadJobs} {
+	for _, c := range []prometheus.Collector{m.jobs, m.duration, m.deadJobs, m.republished, m.stale} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("worker: register metrics: %w", err)
 		}
@@ -50,5 +61,17 @@ func (m *Metrics) job(processor, outcome string, start time.Time) {
 func (m *Metrics) dead(processor string) {
 	if m != nil {
 		m.deadJobs.WithLabelValues(processor).Inc()
+	}
+}
+
+func (m *Metrics) republish(processor string) {
+	if m != nil {
+		m.republished.WithLabelValues(processor).Inc()
+	}
+}
+
+func (m *Metrics) staleAttempts(n int64) {
+	if m != nil {
+		m.stale.Set(float64(n))
 	}
 }
