@@ -213,7 +213,7 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 		"PAYRAIL_RATE_LIMIT=1000000", "PAYRAIL_RATE_BURST=1000000", "PAYRAIL_LOG_LEVEL=warn",
 		"PAYRAIL_HTTP_ADDR="+addr, "PAYRAIL_API_RELAY=false", "PAYRAIL_RELAY_GRACE=500ms", "PAYRAIL_ACK_WAIT=2s")
 
-	out, err := exec.Command(bin, "clients", "create", "--database-url", env.DatabaseURL, "--org", "mp", "--name", "load", "--json").Output()
+	out, err := exec.Command(bin, "clients", "create", "--database-url", env.DatabaseURL, "--org", "mp", "--create-org", "--name", "load", "--json").Output()
 	if err != nil {
 		t.Fatalf("payrail clients create: %v", err)
 	}
