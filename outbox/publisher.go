@@ -29,6 +29,10 @@ type PublisherOptions struct {
 	AckTimeout time.Duration
 	Logger     *slog.Logger
 	Metrics    *Metrics
+	// PublishFailed, when set, is told of every failed publish (for
+	// example queue.Keeper.Kick: the stream may be gone). It must not
+	// block.
+	PublishFailed func(error)
 }
 
 // Publisher is the fast path: it publishes outbox rows handed to it right
@@ -127,6 +131,7 @@ func (p *Publisher) publish(m store.OutboxMessage, pending chan struct{}) {
 	fut, err := p.js.PublishMsgAsync(natsMsg(p.topo, m))
 	if err != nil {
 		<-pending
+		p.failed(err)
 		p.opts.Metrics.published("fast_path", false)
 		p.opts.Logger.Debug("fast-path publish failed; the relay will publish", "msg_id", m.MsgID, "err", err)
 		return
@@ -141,12 +146,19 @@ func (p *Publisher) publish(m store.OutboxMessage, pending chan struct{}) {
 			default: // marks are behind: the relay republishes, JetStream deduplicates
 			}
 		case err := <-fut.Err():
+			p.failed(err)
 			p.opts.Metrics.published("fast_path", false)
 			p.opts.Logger.Debug("fast-path publish not acknowledged; the relay will publish", "msg_id", m.MsgID, "err", err)
 		case <-time.After(p.opts.AckTimeout):
 			p.opts.Metrics.published("fast_path", false)
 		}
 	}()
+}
+
+func (p *Publisher) failed(err error) {
+	if p.opts.PublishFailed != nil {
+		p.opts.PublishFailed(err)
+	}
 }
 
 // markLoop batches acknowledged ids into one UPDATE per flush.

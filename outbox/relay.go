@@ -26,6 +26,10 @@ type RelayOptions struct {
 	AckTimeout time.Duration // default 10s
 	Logger     *slog.Logger
 	Metrics    *Metrics
+	// PublishFailed, when set, is told when a batch could not be
+	// published (for example queue.Keeper.Kick: the stream may be gone).
+	// It must not block.
+	PublishFailed func(error)
 }
 
 // Relay publishes outbox rows the fast path missed.
@@ -84,6 +88,9 @@ func (r *Relay) Run(ctx context.Context) error {
 		n, err := r.sweep(context.WithoutCancel(ctx))
 		switch {
 		case err != nil:
+			if r.opts.PublishFailed != nil {
+				r.opts.PublishFailed(err)
+			}
 			failures++
 			delay := min(time.Duration(failures)*250*time.Millisecond, 5*time.Second)
 			r.opts.Logger.Warn("relay could not publish; retrying", "err", err, "retry_in", delay)

@@ -51,18 +51,26 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	// without the attempt ever recording them, and nothing would then
 	// finish the payment.
 	stopWaiting := progress(msg, w.opts.AckWait/3)
-	var before store.AttemptStatus
+	var began store.Delivery
 	err = w.retryStore(ctx, log, "record the delivery", func() error {
 		var err error
-		before, err = w.store.BeginDelivery(ctx, ref, delivery, w.lease())
+		began, err = w.store.BeginDeliveryState(ctx, ref, delivery, w.lease())
 		return err
 	}, store.ErrAttemptLeased, store.ErrNotFound)
 	stopWaiting()
+	before := began.Before
 	switch {
 	case errors.Is(err, store.ErrAttemptLeased):
-		log.Warn("an earlier delivery may still be calling the processor; handing this one back")
+		// Come back when the earlier delivery's lease ends, not a whole
+		// lease later: after a worker died, JetStream redelivers about
+		// AckWait after its delivery, which is often a few milliseconds
+		// before that delivery's lease (measured from when it was
+		// recorded) runs out.
+		delay := leasedDelay(began.LeaseLeft)
+		log.Warn("an earlier delivery may still be calling the processor; handing this one back",
+			"lease_left", began.LeaseLeft, "retry_in", delay)
 		w.opts.Metrics.job(proc.Name(), "leased", start)
-		_ = msg.NakWithDelay(w.lease())
+		_ = msg.NakWithDelay(delay)
 		return
 	case errors.Is(err, store.ErrNotFound):
 		log.Error("job names no attempt; terminating it")
@@ -79,6 +87,14 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		w.opts.Metrics.job(proc.Name(), "duplicate", start)
 		_ = msg.Ack()
 		return
+	}
+	// A job re-published from the outbox is delivery 1 of its copy, but
+	// not of its attempt: the attempt's count is what processors and
+	// retries go by.
+	if began.Deliveries > delivery {
+		delivery = began.Deliveries
+		job.Delivery = delivery
+		log = log.With("attempt_delivery", delivery)
 	}
 
 	stop := progress(msg, w.opts.AckWait/3)

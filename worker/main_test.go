@@ -167,6 +167,11 @@ type fixtureOpts struct {
 	// workerDatabaseURL, when set, is the worker's own way to PostgreSQL
 	// (through a dbProxy); the API and relay keep theirs.
 	workerDatabaseURL string
+	// reconcile runs the worker's reconciler (every 500ms, bound 3s). It
+	// is off otherwise: the package's tests share one database, and a
+	// reconciler would re-publish other tests' unfinished attempts into
+	// this fixture's stream.
+	reconcile bool
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -257,9 +262,14 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 		workerStore = store.New(wpool, env.Ring, canopy.Events{})
 		workerStore.SetFastPath(pub)
 	}
+	reconcileEvery, reconcileAfter := -time.Duration(1), time.Duration(0)
+	if o.reconcile {
+		reconcileEvery, reconcileAfter = 500*time.Millisecond, 3*time.Second
+	}
 	f.worker = New(f.js, f.topo, workerStore, reg, env.Ring, Options{
 		Concurrency: o.concurrency, AckWait: o.ackWait, CallTimeout: 3 * time.Second, MaxDeliver: o.maxDeliver, Backoff: []time.Duration{100 * time.Millisecond},
 		HeldPoll: 300 * time.Millisecond, DrainTimeout: 5 * time.Second, Metrics: wm, Logger: log,
+		ConsumerCheck: time.Second, ReconcileEvery: reconcileEvery, ReconcileAfter: reconcileAfter,
 	})
 	f.worker.hooks = o.hooks
 	if !o.noWorker {

@@ -14,6 +14,9 @@ type Metrics struct {
 	deadJobs *prometheus.CounterVec
 	rejects  *prometheus.CounterVec
 	v1Jobs   *prometheus.CounterVec
+	// republished and stale: the reconciler (reconcile.go).
+	republished *prometheus.CounterVec
+	stale       prometheus.Gauge
 }
 
 // NewMetrics registers the worker series with reg.
@@ -40,8 +43,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "payrail_jobs_v1_total",
 			Help: "Jobs in the v1 format (written before the upgrade to v2) executed from PostgreSQL's record of their attempt.",
 		}, []string{"processor"}),
+		republished: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "payrail_jobs_republished_total",
+			Help: "Jobs of unfinished attempts re-published from the outbox because the broker no longer held them (or they stopped progressing).",
+		}, []string{"processor"}),
+		stale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "payrail_attempts_stale",
+			Help: "Unfinished attempts (queued or processing) that have not moved for longer than the reconcile bound.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.jobs, m.duration, m.deadJobs, m.rejects, m.v1Jobs} {
+	for _, c := range []prometheus.Collector{m.jobs, m.duration, m.deadJobs, m.rejects, m.v1Jobs, m.republished, m.stale} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("worker: register metrics: %w", err)
 		}
@@ -72,5 +83,17 @@ func (m *Metrics) rejected(processor, reason string) {
 func (m *Metrics) v1(processor string) {
 	if m != nil {
 		m.v1Jobs.WithLabelValues(processor).Inc()
+	}
+}
+
+func (m *Metrics) republish(processor string) {
+	if m != nil {
+		m.republished.WithLabelValues(processor).Inc()
+	}
+}
+
+func (m *Metrics) staleAttempts(n int64) {
+	if m != nil {
+		m.stale.Set(float64(n))
 	}
 }

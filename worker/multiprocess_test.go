@@ -44,7 +44,10 @@ const childWorkerEnv = "PAYRAIL_TEST_CHILD_WORKER"
 // dbProcessor is the test processor for separate processes: its effects
 // live in a table, so they are counted across kills and restarts. The
 // effect is keyed by attempt id (idempotent); every call is counted.
-type dbProcessor struct{ pool *pgxpool.Pool }
+type dbProcessor struct {
+	pool  *pgxpool.Pool
+	delay time.Duration // PAYRAIL_TEST_PROCESS_DELAY: each call takes this long
+}
 
 func (dbProcessor) Name() string { return processors.AuthorizeNet }
 
@@ -53,6 +56,9 @@ func (p dbProcessor) Process(ctx context.Context, job processors.Job) (processor
 		INSERT INTO test_effects (attempt_id, calls) VALUES ($1, 1)
 		ON CONFLICT (attempt_id) DO UPDATE SET calls = test_effects.calls + 1`, job.AttemptID); err != nil {
 		return processors.Result{}, err
+	}
+	if p.delay > 0 {
+		time.Sleep(p.delay)
 	}
 	return processors.Result{Outcome: processors.Succeeded, TransactionID: "tx-" + job.AttemptID,
 		Instrument: processors.Instrument{Kind: "card", Brand: "Visa", LastFour: "1111"}}, nil
@@ -96,9 +102,19 @@ func runChildWorker() int {
 	st := store.New(pool, ring, canopy.Events{})
 	pub := outbox.NewPublisher(js, topo, st, outbox.PublisherOptions{Logger: testLogger()})
 	st.SetFastPath(pub)
-	reg, _ := processors.NewRegistry(dbProcessor{pool: pool})
-	w := New(js, topo, st, reg, ring, Options{Concurrency: 32, AckWait: 2 * time.Second, MaxDeliver: 20,
-		CallTimeout: time.Second, Logger: testLogger()})
+	delay, _ := time.ParseDuration(os.Getenv("PAYRAIL_TEST_PROCESS_DELAY"))
+	reg, _ := processors.NewRegistry(dbProcessor{pool: pool, delay: delay})
+	opts := Options{Concurrency: 32, AckWait: 2 * time.Second, MaxDeliver: 20, CallTimeout: time.Second,
+		Logger: testLogger(), ReconcileEvery: -1}
+	if n, err := strconv.Atoi(os.Getenv("PAYRAIL_TEST_CONCURRENCY")); err == nil && n > 0 {
+		opts.Concurrency = n
+	}
+	// The reconciler re-publishes every unfinished attempt of the shared
+	// database's other tests too: only the tests that need it turn it on.
+	if os.Getenv("PAYRAIL_TEST_RECONCILE") != "" {
+		opts.ReconcileEvery, opts.ReconcileAfter, opts.ConsumerCheck = time.Second, 5*time.Second, time.Second
+	}
+	w := New(js, topo, st, reg, ring, opts)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); _ = pub.Run(ctx) }()
@@ -117,12 +133,12 @@ type process struct {
 	args []string
 	env  []string
 	cmd  *exec.Cmd
-	out  *bytes.Buffer
+	out  *logBuffer // read while the process writes: locked
 }
 
 func (p *process) start() {
 	p.t.Helper()
-	p.out = &bytes.Buffer{}
+	p.out = &logBuffer{}
 	p.cmd = exec.Command(p.args[0], p.args[1:]...)
 	p.cmd.Env = p.env
 	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
@@ -205,7 +221,7 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 		"PAYRAIL_RATE_LIMIT=1000000", "PAYRAIL_RATE_BURST=1000000", "PAYRAIL_LOG_LEVEL=warn",
 		"PAYRAIL_HTTP_ADDR="+addr, "PAYRAIL_API_RELAY=false", "PAYRAIL_RELAY_GRACE=500ms", "PAYRAIL_ACK_WAIT=2s")
 
-	out, err := exec.Command(bin, "clients", "create", "--database-url", env.DatabaseURL, "--org", "mp", "--name", "load", "--json").Output()
+	out, err := exec.Command(bin, "clients", "create", "--database-url", env.DatabaseURL, "--org", "mp", "--create-org", "--name", "load", "--json").Output()
 	if err != nil {
 		t.Fatalf("payrail clients create: %v", err)
 	}

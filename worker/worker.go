@@ -59,8 +59,18 @@ type Options struct {
 	// DrainTimeout is how long shutdown waits for jobs in flight before
 	// handing them back to the stream. Default 20s.
 	DrainTimeout time.Duration
-	Logger       *slog.Logger
-	Metrics      *Metrics
+	// ConsumerCheck is how often each consumer is checked for existence
+	// (it and its stream are recreated when missing). Default 5s.
+	ConsumerCheck time.Duration
+	// ReconcileAfter is the bound after which an unfinished attempt that
+	// has not progressed is re-published from the outbox, and above which
+	// it counts in payrail_attempts_stale (reconcile.go). Default 1m.
+	ReconcileAfter time.Duration
+	// ReconcileEvery is how often the reconciler looks. Default 10s;
+	// negative turns it off (tests sharing a database between streams).
+	ReconcileEvery time.Duration
+	Logger         *slog.Logger
+	Metrics        *Metrics
 }
 
 func (o *Options) defaults() {
@@ -85,6 +95,15 @@ func (o *Options) defaults() {
 	}
 	if o.DrainTimeout <= 0 {
 		o.DrainTimeout = 20 * time.Second
+	}
+	if o.ConsumerCheck <= 0 {
+		o.ConsumerCheck = 5 * time.Second
+	}
+	if o.ReconcileAfter <= 0 {
+		o.ReconcileAfter = time.Minute
+	}
+	if o.ReconcileEvery == 0 {
+		o.ReconcileEvery = 10 * time.Second
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -132,9 +151,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		proc, _ := w.registry.Lookup(name)
 		// MaxAckPending is consumer-wide: room for the buffers and jobs in
 		// flight of a few dozen workers before JetStream holds back.
-		cons, err := queue.EnsureWorkerConsumer(ctx, w.js, w.topo, name, queue.ConsumerOptions{
-			AckWait: w.opts.AckWait, MaxDeliver: w.opts.MaxDeliver, MaxAckPending: max(1000, 64*w.opts.Concurrency),
-		})
+		cons, err := queue.EnsureWorkerConsumer(ctx, w.js, w.topo, name, w.consumerOptions())
 		if err != nil {
 			return err
 		}
@@ -146,9 +163,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); w.pollHeld(ctx) }()
 	go func() { defer wg.Done(); w.sweepDead(ctx) }()
+	go func() { defer wg.Done(); w.reconcile(ctx) }()
 	w.log.Info("worker consuming", "processors", w.registry.Names(), "concurrency", w.opts.Concurrency,
 		"max_deliver", w.opts.MaxDeliver, "ack_wait", w.opts.AckWait)
 	wg.Wait()
@@ -161,39 +179,28 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // consume runs one processor's pull loop: a continuous pull that keeps at
-// most Concurrency messages buffered, and a slot per job in flight.
+// most Concurrency messages buffered, and a slot per job in flight. When
+// the consumer disappears (the broker lost its store, the stream or the
+// consumer was deleted) the pull is restarted on a recreated one
+// (consumer.go).
 func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons jetstream.Consumer) error {
 	// hard outlives ctx by DrainTimeout: jobs in flight at shutdown use it
 	// to finish their commit and ack.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.opts.Concurrency))
-	if err != nil {
-		return fmt.Errorf("worker: pull %s jobs: %w", proc.Name(), err)
-	}
-	// Stopping the iterator drops messages it buffered but nobody took;
-	// JetStream redelivers them after AckWait.
-	stopped := context.AfterFunc(ctx, it.Stop)
-	defer stopped()
 	slots := make(chan struct{}, w.opts.Concurrency)
 	var inflight sync.WaitGroup
 	for {
-		slots <- struct{}{} // take a job only when one can run
-		msg, err := it.Next()
-		if err != nil {
-			<-slots
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
-				break
-			}
-			w.log.Warn("pull failed", "processor", proc.Name(), "err", err)
-			sleep(ctx, 250*time.Millisecond)
-			continue
+		if err := w.pull(ctx, hard, proc, cons, slots, &inflight); err != nil {
+			return err
 		}
-		inflight.Add(1)
-		go func() {
-			defer func() { <-slots; inflight.Done() }()
-			w.handle(hard, proc, msg)
-		}()
+		if ctx.Err() != nil {
+			break
+		}
+		var err error
+		if cons, err = w.recreateConsumer(ctx, proc.Name()); err != nil {
+			break // ctx ended
+		}
 	}
 	done := make(chan struct{})
 	go func() { inflight.Wait(); close(done) }()
@@ -207,6 +214,46 @@ func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons je
 	return nil
 }
 
+// pull takes messages from cons until ctx ends or the consumer is found
+// missing, and runs each in a slot with hard as its context.
+func (w *Worker) pull(ctx, hard context.Context, proc processors.Processor, cons jetstream.Consumer,
+	slots chan struct{}, inflight *sync.WaitGroup) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(w.opts.Concurrency))
+	if err != nil {
+		return fmt.Errorf("worker: pull %s jobs: %w", proc.Name(), err)
+	}
+	// Stopping the iterator drops messages it buffered but nobody took;
+	// JetStream redelivers them after AckWait.
+	stopped := context.AfterFunc(ctx, it.Stop)
+	defer stopped()
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	go w.watchConsumer(watchCtx, proc.Name(), cons, it.Stop)
+	for {
+		slots <- struct{}{} // take a job only when one can run
+		msg, err := it.Next()
+		if err != nil {
+			<-slots
+			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+				return nil
+			}
+			if consumerGone(err) {
+				w.log.Warn("jobs consumer gone; recreating it", "processor", proc.Name(), "err", err)
+				it.Stop()
+				return nil
+			}
+			w.log.Warn("pull failed", "processor", proc.Name(), "err", err)
+			sleep(ctx, 250*time.Millisecond)
+			continue
+		}
+		inflight.Add(1)
+		go func() {
+			defer func() { <-slots; inflight.Done() }()
+			w.handle(hard, proc, msg)
+		}()
+	}
+}
+
 func sleep(ctx context.Context, d time.Duration) {
 	select {
 	case <-ctx.Done():
@@ -217,6 +264,15 @@ func sleep(ctx context.Context, d time.Duration) {
 // lease is how long a delivery may hold its attempt: the processor call's
 // bound plus time to commit.
 func (w *Worker) lease() time.Duration { return w.opts.CallTimeout + 5*time.Second }
+
+// leaseSlack is added to a lease's remaining time when a delivery is
+// handed back, so the next delivery does not arrive a few milliseconds
+// early again (and use up a delivery).
+const leaseSlack = 250 * time.Millisecond
+
+// leasedDelay is how long to hand back a delivery that found an earlier
+// delivery's lease with left to run.
+func leasedDelay(left time.Duration) time.Duration { return max(left, 0) + leaseSlack }
 
 // backoff is the delay before the delivery after delivery n.
 func (w *Worker) backoff(n int) time.Duration {

@@ -202,14 +202,17 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 }
 
 // readyChecks are what /readyz reports. The API needs only PostgreSQL to
-// accept payments (the outbox keeps them while NATS is away), so for it
-// NATS is reported but optional. A worker or relay is ready only once NATS
-// answers and the streams are ensured.
+// accept payments (the outbox keeps them while NATS is away or a stream is
+// being recreated), so for it NATS and the streams are reported but
+// optional. A worker or relay is ready only once NATS answers and the
+// streams exist (the keeper recreates a missing one).
 func (s *services) readyChecks(p *pipeline, api bool) []intake.Check {
 	if api {
-		return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping, Optional: true}}
+		return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping, Optional: true},
+			{Name: "streams", Fn: p.keeper.Check, Optional: true}}
 	}
-	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ready}}
+	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ready},
+		{Name: "streams", Fn: p.keeper.Check}}
 }
 
 // serveOps serves /metrics, /healthz and /readyz on the ops listener
@@ -350,6 +353,9 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 	// The fast path runs at once: while NATS is away its publishes fail
 	// and the relay publishes the rows later.
 	g.Go(part("publisher", func() error { return p.publisher.Run(gctx) }))
+	// The keeper recreates a stream that goes missing (broker data loss)
+	// without a restart.
+	g.Go(part("stream keeper", func() error { return p.keeper.Run(gctx) }))
 	var startWorker func() error
 	if r.worker {
 		// The processors need no NATS: a configuration problem stops the

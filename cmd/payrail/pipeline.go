@@ -272,6 +272,8 @@ func startEmbeddedNATS(dir, addr string) (*server.Server, string, error) {
 type pipeline struct {
 	nats      *natsClient
 	publisher *outbox.Publisher
+	// keeper recreates a stream the broker lost while the role runs.
+	keeper *queue.Keeper
 }
 
 // openPipeline starts connecting to NATS (without waiting for it) and
@@ -287,9 +289,11 @@ func (s *services) openPipeline(ctx context.Context, role string) (*pipeline, er
 		return nil, err
 	}
 	s.outboxMetrics = metrics
-	pub := outbox.NewPublisher(nc.js, s.topology(), s.store, outbox.PublisherOptions{Logger: s.log, Metrics: metrics})
+	keeper := queue.NewKeeper(nc.js, s.topology(), queue.KeeperOptions{Logger: s.log})
+	pub := outbox.NewPublisher(nc.js, s.topology(), s.store, outbox.PublisherOptions{Logger: s.log, Metrics: metrics,
+		PublishFailed: func(error) { keeper.Kick() }})
 	s.store.SetFastPath(pub)
-	return &pipeline{nats: nc, publisher: pub}, nil
+	return &pipeline{nats: nc, publisher: pub, keeper: keeper}, nil
 }
 
 func (s *services) topology() queue.Topology {
@@ -303,6 +307,7 @@ func (s *services) topology() queue.Topology {
 func (s *services) relay(p *pipeline) *outbox.Relay {
 	return outbox.NewRelay(s.store, s.pool, p.nats.js, s.topology(), outbox.RelayOptions{
 		Logger: s.log, Metrics: s.outboxMetrics, Grace: s.cfg.RelayGrace,
+		PublishFailed: func(error) { p.keeper.Kick() },
 	})
 }
 

@@ -144,30 +144,58 @@ var ErrAttemptLeased = errors.New("store: another delivery of the attempt may st
 // time. A delivery whose worker died is redelivered only after AckWait and
 // its lease runs out at most lease after it began.
 func (s *Store) BeginDelivery(ctx context.Context, ref AttemptRef, delivery int, lease time.Duration) (before AttemptStatus, err error) {
+	d, err := s.BeginDeliveryState(ctx, ref, delivery, lease)
+	return d.Before, err
+}
+
+// Delivery is what BeginDeliveryState found and recorded.
+type Delivery struct {
+	// Before is the attempt's status before this delivery.
+	Before AttemptStatus
+	// Deliveries is the attempt's delivery count with this one: at least
+	// one more than before, so a job re-published from the outbox (whose
+	// copy JetStream counts from 1 again) is still known as a later
+	// delivery, and processors look up what an earlier one did.
+	Deliveries int
+	// LeaseLeft is, with ErrAttemptLeased, how long the earlier
+	// delivery's lease still runs (its start by the database's clock plus
+	// lease, minus now): the time to hand the delivery back for.
+	LeaseLeft time.Duration
+}
+
+// BeginDeliveryState is BeginDelivery that also reports the attempt's
+// delivery count and, when leased, the lease's remaining time.
+func (s *Store) BeginDeliveryState(ctx context.Context, ref AttemptRef, delivery int, lease time.Duration) (Delivery, error) {
+	var d Delivery
 	var leased bool
-	err = s.pool.QueryRow(ctx, `
+	var left float64
+	err := s.pool.QueryRow(ctx, `
 		WITH o AS (
 		    SELECT attempt_id, status, deliveries,
-		           status = 'processing' AND deliveries < $3 AND last_delivery_at > now() - $4::interval AS leased
+		           status = 'processing' AND deliveries < $3 AND last_delivery_at > now() - $4::interval AS leased,
+		           COALESCE(EXTRACT(EPOCH FROM last_delivery_at + $4::interval - now()), 0)::float8 AS lease_left
 		      FROM payment_attempts WHERE org_id = $1 AND attempt_id = $2 FOR UPDATE
 		), u AS (
 		    UPDATE payment_attempts pa
-		       SET status = 'processing', deliveries = GREATEST(o.deliveries, $3),
+		       SET status = 'processing', deliveries = GREATEST(o.deliveries + 1, $3),
 		           last_delivery_at = now(), updated_at = now()
 		      FROM o
 		     WHERE pa.attempt_id = o.attempt_id AND o.status IN ('queued', 'processing') AND NOT o.leased
+		 RETURNING pa.deliveries
 		)
-		SELECT status, leased FROM o`, ref.OrgID, ref.AttemptID, delivery, lease).Scan(&before, &leased)
+		SELECT o.status, o.leased, o.lease_left, COALESCE((SELECT deliveries FROM u), o.deliveries) FROM o`,
+		ref.OrgID, ref.AttemptID, delivery, lease).Scan(&d.Before, &leased, &left, &d.Deliveries)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", ErrNotFound
+		return Delivery{}, ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("store: begin delivery %d of attempt %s: %w", delivery, ref.AttemptID, err)
+		return Delivery{}, fmt.Errorf("store: begin delivery %d of attempt %s: %w", delivery, ref.AttemptID, err)
 	}
 	if leased {
-		return before, ErrAttemptLeased
+		d.LeaseLeft = max(time.Duration(left*float64(time.Second)), 0)
+		return d, ErrAttemptLeased
 	}
-	return before, nil
+	return d, nil
 }
 
 // RecordRetry notes a retryable failure on an open attempt and puts it

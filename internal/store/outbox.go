@@ -227,9 +227,16 @@ func (s *Store) OutboxBacklog(ctx context.Context) (count int64, oldest time.Dur
 	return count, time.Duration(age * float64(time.Second)), nil
 }
 
-// PurgePublished deletes outbox rows published longer ago than retention.
+// PurgePublished deletes outbox rows published longer ago than retention,
+// except the job rows of attempts that have not finished: a job row keeps
+// its payload until its attempt's result commits (CompleteAttempt sets it
+// to NULL), and the worker's reconciler re-publishes an unfinished job
+// from it if the broker lost the message (worker/reconcile.go).
 func (s *Store) PurgePublished(ctx context.Context, retention time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - $1::interval`, retention)
+	tag, err := s.pool.Exec(ctx, `
+		DELETE FROM outbox
+		 WHERE published_at < now() - $1::interval
+		   AND NOT (subject LIKE 'jobs.%' AND payload IS NOT NULL)`, retention)
 	if err != nil {
 		return 0, fmt.Errorf("store: purge published outbox rows: %w", err)
 	}

@@ -89,7 +89,7 @@ func (p *Processor) Process(ctx context.Context, job processors.Job) (processors
 			// Too old for the duplicate check to catch a second charge,
 			// and the lookup failed: charging now could charge twice.
 			log.Warn("authorizenet: cannot verify earlier delivery outside the duplicate window", "err", err)
-			return fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, time.Minute, err)
+			return fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, lookupRetryAfter, err)
 		case err != nil:
 			log.Warn("authorizenet: lookup failed; relying on the duplicate window", "err", err)
 		}
@@ -174,12 +174,12 @@ func (p *Processor) resolveDuplicate(ctx context.Context, job processors.Job, in
 			Message: "approved (original of a duplicate request)", Instrument: inst}, nil
 	}
 	if err != nil {
-		return fail(processors.Retryable, "lookup_failed", "cannot look up the original transaction", inst, time.Minute, err)
+		return fail(processors.Retryable, "lookup_failed", "cannot look up the original transaction", inst, lookupRetryAfter, err)
 	}
 	// Reported as a duplicate but not listed yet (the original may still
 	// be in flight): ask again later, never charge.
 	err = errors.New("duplicate reported but the original transaction is not listed yet")
-	return fail(processors.Retryable, reasonDuplicate, err.Error(), inst, time.Minute, err)
+	return fail(processors.Retryable, reasonDuplicate, err.Error(), inst, lookupRetryAfter, err)
 }
 
 // Resolve answers what became of an attempt: the outcome of its
@@ -212,7 +212,7 @@ func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors
 	}
 	res, found, err := p.lookup(ctx, job, inv, inst)
 	if err != nil {
-		return fail(processors.Retryable, "lookup_failed", "cannot look up the attempt's transaction", inst, time.Minute, err)
+		return fail(processors.Retryable, "lookup_failed", "cannot look up the attempt's transaction", inst, lookupRetryAfter, err)
 	}
 	if !found {
 		return processors.Result{Outcome: processors.Retryable, Code: "not_found",
@@ -222,6 +222,14 @@ func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors
 		"trans_id", res.TransactionID, "outcome", res.Outcome)
 	return res, nil
 }
+
+// lookupRetryAfter is the delay asked for after a lookup of an earlier
+// delivery's charge failed (or did not list it yet). Such failures are
+// usually brief (the reporting API was slow, the transaction not indexed
+// yet), and the payment waits on nothing else: the worker's own backoff
+// (1 s, 5 s, 15 s, 30 s…) applies when it is longer, so the first retries
+// come within 15 s instead of a minute each.
+const lookupRetryAfter = 10 * time.Second
 
 // resolveByID reads the attempt's known transaction. done is false when
 // the invoice lookup must decide instead: the id is unknown to the
@@ -234,7 +242,7 @@ func (p *Processor) resolveByID(ctx context.Context, job processors.Job, id, inv
 		log.Warn("authorizenet: the attempt's transaction id is unknown to the gateway; looking it up by invoice")
 		return processors.Result{}, false, nil
 	case err != nil:
-		res, err := fail(processors.Retryable, "lookup_failed", "cannot read the attempt's transaction", inst, time.Minute, err)
+		res, err := fail(processors.Retryable, "lookup_failed", "cannot read the attempt's transaction", inst, lookupRetryAfter, err)
 		return res, true, err
 	case det.Order == nil || det.Order.InvoiceNumber != inv:
 		log.Error("authorizenet: the attempt's transaction id names another invoice; looking it up by invoice")

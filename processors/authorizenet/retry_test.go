@@ -153,6 +153,11 @@ func TestLookupFailsOutsideWindow(t *testing.T) {
 	if res.Outcome != processors.Retryable || res.Code != "lookup_failed" || err == nil {
 		t.Fatalf("redelivery = %+v, %v; want Retryable lookup_failed", res, err)
 	}
+	// A failed lookup is usually brief: the retry comes within 15 s (the
+	// worker's own backoff takes over when it is longer), not a minute.
+	if res.RetryAfter <= 0 || res.RetryAfter > 15*time.Second {
+		t.Errorf("RetryAfter = %v after a failed lookup, want at most 15s", res.RetryAfter)
+	}
 	if n := e.sim.Requests("createTransactionRequest"); n != 1 {
 		t.Fatalf("createTransactionRequest sent %d times, want 1", n)
 	}
