@@ -167,6 +167,10 @@ type fixtureOpts struct {
 	// workerDatabaseURL, when set, is the worker's own way to PostgreSQL
 	// (through a dbProxy); the API and relay keep theirs.
 	workerDatabaseURL string
+	// natsOptions are added to the fixture's connection (e.g. the roles'
+	// queue.Keepalive); replicas sizes its streams (default 1).
+	natsOptions []nats.Option
+	replicas    int
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -194,8 +198,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	f.topo.Events = env.StreamName("EVENTS_" + strings.ToUpper(id))
 	f.topo.DuplicateWindow = time.Minute
 
-	nc, err := nats.Connect(o.natsURL, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond))
+	f.topo.Replicas = max(o.replicas, 1)
+
+	nc, err := nats.Connect(o.natsURL, append([]nats.Option{nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond)}, o.natsOptions...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

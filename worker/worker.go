@@ -167,7 +167,7 @@ func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons je
 	// to finish their commit and ack.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.opts.Concurrency))
+	it, err := cons.Messages(w.pullOptions()...)
 	if err != nil {
 		return fmt.Errorf("worker: pull %s jobs: %w", proc.Name(), err)
 	}
