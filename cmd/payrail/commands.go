@@ -203,11 +203,16 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 
 // readyChecks are what /readyz reports. The API needs only PostgreSQL to
 // accept payments (the outbox keeps them while NATS is away), so for it
-// NATS is reported but optional. A worker or relay is ready only once NATS
-// answers and the streams are ensured.
+// NATS is reported but optional, as long as the outbox drains within
+// apiOutboxMaxLag (readiness.go). The NATS check comes last: a hung
+// server makes it wait out the probe's timeout, which must not fail the
+// checks before it. A worker or relay is ready only once NATS answers and
+// the streams are ensured; a client on a hung server moves to another
+// node within queue.Keepalive's 6–8 s, and the check answers again.
 func (s *services) readyChecks(p *pipeline, api bool) []intake.Check {
 	if api {
-		return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping, Optional: true}}
+		return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "outbox", Fn: s.outboxLag},
+			{Name: "nats", Fn: p.nats.ping, Optional: true}}
 	}
 	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ready}}
 }
