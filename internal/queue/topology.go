@@ -39,7 +39,7 @@ type Topology struct {
 	// lingering on a replica the server failed to clean up
 	// (docs/security.md, "CVV in JetStream"). It must exceed the longest
 	// legitimate life of a job — its redelivery horizon (worker:
-	// MaxDeliver deliveries with their backoff and AckWait, about 25
+	// MaxDeliver deliveries with their backoff and AckWait, about 24
 	// minutes by default) plus the longest worker outage to ride out —
 	// because a job that ages out is not published again. At least
 	// DuplicateWindow (JetStream requires it).

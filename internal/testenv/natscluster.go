@@ -35,6 +35,7 @@ type NATSCluster struct {
 	cmd     [3]*exec.Cmd
 	exited  [3]chan struct{} // closed when node i's process has been waited for
 	stopped [3]bool
+	version string
 }
 
 // StartNATSCluster starts the three nodes and waits for a JetStream meta
@@ -81,6 +82,11 @@ cluster { name: payrail-test, listen: 127.0.0.1:%d, routes: [%s] }
 		c.Start(i)
 	}
 	c.WaitMetaLeader(30 * time.Second)
+	var v struct {
+		Version string `json:"version"`
+	}
+	_ = c.monitorJSON(0, "/varz", &v)
+	c.version = v.Version
 	t.Logf("NATS cluster (%s, %s) on %s", bin, c.Version(), c.URLs())
 	return c
 }
@@ -188,14 +194,8 @@ func (c *NATSCluster) stopAll() {
 	}
 }
 
-// Version is the servers' version, from node 0's /varz.
-func (c *NATSCluster) Version() string {
-	var v struct {
-		Version string `json:"version"`
-	}
-	_ = c.monitorJSON(0, "/varz", &v)
-	return v.Version
-}
+// Version is the servers' version (node 0's /varz at start).
+func (c *NATSCluster) Version() string { return c.version }
 
 // WaitMetaLeader waits until a running node knows a JetStream meta leader.
 func (c *NATSCluster) WaitMetaLeader(within time.Duration) string {
@@ -225,27 +225,36 @@ func (c *NATSCluster) WaitMetaLeader(within time.Duration) string {
 // StreamMsgs is the number of messages node i's own replica of stream
 // holds (from its /jsz), and whether the node reported the stream.
 func (c *NATSCluster) StreamMsgs(i int, stream string) (uint64, bool) {
+	msgs, _, ok := c.StreamState(i, stream)
+	return msgs, ok
+}
+
+// StreamState is the number of messages node i's own replica of stream
+// holds and its last sequence (from its /jsz), and whether the node
+// reported the stream.
+func (c *NATSCluster) StreamState(i int, stream string) (msgs, lastSeq uint64, ok bool) {
 	var jsz struct {
 		Accounts []struct {
 			Streams []struct {
 				Name  string `json:"name"`
 				State struct {
-					Msgs uint64 `json:"messages"`
+					Msgs    uint64 `json:"messages"`
+					LastSeq uint64 `json:"last_seq"`
 				} `json:"state"`
 			} `json:"stream_detail"`
 		} `json:"account_details"`
 	}
 	if err := c.monitorJSON(i, "/jsz?accounts=true&streams=true", &jsz); err != nil {
-		return 0, false
+		return 0, 0, false
 	}
 	for _, a := range jsz.Accounts {
 		for _, s := range a.Streams {
 			if s.Name == stream {
-				return s.State.Msgs, true
+				return s.State.Msgs, s.State.LastSeq, true
 			}
 		}
 	}
-	return 0, false
+	return 0, 0, false
 }
 
 func (c *NATSCluster) monitorJSON(i int, path string, v any) error {
