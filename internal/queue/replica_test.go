@@ -28,6 +28,9 @@ var MinClusterServer = [3]int{2, 10, 14}
 // MinClusterServer the leftover copies are the known bug and the test
 // skips after reporting them.
 func TestRestartedFollowerDropsAckedJobs(t *testing.T) {
+	if testing.Short() {
+		t.Skip("keeps a node down for over 2 minutes")
+	}
 	c := testenv.StartNATSCluster(t)
 	nc, err := nats.Connect(c.URLs())
 	if err != nil {
