@@ -172,6 +172,10 @@ type fixtureOpts struct {
 	// reconciler would re-publish other tests' unfinished attempts into
 	// this fixture's stream.
 	reconcile bool
+	// natsOptions are added to the fixture's connection (e.g. the roles'
+	// queue.Keepalive); replicas sizes its streams (default 1).
+	natsOptions []nats.Option
+	replicas    int
 }
 
 func newFixture(t testing.TB, o fixtureOpts) *fixture {
@@ -199,8 +203,10 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	f.topo.Events = env.StreamName("EVENTS_" + strings.ToUpper(id))
 	f.topo.DuplicateWindow = time.Minute
 
-	nc, err := nats.Connect(o.natsURL, nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
-		nats.ReconnectWait(100*time.Millisecond))
+	f.topo.Replicas = max(o.replicas, 1)
+
+	nc, err := nats.Connect(o.natsURL, append([]nats.Option{nats.RetryOnFailedConnect(true), nats.MaxReconnects(-1),
+		nats.ReconnectWait(100 * time.Millisecond)}, o.natsOptions...)...)
 	if err != nil {
 		t.Fatal(err)
 	}

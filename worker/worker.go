@@ -218,7 +218,7 @@ func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons je
 // missing, and runs each in a slot with hard as its context.
 func (w *Worker) pull(ctx, hard context.Context, proc processors.Processor, cons jetstream.Consumer,
 	slots chan struct{}, inflight *sync.WaitGroup) error {
-	it, err := cons.Messages(jetstream.PullMaxMessages(w.opts.Concurrency))
+	it, err := cons.Messages(w.pullOptions()...)
 	if err != nil {
 		return fmt.Errorf("worker: pull %s jobs: %w", proc.Name(), err)
 	}

@@ -204,12 +204,16 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 // readyChecks are what /readyz reports. The API needs only PostgreSQL to
 // accept payments (the outbox keeps them while NATS is away or a stream is
 // being recreated), so for it NATS and the streams are reported but
-// optional. A worker or relay is ready only once NATS answers and the
-// streams exist (the keeper recreates a missing one).
+// optional, as long as the outbox drains within apiOutboxMaxLag
+// (readiness.go). The NATS checks come last: a hung server makes them wait
+// out the probe's timeout, which must not fail the checks before them. A
+// worker or relay is ready only once NATS answers and the streams exist
+// (the keeper recreates a missing one); a client on a hung server moves to
+// another node within queue.Keepalive's 6–8 s, and the check answers again.
 func (s *services) readyChecks(p *pipeline, api bool) []intake.Check {
 	if api {
-		return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ping, Optional: true},
-			{Name: "streams", Fn: p.keeper.Check, Optional: true}}
+		return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "outbox", Fn: s.outboxLag},
+			{Name: "nats", Fn: p.nats.ping, Optional: true}, {Name: "streams", Fn: p.keeper.Check, Optional: true}}
 	}
 	return []intake.Check{{Name: "postgres", Fn: s.store.Ping}, {Name: "nats", Fn: p.nats.ready},
 		{Name: "streams", Fn: p.keeper.Check}}

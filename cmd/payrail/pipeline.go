@@ -54,7 +54,7 @@ func connectNATS(url, role string, log *slog.Logger) (*natsClient, error) {
 		c.connectOnce.Do(func() { close(c.connected) })
 		unreachable.reset()
 	}
-	nc, err := nats.Connect(url,
+	nc, err := nats.Connect(url, append(queue.Keepalive(),
 		nats.Name("payrail-"+role),
 		nats.RetryOnFailedConnect(true),
 		nats.MaxReconnects(-1),
@@ -82,9 +82,9 @@ func connectNATS(url, role string, log *slog.Logger) (*natsClient, error) {
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
 			up(nc)
-			log.Info("NATS reconnected")
+			log.Info("NATS reconnected", "server", nc.ConnectedServerName())
 		}),
-	)
+	)...)
 	if err != nil {
 		return nil, fmt.Errorf("connect to NATS at %s: %w", c.url, err)
 	}

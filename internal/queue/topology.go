@@ -33,12 +33,32 @@ type Topology struct {
 	DuplicateWindow time.Duration
 	// EventsMaxAge bounds how long events are kept.
 	EventsMaxAge time.Duration
+	// JobsMaxAge bounds how long any copy of a job stays in the jobs
+	// stream, on every replica, acknowledged or not: the backstop that
+	// keeps a fast-path card job (it carries the sealed CVV) from
+	// lingering on a replica the server failed to clean up
+	// (docs/security.md, "CVV in JetStream"). It must exceed the longest
+	// legitimate life of a job — its redelivery horizon (worker:
+	// MaxDeliver deliveries with their backoff and AckWait, about 24
+	// minutes by default) plus the longest worker outage to ride out —
+	// because a job that ages out is not published again. At least
+	// DuplicateWindow (JetStream requires it).
+	JobsMaxAge time.Duration
 }
 
 // Default is the production topology.
 func Default() Topology {
 	return Topology{SubjectRoot: "payrail", Jobs: "PAYRAIL_JOBS", Events: "PAYRAIL_EVENTS", Replicas: 1,
-		DuplicateWindow: 2 * time.Hour, EventsMaxAge: 7 * 24 * time.Hour}
+		DuplicateWindow: 2 * time.Hour, EventsMaxAge: 7 * 24 * time.Hour, JobsMaxAge: 24 * time.Hour}
+}
+
+// jobsMaxAge is JobsMaxAge, raised to DuplicateWindow if that is longer
+// (JetStream refuses a duplicate window beyond the maximum age).
+func (t Topology) jobsMaxAge() time.Duration {
+	if t.JobsMaxAge <= 0 {
+		return 0
+	}
+	return max(t.JobsMaxAge, t.DuplicateWindow)
 }
 
 // JobsStream is the work-queue stream's name.
@@ -92,6 +112,7 @@ func Ensure(ctx context.Context, js jetstream.JetStream, t Topology) error {
 		Storage:     jetstream.FileStorage,
 		Replicas:    max(t.Replicas, 1),
 		Duplicates:  t.DuplicateWindow,
+		MaxAge:      t.jobsMaxAge(),
 		Discard:     jetstream.DiscardOld,
 	}, {
 		Name:        t.EventsStream(),

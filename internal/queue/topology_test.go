@@ -66,7 +66,7 @@ func TestEnsureIsIdempotentOnBothServers(t *testing.T) {
 			}
 			cfg := jobs.CachedInfo().Config
 			if cfg.Retention != jetstream.WorkQueuePolicy || cfg.Storage != jetstream.FileStorage ||
-				cfg.Duplicates != topo.DuplicateWindow || cfg.Subjects[0] != topo.Subject("jobs.>") {
+				cfg.Duplicates != topo.DuplicateWindow || cfg.Subjects[0] != topo.Subject("jobs.>") || cfg.MaxAge != topo.JobsMaxAge {
 				t.Errorf("jobs stream config %+v", cfg)
 			}
 			events, err := js.Stream(ctx, topo.Events)
