@@ -39,7 +39,7 @@ type NATSCluster struct {
 }
 
 // StartNATSCluster starts the three nodes and waits for a JetStream meta
-// leader. It skips the test when no nats-server binary is found.
+// leader. It fails the test when no nats-server binary is found.
 func StartNATSCluster(t testing.TB) *NATSCluster {
 	t.Helper()
 	bin := os.Getenv(NATSServerEnv)
@@ -49,7 +49,7 @@ func StartNATSCluster(t testing.TB) *NATSCluster {
 		} else if _, err := os.Stat("/usr/sbin/nats-server"); err == nil {
 			bin = "/usr/sbin/nats-server"
 		} else {
-			t.Skipf("no nats-server binary (set %s)", NATSServerEnv)
+			t.Fatalf("no nats-server binary: install Debian's nats-server package or set %s", NATSServerEnv)
 		}
 	}
 	c := &NATSCluster{t: t, bin: bin, dir: t.TempDir()}
