@@ -169,6 +169,7 @@ func New(cfg Config) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.Default()
 	}
+	s.log = slog.New(requestIDHandler{s.log.Handler()})
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -191,7 +192,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = metrics
 	s.routes()
-	s.handler = s.recoverPanics(s.observe(http.HandlerFunc(s.dispatch)))
+	s.handler = withRequestID(s.recoverPanics(s.observe(http.HandlerFunc(s.dispatch))))
 	return s, nil
 }
 
