@@ -59,8 +59,16 @@ func (k *Keeper) Kick() {
 // stream) when one does not, another error when JetStream cannot be
 // asked.
 func (k *Keeper) Check(ctx context.Context) error {
+	// Without a connection a JetStream request only waits out ctx: say so
+	// at once, so a readiness probe answers within its timeout.
+	if nc := k.js.Conn(); nc != nil && !nc.IsConnected() {
+		return ErrNotConnected
+	}
 	return CheckStreams(ctx, k.js, k.topo)
 }
+
+// ErrNotConnected: NATS is not connected, so the streams cannot be asked.
+var ErrNotConnected = errors.New("queue: NATS is not connected")
 
 // CheckStreams reports whether both of t's streams exist.
 func CheckStreams(ctx context.Context, js jetstream.JetStream, t Topology) error {
