@@ -55,7 +55,9 @@ type RefusedError struct{ Reason string }
 
 func (e *RefusedError) Error() string { return "redrive refused: " + e.Reason }
 
-func refused(format string, args ...any) error { return &RefusedError{Reason: fmt.Sprintf(format, args...)} }
+func refused(format string, args ...any) error {
+	return &RefusedError{Reason: fmt.Sprintf(format, args...)}
+}
 
 // Redrive executes r: what can be redriven, and how, is in docs/states.md
 // (Operator redrive). In short: only a dead attempt of an INVALID line

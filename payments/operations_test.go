@@ -87,7 +87,7 @@ func (f *redriveFixture) resolvers() map[string]processors.Resolver {
 func (f *redriveFixture) kill(t *testing.T, attemptID string) {
 	t.Helper()
 	_, err := f.svc.Apply(context.Background(), Outcome{Attempt: store.AttemptRef{OrgID: f.org, AttemptID: attemptID},
-		Actor: "worker:" + processors.AuthorizeNet,
+		Actor:  "worker:" + processors.AuthorizeNet,
 		Result: processors.Result{Outcome: Dead, Code: "E00001", Message: "An error occurred during processing."}})
 	if err != nil {
 		t.Fatal(err)
