@@ -88,8 +88,17 @@ func runPayments(ctx context.Context, args []string) error {
 		reason = fs.String("reason", "", "why, recorded on the audit transition (e.g. a ticket)")
 		actor = fs.String("actor", "", `who, recorded as "operator:NAME" (default $USER)`)
 	}
-	if err := cl.parse(args[1:]); err != nil {
+	rest, id := args[1:], ""
+	if sub != "list" {
+		rest, id = splitID(rest)
+	}
+	if err := cl.parse(rest); err != nil {
 		return err
+	}
+	if id == "" && fs.NArg() == 1 {
+		id = fs.Arg(0)
+	} else if fs.NArg() > 0 {
+		id = ""
 	}
 	var q store.AttemptQuery
 	if sub == "list" {
@@ -110,7 +119,7 @@ func runPayments(ctx context.Context, args []string) error {
 			fmt.Fprintf(os.Stderr, "payrail payments list: --limit %d: want at least 1\n", q.Limit)
 			return errUsage
 		}
-	} else if fs.NArg() != 1 {
+	} else if id == "" {
 		fmt.Fprintf(os.Stderr, "payrail payments %s: name one ID (a line item id or an attempt id)\n\n%s", sub, paymentsUsage)
 		return errUsage
 	}
@@ -145,7 +154,7 @@ func runPayments(ctx context.Context, args []string) error {
 		printAttemptList(out, q, as, time.Now(), *asJSON)
 		return nil
 	case "show":
-		li, err := findPayment(ctx, st, *org, *account, fs.Arg(0))
+		li, err := findPayment(ctx, st, *org, *account, id)
 		if err != nil {
 			return err
 		}
@@ -158,7 +167,7 @@ func runPayments(ctx context.Context, args []string) error {
 	}
 
 	// redrive
-	li, err := findPayment(ctx, st, *org, *account, fs.Arg(0))
+	li, err := findPayment(ctx, st, *org, *account, id)
 	if err != nil {
 		return err
 	}
@@ -198,6 +207,23 @@ func runPayments(ctx context.Context, args []string) error {
 	}, time.Now())
 	printRedrive(out, li, res, err, *asJSON)
 	return err
+}
+
+// splitID takes the ID out of show's and redrive's arguments, so flags
+// may come before or after it: the first argument that is neither a flag
+// nor a flag's value.
+func splitID(args []string) (rest []string, id string) {
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if !strings.HasPrefix(a, "-") {
+			return append(append([]string{}, args[:i]...), args[i+1:]...), a
+		}
+		name := strings.TrimLeft(a, "-")
+		if !strings.Contains(name, "=") && name != "json" && name != "h" && name != "help" {
+			i++ // the flag's value
+		}
+	}
+	return args, ""
 }
 
 // findPayment finds the line item named by id: a line item id (within
