@@ -61,3 +61,26 @@ func CheckEdit(cur store.LineItem, to store.Status, amountCents int64) error {
 	}
 	return nil
 }
+
+// CheckRedrive judges an operator's redrive of a line item's attempt
+// (payrail payments redrive): the one way out of a final state. It is
+// allowed only for an executed payment whose attempt is dead (deliveries
+// exhausted without the processor deciding) and whose line item is
+// therefore INVALID. The redrive then either records what the processor
+// says happened (INVALID → VALID, DECLINED, or PENDING while held) or,
+// when the processor says nothing happened, replaces the dead attempt
+// with a new one (INVALID → PENDING). Every other INVALID line item —
+// a permanent processor error, a client's edit — stays final.
+func CheckRedrive(cur store.LineItem) error {
+	to := store.StatusPending
+	refuse := func(reason string) error { return &store.TransitionError{From: cur.Status, To: to, Reason: reason} }
+	switch {
+	case cur.Processor == "" || cur.Attempt == nil:
+		return refuse("only an executed payment's dead attempt can be redriven; " + cur.LineItemID + " has no attempt")
+	case cur.Attempt.Status != store.AttemptDead:
+		return refuse("attempt " + cur.Attempt.AttemptID + " is " + string(cur.Attempt.Status) + ", not dead: only a dead attempt can be redriven")
+	case cur.Status != store.StatusInvalid:
+		return refuse("the line item of dead attempt " + cur.Attempt.AttemptID + " is " + string(cur.Status) + ", not INVALID")
+	}
+	return nil
+}

@@ -100,13 +100,15 @@ const (
 	roleNacha // payrail nacha drop|returns|settle
 	roleEvents
 	roleWebhooks
+	rolePayments // payrail payments list|show
+	roleRedrive  // payrail payments redrive
 
 	roleServers = roleDev | roleAPI | roleWorker | roleRelay | roleWebhooks // open services and a pipeline
-	roleDB      = roleServers | roleNacha                                   // open a connection pool
+	roleDB      = roleServers | roleNacha | rolePayments | roleRedrive      // open a connection pool
 	roleAPIs    = roleDev | roleAPI                                         // serve the HTTP API
 	roleWorkers = roleDev | roleWorker                                      // execute jobs
 	roleACH     = roleWorkers | roleNacha                                   // run the NACHA processor
-	roleAuthNet = roleWorkers | roleAPI                                     // call Authorize.Net (charges; profile checks)
+	roleAuthNet = roleWorkers | roleAPI | roleRedrive                       // call Authorize.Net (charges; profile checks; redrive lookups)
 	roleHooks   = roleDev | roleWebhooks                                    // deliver webhooks
 )
 
@@ -416,7 +418,7 @@ func (c *config) settings(logFormat string) []*setting {
 		{env: "PAYRAIL_METRICS_ADDR", flag: "metrics-addr", typ: "host:port", def: "127.0.0.1:9091",
 			usage: "where the process serves /metrics, /healthz and /readyz (the ops listener; the API does not serve /metrics); empty turns it off",
 			roles: roleServers, parse: checked(&c.MetricsAddr, wantAddr("127.0.0.1:9091"))},
-		strSetting(&c.VarDir, "PAYRAIL_VAR_DIR", "var-dir", "./var", "local state of payrail dev (its keys, client and NATS address)", roleDev|roleNacha|roleEvents),
+		strSetting(&c.VarDir, "PAYRAIL_VAR_DIR", "var-dir", "./var", "local state of payrail dev (its keys, client and NATS address)", roleDev|roleNacha|roleEvents|rolePayments|roleRedrive),
 		{env: "PAYRAIL_JWT_SECRET", flag: "jwt-secret", typ: "base64", usage: "base64 key, at least 32 bytes, that signs access tokens",
 			roles: roleAPIs, secret: true, parse: func(v string) error { c.JWTSecret = v; return nil }},
 		durationSetting(&c.TokenTTL, "PAYRAIL_TOKEN_TTL", "token-ttl", time.Hour, time.Nanosecond, "access token lifetime", roleAPIs),
@@ -430,8 +432,8 @@ func (c *config) settings(logFormat string) []*setting {
 				return err
 			}},
 		{env: "PAYRAIL_ENCRYPTION_KEYS", flag: "encryption-keys", typ: "keys", usage: "AES-256 keys as id=base64 pairs, comma-separated",
-			roles: roleAPIs | roleWorker | roleNacha | roleWebhooks, secret: true, parse: func(v string) error { c.EncryptionKey = v; return nil }},
-		strSetting(&c.EncryptionKID, "PAYRAIL_ENCRYPTION_KEY_ID", "encryption-key-id", "", "key id that seals new values; default the first", roleAPIs|roleWorker|roleNacha|roleWebhooks),
+			roles: roleAPIs | roleWorker | roleNacha | roleWebhooks | roleRedrive, secret: true, parse: func(v string) error { c.EncryptionKey = v; return nil }},
+		strSetting(&c.EncryptionKID, "PAYRAIL_ENCRYPTION_KEY_ID", "encryption-key-id", "", "key id that seals new values; default the first", roleAPIs|roleWorker|roleNacha|roleWebhooks|roleRedrive),
 		{env: "PAYRAIL_LOG_LEVEL", flag: "log-level", typ: "level", def: "info", usage: "debug, info, warn or error",
 			roles: roleDB, parse: strict(&c.LogLevel, wantLogLevel)},
 		{env: "PAYRAIL_LOG_FORMAT", flag: "log-format", typ: "format", def: logFormat, usage: "json or text",
@@ -502,7 +504,7 @@ type cmdline struct {
 // lookup reads the environment (os.LookupEnv outside tests).
 func newCmdline(name string, r role, lookup func(string) (string, bool)) *cmdline {
 	logFormat := "json"
-	if r&(roleDev|roleNacha) != 0 {
+	if r&(roleDev|roleNacha|rolePayments|roleRedrive) != 0 {
 		logFormat = "text"
 	}
 	cl := &cmdline{name: name, role: r, cfg: &config{role: r}, fs: flag.NewFlagSet(name, flag.ContinueOnError)}
@@ -545,7 +547,7 @@ func (cl *cmdline) parse(args []string) error {
 	if s := cl.setting("PAYRAIL_WEBHOOKS_ALLOW_PRIVATE"); c.dev && s != nil && s.source == "" {
 		c.WebhooksAllowPrivate = true // a laptop's receiver listens on loopback
 	}
-	if cl.role == roleNacha {
+	if cl.role&(roleNacha|rolePayments|roleRedrive) != 0 {
 		if err := c.loadDevSecrets(); err != nil {
 			problems = append(problems, err.Error())
 		}

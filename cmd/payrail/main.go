@@ -30,6 +30,7 @@ Usage:
   payrail nacha returns [--json] FILE... ingest NACHA return / NOC files
   payrail nacha settle [--json]          settle entries whose return window passed
   payrail events [--status S] [--follow]  print line item events from the events stream
+  payrail payments list|show|redrive ...  find dead, held and stuck payments; show one; redrive a dead attempt
   payrail anetsim  [flags]   the Authorize.Net simulator, standalone
   payrail clients create --org ORG --name NAME [--role ROLE] [--create-org] [--json]
                              create an API client; prints its secret once
@@ -64,6 +65,7 @@ func init() {
 		{"anetsim", "The Authorize.Net simulator, standalone.", runAnetsim},
 		{"nacha", "NACHA operator commands: drop, returns, settle, simulate-return.", runNacha},
 		{"events", "Print line item events from the events stream.", runEvents},
+		{"payments", "Operator commands for payments: list attempts by status, show one, redrive a dead attempt.", runPayments},
 		{"version", "The version, commit and Go version of this binary.", runVersion},
 	}
 }

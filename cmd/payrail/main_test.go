@@ -81,6 +81,7 @@ func TestHelpShowsNoSecretAndExitsZero(t *testing.T) {
 		{"nacha", "-h"}, {"nacha", "--help"}, {"nacha", "drop", "-h"}, {"nacha", "returns", "--help"},
 		{"nacha", "settle", "-h"}, {"nacha", "simulate-return", "-h"},
 		{"clients", "-h"}, {"clients", "create", "-h"},
+		{"payments", "-h"}, {"payments", "list", "-h"}, {"payments", "show", "-h"}, {"payments", "redrive", "-h"},
 	} {
 		t.Run(strings.Join(args, " "), func(t *testing.T) {
 			r := payrail(t, secretEnv, args...)
