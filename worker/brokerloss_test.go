@@ -82,10 +82,15 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 	// The API runs its relay (PAYRAIL_API_RELAY defaults to true). The
 	// worker is slow (two jobs at a time, 200 ms each), so jobs wait in
 	// the stream.
-	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: common}
+	// A relay of its own serves the readiness of a role that needs the
+	// streams: the API stays ready while its outbox is the buffer
+	// (cmd/payrail readiness), a relay or worker does not.
+	opsAddr := freePort(t)
+	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR=")}
+	rel := &process{t: t, name: "payrail relay", args: []string{bin, "relay"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR="+opsAddr)}
 	wrk := &process{t: t, name: "worker", args: []string{os.Args[0], "-test.run=^$"}, env: append(slices.Clone(common),
 		childWorkerEnv+"=1", "PAYRAIL_TEST_RECONCILE=1", "PAYRAIL_TEST_CONCURRENCY=2", "PAYRAIL_TEST_PROCESS_DELAY=200ms")}
-	for _, p := range []*process{api, wrk} {
+	for _, p := range []*process{api, rel, wrk} {
 		p.start()
 		defer func() {
 			if p.cmd.ProcessState == nil {
@@ -94,9 +99,9 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 		}()
 	}
 	base := "http://" + addr
-	readyz := func() (int, string) {
+	get := func(url string) (int, string) {
 		c := &http.Client{Timeout: 3 * time.Second}
-		res, err := c.Get(base + "/readyz")
+		res, err := c.Get(url)
 		if err != nil {
 			return 0, err.Error()
 		}
@@ -104,7 +109,9 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 		b, _ := io.ReadAll(res.Body)
 		return res.StatusCode, string(b)
 	}
-	apiLog := func() string { return tail(api.out.String(), 3000) }
+	readyz := func() (int, string) { return get("http://" + opsAddr + "/readyz") }
+	apiReadyz := func() (int, string) { return get(base + "/readyz") }
+	apiLog := func() string { return tail(api.out.String(), 3000) + "\n" + tail(rel.out.String(), 3000) }
 	waitFor(t, 60*time.Second, func() bool { code, _ := readyz(); return code == 200 }, apiLog)
 
 	client := &http.Client{Timeout: 10 * time.Second}
@@ -192,6 +199,10 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, 10*time.Second, func() bool { code, _ := readyz(); return code == 503 }, apiLog)
+	// The API keeps accepting payments into its outbox meanwhile.
+	if code, body := apiReadyz(); code != 200 {
+		t.Errorf("the API's /readyz with the broker away: %d %s; want 200 (its outbox is the buffer)", code, body)
+	}
 	time.Sleep(time.Second)
 	ns2 := startNATS(t, nopts) // same port, empty store
 	returned := time.Now()
