@@ -143,25 +143,7 @@ func storedJob(t *testing.T, org, accountID, lineItemID string) (subject string,
 	return subject, payload, fastPath
 }
 
-// syncBuffer collects the server's log for leak checks.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) Bytes() []byte {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]byte(nil), s.b.Bytes()...)
-}
-
-func withLog(buf *syncBuffer) harnessOpt {
+func withLog(buf *testenv.LogBuffer) harnessOpt {
 	return func(c *Config) {
 		c.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -224,7 +206,7 @@ var (
 // attempt and the masked instrument, and nowhere the card number or CVV.
 func TestGuestPaymentSeedExamples(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	h := newHarness(t, withLog(&logs))
 	eff := recent()
 

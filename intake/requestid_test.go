@@ -3,6 +3,8 @@ package intake
 import (
 	"strings"
 	"testing"
+
+	"github.com/payrail/payrail/internal/testenv"
 )
 
 // A request id is taken from the caller when it is a plain token, made
@@ -11,7 +13,7 @@ import (
 // replaced. (Line breaks and NULs never get past net/http.)
 func TestRequestIDInAnswerAndLogs(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testenv.LogBuffer
 	h := newHarness(t, withLog(&logs))
 	acct := h.account()
 

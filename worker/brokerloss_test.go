@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
@@ -114,31 +113,8 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 	apiLog := func() string { return tail(api.out.String(), 3000) + "\n" + tail(rel.out.String(), 3000) }
 	waitFor(t, 60*time.Second, func() bool { code, _ := readyz(); return code == 200 }, apiLog)
 
-	client := &http.Client{Timeout: 10 * time.Second}
-	post := func(path, token string, body, into any) (int, error) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", base+path, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer res.Body.Close()
-		if into != nil {
-			_ = json.NewDecoder(res.Body).Decode(into)
-		}
-		return res.StatusCode, nil
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if code, err := post("/auth/token", "", map[string]string{"client_id": creds.ClientID, "client_secret": creds.ClientSecret}, &tok); err != nil || code != 200 {
-		t.Fatalf("token: %d %v", code, err)
-	}
-	if code, err := post("/accounts", tok.AccessToken, map[string]any{"account_id": "acct_bl", "product_id": "p", "customer_name": "Pat Doe"}, nil); err != nil || code != 200 {
+	post, token := apiClient(t, base, creds.ClientID, creds.ClientSecret)
+	if code, err := post("/accounts", token, map[string]any{"account_id": "acct_bl", "product_id": "p", "customer_name": "Pat Doe"}, nil); err != nil || code != 200 {
 		t.Fatalf("create account: %d %v", code, err)
 	}
 	payAll := func(prefix string, n int) {
@@ -151,7 +127,7 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 				body := map[string]any{"line_item_id": fmt.Sprintf("%s-%03d", prefix, i), "original_amount_cents": 1000 + i,
 					"payment_details": map[string]any{"payment_type": "DEBIT", "payment_processor_name": "AUTHORIZE_NET",
 						"card_number": "4111111111111111", "expiration_date": "12/30", "cvv": "123", "zip": "46201"}}
-				if code, err := post("/accounts/acct_bl/line_items/payments/guest_payment", tok.AccessToken, body, nil); err != nil || code != 200 {
+				if code, err := post("/accounts/acct_bl/line_items/payments/guest_payment", token, body, nil); err != nil || code != 200 {
 					t.Errorf("payment %s-%d: %d %v", prefix, i, code, err)
 				}
 			}()

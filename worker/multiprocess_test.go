@@ -260,31 +260,7 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 		return err == nil && res.StatusCode == 200
 	}, func() string { return tail(api.out.String(), 2000) })
 
-	client := &http.Client{Timeout: 10 * time.Second}
-	post := func(path, token string, body, into any) (int, error) {
-		b, _ := json.Marshal(body)
-		req, _ := http.NewRequest("POST", base+path, bytes.NewReader(b))
-		req.Header.Set("Content-Type", "application/json")
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		res, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer res.Body.Close()
-		if into != nil {
-			_ = json.NewDecoder(res.Body).Decode(into)
-		}
-		return res.StatusCode, nil
-	}
-	var tok struct {
-		AccessToken string `json:"access_token"`
-	}
-	if code, err := post("/auth/token", "", map[string]string{"client_id": creds.ClientID, "client_secret": creds.ClientSecret}, &tok); err != nil || code != 200 {
-		t.Fatalf("token: %d %v", code, err)
-	}
-	token := tok.AccessToken
+	post, token := apiClient(t, base, creds.ClientID, creds.ClientSecret)
 	if code, err := post("/accounts", token, map[string]any{"account_id": "acct_mp", "product_id": "p", "customer_name": "Pat Doe"}, nil); err != nil || code != 200 {
 		t.Fatalf("create account: %d %v", code, err)
 	}
@@ -409,4 +385,36 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 	for _, p := range []*process{api, relay, wrk} {
 		p.stop()
 	}
+}
+
+// apiClient gets an access token from the API at base for the client and
+// returns a poster of JSON bodies with it: post(path, token, body, into)
+// answers the status code and decodes the answer into into when not nil.
+func apiClient(t *testing.T, base, clientID, secret string) (post func(path, token string, body, into any) (int, error), token string) {
+	t.Helper()
+	client := &http.Client{Timeout: 10 * time.Second}
+	post = func(path, token string, body, into any) (int, error) {
+		b, _ := json.Marshal(body)
+		req, _ := http.NewRequest("POST", base+path, bytes.NewReader(b))
+		req.Header.Set("Content-Type", "application/json")
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		defer res.Body.Close()
+		if into != nil {
+			_ = json.NewDecoder(res.Body).Decode(into)
+		}
+		return res.StatusCode, nil
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	if code, err := post("/auth/token", "", map[string]string{"client_id": clientID, "client_secret": secret}, &tok); err != nil || code != 200 {
+		t.Fatalf("token: %d %v", code, err)
+	}
+	return post, tok.AccessToken
 }

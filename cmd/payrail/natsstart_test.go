@@ -57,28 +57,10 @@ func closeServices() {
 	}
 }
 
-// syncBuffer is a process's output, read while it runs.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // running is a payrail process started by startPayrail.
 type running struct {
 	cmd  *exec.Cmd
-	out  *syncBuffer // stdout and stderr
+	out  *testenv.LogBuffer // stdout and stderr
 	done chan struct{}
 }
 
@@ -91,7 +73,7 @@ func startPayrail(t *testing.T, env map[string]string, args ...string) *running 
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
 	cmd.Dir = t.TempDir()
-	r := &running{cmd: cmd, out: &syncBuffer{}, done: make(chan struct{})}
+	r := &running{cmd: cmd, out: &testenv.LogBuffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = r.out, r.out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
