@@ -88,6 +88,9 @@ type Processor struct {
 	// recordChunk: entries per recording transaction of a drop
 	// (markWritten); 0 means defaultRecordChunk.
 	recordChunk int
+	// assignChunk: entries per assignment transaction of createFile; 0
+	// means defaultAssignChunk.
+	assignChunk int
 	// padShortRecords: Config.PadShortReturnRecords.
 	padShortRecords bool
 	// limits are the NACHA field limits the file builder splits batches

@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,6 +43,22 @@ func TestDropCrashBetweenRecordingChunksThenRerun(t *testing.T) {
 	}
 	if status != fileBuilding || dropped != 2 || batched != 3 {
 		t.Fatalf("after the crash: file %s, %d dropped, %d batched; want building, 2, 3", status, dropped, batched)
+	}
+	// Nor can an operator release it: part of it is announced.
+	var fileID, name string
+	if err := env.Pool.QueryRow(f.ctx, `SELECT file_id, file_name FROM nacha_files WHERE org_id = $1`, f.org).Scan(&fileID,
+		&name); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(t.TempDir(), name)
+	if err := os.Rename(filepath.Join(f.dir, name), moved); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.p.ReleaseFile(f.ctx, fileID); err == nil || !strings.Contains(err.Error(), "already recorded dropped") {
+		t.Fatalf("release of a file half recorded: %v", err)
+	}
+	if err := os.Rename(moved, filepath.Join(f.dir, name)); err != nil {
+		t.Fatal(err)
 	}
 	f.setNow(cutoff.Add(5 * time.Minute))
 	res := f.mustDrop(cutoff)
@@ -151,4 +170,58 @@ func TestEventSQLMatchesEvent(t *testing.T) {
 		compare(li, store.StatusPending, "settlement window passed without a return", settleAt)
 	}
 
+}
+
+// File creation assigns entries in chunks, each its own transaction. One
+// that stops after the first chunk leaves a file being created (released,
+// no released_at) that no recovery path touches; the next drop gives its
+// entries back to the cutoff, keeps the row as a record, and cuts them all
+// into a new file.
+func TestDropCrashBetweenAssignmentChunksThenRerun(t *testing.T) {
+	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
+	f.p.assignChunk = 2
+	for i := 0; i < 5; i++ {
+		f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
+			amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
+	}
+	cutoff := ny(t, 2025, 12, 2, 21, 0)
+	f.setNow(cutoff)
+	f.p.hook = crashOnce(StepAssignedChunk)
+	if _, err := f.drop(cutoff); !errors.Is(err, errCrash) {
+		t.Fatalf("drop with a crash after the first assigned chunk: %v", err)
+	}
+	var status string
+	var releasedAt *time.Time
+	var batched int
+	if err := env.Pool.QueryRow(f.ctx, `
+		SELECT nf.status, nf.released_at, (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id AND e.status = 'batched')
+		  FROM nacha_files nf WHERE nf.org_id = $1`, f.org).Scan(&status, &releasedAt, &batched); err != nil {
+		t.Fatal(err)
+	}
+	if status != "released" || releasedAt != nil || batched != 2 {
+		t.Fatalf("after the crash: file %s released_at %v with %d batched; want released, none, 2", status, releasedAt, batched)
+	}
+	f.setNow(cutoff.Add(5 * time.Minute))
+	res := f.mustDrop(cutoff)
+	if len(res.Files) != 1 || res.Files[0].Recovered || res.Files[0].Status != fileWritten || res.Files[0].Entries != 5 {
+		t.Fatalf("re-run = %+v, want one new file with all 5 entries, written", res.Files)
+	}
+	checkDropInvariants(t, f)
+	var released int
+	if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_files WHERE org_id = $1 AND status = 'released'
+		AND released_at IS NOT NULL AND entry_count = 0`, f.org).Scan(&released); err != nil {
+		t.Fatal(err)
+	}
+	if released != 1 {
+		t.Errorf("%d interrupted files kept as released records, want 1", released)
+	}
+	for i := 0; i < 5; i++ {
+		li := fmt.Sprintf("li_%d", i)
+		if e := f.entry(li); e.Status != entryDropped || e.FileID != res.Files[0].FileID {
+			t.Errorf("%s is %s in %s after the re-run", li, e.Status, e.FileID)
+		}
+		if ev := f.events(li); len(ev) != 1 || ev[0] != "dropped" {
+			t.Errorf("%s events = %v, want one dropped", li, ev)
+		}
+	}
 }

@@ -20,7 +20,8 @@ import (
 // with PAYRAIL_NACHA_SCALE=N and PAYRAIL_NACHA_SCALE_MODE=bare it builds
 // and writes N entries with bare moov-io/ach; with mode drop it seeds N
 // staged entries (not measured) and runs payrail's drop through the
-// store's real ledger (attempts stamped, one outbox event per line item).
+// store's real ledger (attempts stamped, one outbox event per line item,
+// built in PostgreSQL), then prints the drop's own timing log lines.
 // Each mode runs in its own process so peak RSS (VmHWM, reset before the
 // measured step) is its own. It prints one line: mode, entries, seconds,
 // peak RSS MiB.
@@ -56,7 +57,7 @@ func TestScaleCompare(t *testing.T) {
 		}
 		fmt.Printf("SCALE drop entries=%d seconds=%.2f peak_rss_mib=%.1f\n", n, took.Seconds(), rss)
 		for _, l := range strings.Split(f.logs.String(), "\n") {
-			if strings.Contains(l, "NACHA file created") || strings.Contains(l, "NACHA file written") {
+			if strings.Contains(l, "msg=\"NACHA file") {
 				fmt.Println("SCALE log", l)
 			}
 		}
