@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/moov-io/ach"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/processors"
 	"github.com/payrail/payrail/processors/nacha/nachafile"
 )
 
@@ -165,22 +167,38 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 	planBegan := time.Now()
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		rec, ok, setAside, due = fileRecord{}, false, 0, nil
+		// A million due entries are held here while planning, so each is
+		// kept small: the name comes back only when it fails the check
+		// unwritable makes (non-empty printable ASCII of at most 22
+		// bytes), and the short codes are shared constants.
 		rows, err := tx.Query(ctx, `
 			SELECT entry_id, standard_entry_class, GREATEST(effective_entry_date, $2::date), amount_cents, rdfi_routing,
-			       individual_name, account_type, account_number_enc IS NULL
+			       CASE WHEN individual_name ~ $4 THEN NULL ELSE individual_name END, account_type,
+			       account_number_enc IS NULL, count(*) OVER ()
 			  FROM nacha_entries
 			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3
-			 ORDER BY 2, 3, 1`, orgID, earliest, horizon)
+			 ORDER BY 2, 3, 1`, orgID, earliest, horizon, fmt.Sprintf(`^[ -~]{1,%d}$`, processors.MaxACHNameChars))
 		if err != nil {
 			return err
 		}
 		var bad []setAsideRow
 		for rows.Next() {
 			var e dueEntry
-			if err := rows.Scan(&e.ID, &e.SEC, &e.Effective, &e.Amount, &e.RDFI, &e.Name, &e.AccountType, &e.Purged); err != nil {
+			var name *string
+			var total int
+			if err := rows.Scan(&e.ID, &e.SEC, &e.Effective, &e.Amount, &e.RDFI, &name, &e.AccountType, &e.Purged,
+				&total); err != nil {
 				rows.Close()
 				return err
 			}
+			if due == nil {
+				due = make([]dueEntry, 0, total)
+			}
+			e.Name = nameChecked
+			if name != nil {
+				e.Name = *name
+			}
+			e.SEC, e.AccountType = internCode(e.SEC), internCode(e.AccountType)
 			if why := e.unwritable(p.limits); why != "" {
 				bad = append(bad, setAsideRow{EntryID: e.ID, Reason: why})
 				continue
@@ -357,7 +375,13 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
 	}
 	rec.Status = fileBuilding
-	p.log.Info("NACHA file entries assigned", "org_id", orgID, "file_id", rec.FileID, "entries", len(due),
+	n := len(due)
+	if due = nil; n >= 100_000 {
+		// The plan of a large file is garbage now; collect it before the
+		// build allocates the file, so the two never add up in memory.
+		runtime.GC()
+	}
+	p.log.Info("NACHA file entries assigned", "org_id", orgID, "file_id", rec.FileID, "entries", n,
 		"plan_transaction_took", planned, "assign_took", time.Since(assignBegan), "longest_assign_transaction", longest)
 	return rec, true, nil
 }
@@ -402,6 +426,30 @@ func (p *Processor) releaseInterruptedCreations(ctx context.Context, orgID strin
 			"file_ids", ids, "entries", tag.RowsAffected())
 		return nil
 	})
+}
+
+// nameChecked stands for a name PostgreSQL found writable when the due
+// entries are read for planning (which needs no names).
+const nameChecked = "-"
+
+// internCode returns the shared constant for a SEC code or account type, so
+// a million due entries do not each hold their own copy.
+func internCode(s string) string {
+	switch s {
+	case ach.WEB:
+		return ach.WEB
+	case ach.PPD:
+		return ach.PPD
+	case ach.CCD:
+		return ach.CCD
+	case ach.TEL:
+		return ach.TEL
+	case "CHECKING":
+		return "CHECKING"
+	case "SAVINGS":
+		return "SAVINGS"
+	}
+	return s
 }
 
 // reserveTraces reserves n consecutive trace sequence numbers of the ODFI

@@ -36,7 +36,10 @@ func (p *Processor) markWritten(ctx context.Context, rec fileRecord, sum []byte,
 		chunk = defaultRecordChunk
 	}
 	// Keyset on the file index (batch, trace) so every chunk costs the
-	// same; a re-run starts over and skips what is already dropped.
+	// same; a re-run starts over and skips what is already dropped. No
+	// row locks (FOR UPDATE writes every row once more): the drop lock
+	// keeps other droppers and release-file away, and the UPDATE checks
+	// the status again.
 	lastBatch, lastTrace := 0, ""
 	// Timers for the log: marking entries versus the whole chunk (the
 	// rest is the ledger), and the longest chunk transaction.
@@ -52,10 +55,9 @@ func (p *Processor) markWritten(ctx context.Context, rec fileRecord, sum []byte,
 				    SELECT entry_id FROM nacha_entries
 				     WHERE file_id = $1 AND (batch_number, trace_number) > ($2, $3) AND status = 'batched'
 				     ORDER BY batch_number, trace_number LIMIT $4
-				       FOR UPDATE
 				)
 				UPDATE nacha_entries e SET status = 'dropped', dropped_at = $5
-				  FROM next WHERE e.entry_id = next.entry_id
+				  FROM next WHERE e.entry_id = next.entry_id AND e.status = 'batched'
 				RETURNING e.org_id, e.account_id, e.line_item_id, e.attempt_id, e.batch_number, e.trace_number`,
 				rec.FileID, lastBatch, lastTrace, chunk, now)
 			if err != nil {
