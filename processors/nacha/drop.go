@@ -143,9 +143,13 @@ func (p *Processor) DropAt(ctx context.Context, cutoffAt time.Time) (res DropRes
 	}
 
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
+	// Orgs with entries due, and orgs with a file creation to undo (its
+	// entries may be all it had).
 	rows, err = p.pool.Query(ctx, `
-		SELECT DISTINCT org_id FROM nacha_entries
-		 WHERE status = 'staged' AND effective_entry_date <= $1 ORDER BY org_id`, horizon)
+		SELECT org_id FROM nacha_entries WHERE status = 'staged' AND effective_entry_date <= $1
+		UNION
+		SELECT org_id FROM nacha_files WHERE status = 'released' AND released_at IS NULL
+		ORDER BY org_id`, horizon)
 	if err != nil {
 		return res, errors.Join(append(errs, fmt.Errorf("nacha: look for due entries: %w", err))...)
 	}

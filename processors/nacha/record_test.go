@@ -178,8 +178,15 @@ func TestEventSQLMatchesEvent(t *testing.T) {
 // entries back to the cutoff, keeps the row as a record, and cuts them all
 // into a new file.
 func TestDropCrashBetweenAssignmentChunksThenRerun(t *testing.T) {
+	t.Run("some assigned", func(t *testing.T) { testCrashWhileAssigning(t, 2) })
+	// Every entry assigned, the file not yet building: nothing of the org
+	// is staged, and the next drop must still undo the creation.
+	t.Run("all assigned", func(t *testing.T) { testCrashWhileAssigning(t, 5) })
+}
+
+func testCrashWhileAssigning(t *testing.T, chunk int) {
 	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
-	f.p.assignChunk = 2
+	f.p.assignChunk = chunk
 	for i := 0; i < 5; i++ {
 		f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
 			amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
@@ -198,7 +205,7 @@ func TestDropCrashBetweenAssignmentChunksThenRerun(t *testing.T) {
 		  FROM nacha_files nf WHERE nf.org_id = $1`, f.org).Scan(&status, &releasedAt, &batched); err != nil {
 		t.Fatal(err)
 	}
-	if status != "released" || releasedAt != nil || batched != 2 {
+	if status != "released" || releasedAt != nil || batched != chunk {
 		t.Fatalf("after the crash: file %s released_at %v with %d batched; want released, none, 2", status, releasedAt, batched)
 	}
 	f.setNow(cutoff.Add(5 * time.Minute))
