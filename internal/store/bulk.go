@@ -133,7 +133,40 @@ func (s *Store) ApplyBulkTx(ctx context.Context, tx pgx.Tx, c BulkChange) (int, 
 		}
 	}
 
-	// 3. One event per line item, rendered as the API shows it now.
+	// 3. One event per line item, rendered as the API shows it now: built
+	// in PostgreSQL when the events can be (one statement per call), else
+	// read back and rendered in Go.
+	if se, ok := s.events.(SQLEvents); ok {
+		var written int
+		err := tx.QueryRow(ctx, `
+			WITH u AS MATERIALIZED (
+			    SELECT u.org_id, u.account_id, u.line_item_id, `+se.EventIDSQL()+` AS event_id
+			      FROM unnest($1::text[], $2::text[], $3::text[]) AS u(org_id, account_id, line_item_id)
+			), ins AS (
+			    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
+			    SELECT ev.msg_id, ev.subject, ev.headers, ev.payload, false
+			      FROM u
+			      JOIN line_items li ON li.org_id = u.org_id AND li.account_id = u.account_id AND li.line_item_id = u.line_item_id
+			      JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+			      LEFT JOIN payment_attempts pa
+			        ON pa.org_id = li.org_id AND pa.account_id = li.account_id AND pa.line_item_id = li.line_item_id
+			     CROSS JOIN LATERAL (SELECT u.event_id, CASE WHEN $4::text = '' THEN li.status::text ELSE $4::text END AS from_status,
+			                                $5::text AS actor, $6::text AS reason, $7::timestamptz AS at) c
+			     CROSS JOIN LATERAL (`+se.EventSQL()+`) ev
+			    RETURNING 1
+			)
+			SELECT count(*) FROM ins`, orgs, accounts, lineItems, string(c.From), c.Actor, c.Reason, at).Scan(&written)
+		if err != nil {
+			return 0, fmt.Errorf("store: write events of %d line items: %w", len(lineItems), err)
+		}
+		if written != len(lineItems) {
+			return 0, fmt.Errorf("store: wrote events of %d of %d line items", written, len(lineItems))
+		}
+		if _, err := tx.Exec(ctx, `SELECT pg_notify($1, '')`, outboxChannel); err != nil {
+			return 0, fmt.Errorf("store: notify outbox: %w", err)
+		}
+		return written, nil
+	}
 	rows, err = tx.Query(ctx, `SELECT `+lineItemColumns+` FROM`+lineItemFrom+`
 		JOIN unnest($1::text[], $2::text[], $3::text[]) AS u(org_id, account_id, line_item_id)
 		  ON li.org_id = u.org_id AND li.account_id = u.account_id AND li.line_item_id = u.line_item_id`,

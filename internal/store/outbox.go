@@ -68,6 +68,25 @@ type Events interface {
 	Event(c Change) (OutboxMessage, error)
 }
 
+// SQLEvents is an Events that can also build its events inside PostgreSQL,
+// so a change of thousands of line items (ApplyBulkTx) writes its events
+// with one INSERT … SELECT instead of rendering and inserting each in Go.
+// The SQL must mean exactly what Event does (package canopy tests this).
+type SQLEvents interface {
+	Events
+	// EventIDSQL is an SQL expression for a new event id (volatile: one
+	// per evaluation).
+	EventIDSQL() string
+	// EventSQL is a subquery, evaluated LATERAL per changed line item,
+	// over line_items li, accounts a and payment_attempts pa (joined as
+	// the store reads a line item, NULL columns when there is no attempt;
+	// all as they are after the change) and the change c(event_id,
+	// from_status, actor, reason, at), where from_status is '' for a
+	// creation. It yields one row: msg_id text, subject text, headers
+	// jsonb, payload bytea.
+	EventSQL() string
+}
+
 // insertOutbox writes msgs in tx and fills in their ids.
 func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMessage) error {
 	if len(msgs) == 0 {

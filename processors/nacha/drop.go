@@ -181,9 +181,14 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 	}
 
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
+	// Orgs with entries due, and orgs with a file creation to undo (its
+	// entries may be all it had).
 	rows, err = p.pool.Query(ctx, `
-		SELECT DISTINCT org_id FROM nacha_entries
-		 WHERE status = 'staged' AND effective_entry_date <= $1 AND staged_at < $2 ORDER BY org_id`, horizon, cutoffAt)
+		SELECT org_id FROM nacha_entries
+		 WHERE status = 'staged' AND effective_entry_date <= $1 AND staged_at < $2
+		UNION
+		SELECT org_id FROM nacha_files WHERE status = 'released' AND released_at IS NULL
+		ORDER BY org_id`, horizon, cutoffAt)
 	if err != nil {
 		return res, errors.Join(append(errs, fmt.Errorf("nacha: look for due entries: %w", err))...)
 	}
@@ -416,60 +421,6 @@ func (p *Processor) writeLocal(ctx context.Context, rec fileRecord) ([]byte, int
 		return nil, 0, err
 	}
 	return sum, cw.n, nil
-}
-
-// markWritten records the file durable and its entries dropped, and tells
-// the ledger, all in one transaction. Entries are handed to the ledger in
-// chunks read inside the transaction, so memory stays flat.
-func (p *Processor) markWritten(ctx context.Context, rec fileRecord, sum []byte, size int64) error {
-	now := p.clock()
-	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `
-			UPDATE nacha_files SET status = 'written', sha256 = $2, size_bytes = $3, written_at = $4, last_error = NULL
-			 WHERE file_id = $1 AND status = 'building'`, rec.FileID, sum, size, now)
-		if err != nil {
-			return err
-		}
-		if tag.RowsAffected() != 1 {
-			return fmt.Errorf("file %s is no longer building", rec.FileID)
-		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE nacha_entries SET status = 'dropped', dropped_at = $2 WHERE file_id = $1 AND status = 'batched'`,
-			rec.FileID, now); err != nil {
-			return err
-		}
-		// The ledger hears about the entries in chunks read in file order
-		// (keyset on the file index), so memory stays flat and every
-		// chunk costs the same.
-		lastBatch, lastTrace := 0, ""
-		for {
-			rows, err := tx.Query(ctx, `
-				SELECT org_id, account_id, line_item_id, attempt_id, batch_number, trace_number FROM nacha_entries
-				 WHERE file_id = $1 AND (batch_number, trace_number) > ($2, $3)
-				 ORDER BY batch_number, trace_number LIMIT $4`, rec.FileID, lastBatch, lastTrace, p.chunk)
-			if err != nil {
-				return err
-			}
-			chunk, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (DroppedEntry, error) {
-				d := DroppedEntry{FileID: rec.FileID, FileName: rec.FileName, DroppedAt: now}
-				return d, r.Scan(&d.OrgID, &d.AccountID, &d.LineItemID, &d.AttemptID, &lastBatch, &d.TraceNumber)
-			})
-			if err != nil {
-				return err
-			}
-			if len(chunk) == 0 {
-				return nil
-			}
-			lastTrace = chunk[len(chunk)-1].TraceNumber
-			if err := p.ledger.EntriesDropped(ctx, tx, chunk); err != nil {
-				return fmt.Errorf("ledger: %w", err)
-			}
-		}
-	})
-	if err != nil {
-		return fmt.Errorf("nacha: record file %s written: %w", rec.FileName, err)
-	}
-	return nil
 }
 
 type countingWriter struct {

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/moov-io/ach"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/processors"
 	"github.com/payrail/payrail/processors/nacha/nachafile"
 )
 
@@ -133,39 +135,70 @@ func (p *Processor) loadBatches(ctx context.Context, fileID string) ([]batchReco
 	return out, nil
 }
 
-// createFile assigns due staged entries of the org to a new file in one
-// REPEATABLE READ transaction: the file row (with its header snapshot), its
-// batches, and every entry's batch, final effective date and trace number.
-// Entries that cannot be written into any file are set aside first (their
-// payments INVALID). A file takes as many entries as fit its limits
-// (planFile); the drop calls createFile again for the rest. It returns
-// ok=false when the org has nothing (writable) due. After this commits,
-// the file's content is fixed: building it is a pure function of these
-// rows.
+// createFile assigns due staged entries of the org to a new file: the file
+// row (with its header snapshot), its batches, and every entry's batch,
+// final effective date and trace number. Entries that cannot be written
+// into any file are set aside first (their payments INVALID). A file takes
+// as many entries as fit its limits (planFile); the drop calls createFile
+// again for the rest. It returns ok=false when the org has nothing
+// (writable) due. After it returns, the file's content is fixed: building
+// it is a pure function of these rows.
+//
+// No transaction spans the whole creation, so none is held for long at a
+// million entries: one short transaction plans the file and inserts its
+// row as released with no released_at ("being created": every recovery
+// path and operator command leaves such a file alone), entries are
+// assigned in chunks of assignChunk, each its own transaction, and a last
+// one turns the file building once all its entries are assigned. A
+// creation interrupted in between is undone by the next createFile of the
+// org (releaseInterruptedCreations): the file stays released as a record
+// and its entries go back to staged.
 func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.Time) (rec fileRecord, ok bool, err error) {
 	now := p.clock()
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
 	earliest := p.cal.NextBankingDay(p.cal.DateOf(now))
 	var setAside int
-	err = pgx.BeginTxFunc(ctx, p.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead}, func(tx pgx.Tx) error {
-		rec, ok, setAside = fileRecord{}, false, 0
+	if err := p.releaseInterruptedCreations(ctx, orgID, now); err != nil {
+		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
+	}
+	var due []dueEntry
+	var odfi string
+	var base int64
+	planBegan := time.Now()
+	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		rec, ok, setAside, due = fileRecord{}, false, 0, nil
+		// A million due entries are held here while planning, so each is
+		// kept small: the name comes back only when it fails the check
+		// unwritable makes (non-empty printable ASCII of at most 22
+		// bytes), and the short codes are shared constants.
 		rows, err := tx.Query(ctx, `
 			SELECT entry_id, standard_entry_class, GREATEST(effective_entry_date, $2::date), amount_cents, rdfi_routing,
-			       individual_name, account_type, account_number_enc IS NULL
+			       CASE WHEN individual_name ~ $4 THEN NULL ELSE individual_name END, account_type,
+			       account_number_enc IS NULL, count(*) OVER ()
 			  FROM nacha_entries
-			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3 AND staged_at < $4
-			 ORDER BY 2, 3, 1`, orgID, earliest, horizon, cutoffAt)
+			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3 AND staged_at < $5
+			 ORDER BY 2, 3, 1`, orgID, earliest, horizon, fmt.Sprintf(`^[ -~]{1,%d}$`, processors.MaxACHNameChars), cutoffAt)
 		if err != nil {
 			return err
 		}
-		var due []dueEntry
 		var bad []setAsideRow
 		for rows.Next() {
 			var e dueEntry
-			if err := rows.Scan(&e.ID, &e.SEC, &e.Effective, &e.Amount, &e.RDFI, &e.Name, &e.AccountType, &e.Purged); err != nil {
+			var name *string
+			var total int
+			if err := rows.Scan(&e.ID, &e.SEC, &e.Effective, &e.Amount, &e.RDFI, &name, &e.AccountType, &e.Purged,
+				&total); err != nil {
 				rows.Close()
 				return err
 			}
+			if due == nil {
+				due = make([]dueEntry, 0, total)
+			}
+			e.Name = nameChecked
+			if name != nil {
+				e.Name = *name
+			}
+			e.SEC, e.AccountType = internCode(e.SEC), internCode(e.AccountType)
 			if why := e.unwritable(p.limits); why != "" {
 				bad = append(bad, setAsideRow{EntryID: e.ID, Reason: why})
 				continue
@@ -231,8 +264,8 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			rec.CreditTotal += b.CreditTotal
 		}
 		rec.BatchCount = len(batches)
-		odfi := rec.Origin[:8]
-		base, err := reserveTraces(ctx, tx, odfi, rec.EntryCount+offsets)
+		odfi = rec.Origin[:8]
+		base, err = reserveTraces(ctx, tx, odfi, rec.EntryCount+offsets)
 		if err != nil {
 			return err
 		}
@@ -248,9 +281,10 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			    creation_time, file_id_modifier, immediate_destination, immediate_destination_name, immediate_origin,
 			    immediate_origin_name, company_name, company_identification, company_entry_description, is_balanced,
 			    offset_routing, offset_account_enc, offset_account_type, batch_count, entry_count, debit_total_cents,
-			    credit_total_cents, upload_required, offset_placement)
-			VALUES ($1, $2, 'building', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24, $25)`,
+			    credit_total_cents, upload_required, offset_placement, last_error)
+			VALUES ($1, $2, 'released', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24, $25,
+			    'being created: its entries are being assigned')`,
 			rec.FileID, rec.OrgID, rec.FileName, rec.CutoffAt, rec.CreatedAt, rec.CreationDate, rec.CreationTime,
 			rec.Modifier, rec.Destination, rec.DestinationName, rec.Origin, rec.OriginName, rec.CompanyName,
 			rec.CompanyID, rec.EntryDescription, rec.Balanced, rec.OffsetRouting, rec.OffsetAccountEnc,
@@ -277,34 +311,6 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			rec.FileID, nums, secs, dates, counts, debits, credits, traces, offsetOnly); err != nil {
 			return fmt.Errorf("insert batches: %w", err)
 		}
-		// Entries are assigned in chunks (arrays of ids, batches and trace
-		// sequence offsets); planFile numbered them in (SEC, date, entry
-		// id) order, so traces ascend within every batch as moov-io/ach's
-		// strict validation requires.
-		const assignChunk = 100_000
-		var assigned int64
-		for lo := 0; lo < len(due); lo += assignChunk {
-			hi := min(lo+assignChunk, len(due))
-			ids, bnums, seqs := make([]int64, 0, hi-lo), make([]int32, 0, hi-lo), make([]int64, 0, hi-lo)
-			for _, e := range due[lo:hi] {
-				ids, bnums, seqs = append(ids, e.ID), append(bnums, e.Batch), append(seqs, e.Seq)
-			}
-			tag, err := tx.Exec(ctx, `
-				UPDATE nacha_entries e
-				   SET status = 'batched', file_id = $1, batch_number = u.b, effective_entry_date = nb.effective_entry_date,
-				       trace_number = $2 || lpad(($3::bigint + u.s)::text, 7, '0')
-				  FROM unnest($4::bigint[], $5::int[], $6::bigint[]) AS u(id, b, s)
-				  JOIN nacha_batches nb ON nb.file_id = $1 AND nb.batch_number = u.b
-				 WHERE e.entry_id = u.id AND e.status = 'staged'`,
-				rec.FileID, odfi, base, ids, bnums, seqs)
-			if err != nil {
-				return fmt.Errorf("assign entries: %w", err)
-			}
-			assigned += tag.RowsAffected()
-		}
-		if int(assigned) != rec.EntryCount {
-			return fmt.Errorf("assigned %d entries, planned %d", assigned, rec.EntryCount)
-		}
 		ok = true
 		return nil
 	})
@@ -314,7 +320,136 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 	if setAside > 0 {
 		p.metrics.setAside.Add(float64(setAside))
 	}
-	return rec, ok, nil
+	if !ok {
+		return fileRecord{}, false, nil
+	}
+	planned, assignBegan := time.Since(planBegan), time.Now()
+	var longest time.Duration
+	// Entries are assigned in chunks (arrays of ids, batches and trace
+	// sequence offsets), each its own transaction; planFile numbered them
+	// in (SEC, date, entry id) order, so traces ascend within every batch
+	// as moov-io/ach's strict validation requires. An entry that left
+	// staged meanwhile makes the file's plan wrong: the creation is undone
+	// and the next drop plans again.
+	chunk := p.assignChunk
+	if chunk <= 0 {
+		chunk = defaultAssignChunk
+	}
+	for lo := 0; lo < len(due); lo += chunk {
+		hi := min(lo+chunk, len(due))
+		ids, bnums, seqs := make([]int64, 0, hi-lo), make([]int32, 0, hi-lo), make([]int64, 0, hi-lo)
+		for _, e := range due[lo:hi] {
+			ids, bnums, seqs = append(ids, e.ID), append(bnums, e.Batch), append(seqs, e.Seq)
+		}
+		chunkBegan := time.Now()
+		tag, err := p.pool.Exec(ctx, `
+			UPDATE nacha_entries e
+			   SET status = 'batched', file_id = $1, batch_number = u.b, effective_entry_date = nb.effective_entry_date,
+			       trace_number = $2 || lpad(($3::bigint + u.s)::text, 7, '0')
+			  FROM unnest($4::bigint[], $5::int[], $6::bigint[]) AS u(id, b, s)
+			  JOIN nacha_batches nb ON nb.file_id = $1 AND nb.batch_number = u.b
+			 WHERE e.entry_id = u.id AND e.status = 'staged'`,
+			rec.FileID, odfi, base, ids, bnums, seqs)
+		if err == nil && tag.RowsAffected() != int64(hi-lo) {
+			err = fmt.Errorf("assigned %d of %d entries: some left the cutoff meanwhile", tag.RowsAffected(), hi-lo)
+			if rerr := p.releaseInterruptedCreations(ctx, orgID, now); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+		if err != nil {
+			return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: assign entries: %w", orgID, err)
+		}
+		longest = max(longest, time.Since(chunkBegan))
+		if err := p.step(StepAssignedChunk, rec.FileID); err != nil {
+			return fileRecord{}, false, err
+		}
+	}
+	tag, err := p.pool.Exec(ctx, `
+		UPDATE nacha_files SET status = 'building', last_error = NULL
+		 WHERE file_id = $1 AND status = 'released' AND released_at IS NULL
+		   AND entry_count = (SELECT count(*) FROM nacha_entries WHERE file_id = $1 AND status = 'batched')`, rec.FileID)
+	if err == nil && tag.RowsAffected() != 1 {
+		err = errors.New("its entries are not all assigned")
+	}
+	if err != nil {
+		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
+	}
+	rec.Status = fileBuilding
+	n := len(due)
+	if due = nil; n >= 100_000 {
+		// The plan of a large file is garbage now; collect it before the
+		// build allocates the file, so the two never add up in memory.
+		runtime.GC()
+	}
+	p.log.Info("NACHA file entries assigned", "org_id", orgID, "file_id", rec.FileID, "entries", n,
+		"plan_transaction_took", planned, "assign_took", time.Since(assignBegan), "longest_assign_transaction", longest)
+	return rec, true, nil
+}
+
+// StepAssignedChunk: one chunk of a new file's entries is assigned and
+// committed; the file is still being created. The hook sees it after every
+// chunk.
+const StepAssignedChunk DropStep = "assigned_chunk"
+
+// defaultAssignChunk is how many entries one assignment transaction of
+// createFile takes.
+const defaultAssignChunk = 20_000
+
+// releaseInterruptedCreations undoes the creations of the org's files that
+// did not finish (released, no released_at): their entries go back to
+// staged for the next file, and the file row stays as a record, released
+// now, with no entries. One transaction.
+func (p *Processor) releaseInterruptedCreations(ctx context.Context, orgID string, now time.Time) error {
+	return pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+			UPDATE nacha_files SET released_at = $2, batch_count = 0, entry_count = 0, debit_total_cents = 0,
+			       credit_total_cents = 0, last_error = 'creation interrupted; its entries went back to the cutoff'
+			 WHERE org_id = $1 AND status = 'released' AND released_at IS NULL
+			RETURNING file_id`, orgID, now)
+		if err != nil {
+			return fmt.Errorf("release interrupted file creations: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil || len(ids) == 0 {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `
+			UPDATE nacha_entries SET status = 'staged', file_id = NULL, batch_number = NULL, trace_number = NULL
+			 WHERE file_id = ANY($1) AND status = 'batched'`, ids)
+		if err != nil {
+			return fmt.Errorf("release interrupted file creations: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM nacha_batches WHERE file_id = ANY($1)`, ids); err != nil {
+			return fmt.Errorf("release interrupted file creations: %w", err)
+		}
+		p.log.Warn("NACHA file creation was interrupted; its entries are staged again", "org_id", orgID,
+			"file_ids", ids, "entries", tag.RowsAffected())
+		return nil
+	})
+}
+
+// nameChecked stands for a name PostgreSQL found writable when the due
+// entries are read for planning (which needs no names).
+const nameChecked = "-"
+
+// internCode returns the shared constant for a SEC code or account type, so
+// a million due entries do not each hold their own copy.
+func internCode(s string) string {
+	switch s {
+	case ach.WEB:
+		return ach.WEB
+	case ach.PPD:
+		return ach.PPD
+	case ach.CCD:
+		return ach.CCD
+	case ach.TEL:
+		return ach.TEL
+	case "CHECKING":
+		return "CHECKING"
+	case "SAVINGS":
+		return "SAVINGS"
+	}
+	return s
 }
 
 // reserveTraces reserves n consecutive trace sequence numbers of the ODFI

@@ -23,9 +23,12 @@ type Ledger interface {
 	// nacha_file_id = FileID, trace_number = TraceNumber and
 	// transaction_id = TraceNumber (attempt status stays
 	// pending_settlement); one event per line item ("dropped"). Calls come
-	// in chunks of at most 1,000 entries of one file; a repeated
-	// call for an entry already carrying the same file and trace must be a
-	// no-op.
+	// in chunks of at most 5,000 entries of one file, each in its own
+	// transaction (the one that moves exactly those entries to dropped), so
+	// a drop interrupted between chunks has told the ledger about some of
+	// the file's entries and tells it the rest when the next drop finishes
+	// the file; a repeated call for an entry already carrying the same file
+	// and trace must be a no-op.
 	EntriesDropped(ctx context.Context, tx pgx.Tx, entries []DroppedEntry) error
 
 	// EntriesSettled moves each line item PENDING → VALID (valid_at =

@@ -85,6 +85,12 @@ type Processor struct {
 	// transaction carries. Tests shrink both to cross their boundaries.
 	pageSize int
 	chunk    int
+	// recordChunk: entries per recording transaction of a drop
+	// (markWritten); 0 means defaultRecordChunk.
+	recordChunk int
+	// assignChunk: entries per assignment transaction of createFile; 0
+	// means defaultAssignChunk.
+	assignChunk int
 	// padShortRecords: Config.PadShortReturnRecords.
 	padShortRecords bool
 	// limits are the NACHA field limits the file builder splits batches

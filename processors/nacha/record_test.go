@@ -1,0 +1,234 @@
+package nacha
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/payrail/payrail/internal/canopy"
+	"github.com/payrail/payrail/internal/store"
+)
+
+// A drop records its file in chunks, each its own transaction. One that
+// stops after the first chunk leaves the file building with some entries
+// dropped (and told to the ledger) and the rest batched; the next drop
+// rebuilds the same bytes, records only the rest, and every line item ends
+// with exactly one dropped event.
+func TestDropCrashBetweenRecordingChunksThenRerun(t *testing.T) {
+	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
+	f.p.recordChunk = 2
+	for i := 0; i < 5; i++ {
+		f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
+			amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
+	}
+	cutoff := ny(t, 2025, 12, 2, 21, 0)
+	f.setNow(cutoff)
+	f.p.hook = crashOnce(StepRecordedChunk)
+	if _, err := f.drop(cutoff); !errors.Is(err, errCrash) {
+		t.Fatalf("drop with a crash after the first recorded chunk: %v", err)
+	}
+	var status string
+	var dropped, batched int
+	if err := env.Pool.QueryRow(f.ctx, `
+		SELECT nf.status, count(*) FILTER (WHERE e.status = 'dropped'), count(*) FILTER (WHERE e.status = 'batched')
+		  FROM nacha_files nf JOIN nacha_entries e USING (file_id) WHERE nf.org_id = $1 GROUP BY nf.status`,
+		f.org).Scan(&status, &dropped, &batched); err != nil {
+		t.Fatal(err)
+	}
+	if status != fileBuilding || dropped != 2 || batched != 3 {
+		t.Fatalf("after the crash: file %s, %d dropped, %d batched; want building, 2, 3", status, dropped, batched)
+	}
+	// Nor can an operator release it: part of it is announced.
+	var fileID, name string
+	if err := env.Pool.QueryRow(f.ctx, `SELECT file_id, file_name FROM nacha_files WHERE org_id = $1`, f.org).Scan(&fileID,
+		&name); err != nil {
+		t.Fatal(err)
+	}
+	moved := filepath.Join(t.TempDir(), name)
+	if err := os.Rename(filepath.Join(f.dir, name), moved); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.p.ReleaseFile(f.ctx, fileID); err == nil || !strings.Contains(err.Error(), "already recorded dropped") {
+		t.Fatalf("release of a file half recorded: %v", err)
+	}
+	if err := os.Rename(moved, filepath.Join(f.dir, name)); err != nil {
+		t.Fatal(err)
+	}
+	f.setNow(cutoff.Add(5 * time.Minute))
+	res := f.mustDrop(cutoff)
+	if len(res.Files) != 1 || !res.Files[0].Recovered || res.Files[0].Status != fileWritten || res.Files[0].Entries != 5 {
+		t.Fatalf("re-run = %+v, want the interrupted file recovered and written", res.Files)
+	}
+	checkDropInvariants(t, f)
+	for i := 0; i < 5; i++ {
+		li := fmt.Sprintf("li_%d", i)
+		if e := f.entry(li); e.Status != entryDropped {
+			t.Errorf("%s is %s after the re-run", li, e.Status)
+		}
+		if ev := f.events(li); len(ev) != 1 || ev[0] != "dropped" {
+			t.Errorf("%s events = %v, want one dropped", li, ev)
+		}
+	}
+}
+
+// The events the store builds in PostgreSQL (canopy.EventSQL, used for
+// drops and settlements) mean exactly what canopy.Events builds in Go for
+// the same line item and change: same subject, headers and decoded JSON
+// (event ids aside, which are random), across the optional and nullable
+// fields — merchant data, issuer details, external fields, valid_at, a
+// related line item, an instrument, result codes, microsecond timestamps.
+func TestEventSQLMatchesEvent(t *testing.T) {
+	st := store.New(env.Pool, env.Ring, canopy.Events{})
+	var _ store.SQLEvents = canopy.Events{}
+	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{mutate: func(c *Config) { c.Ledger = StoreLedger{Store: st} }})
+	items := []string{"li_plain", "li_rich", "li_micro"}
+	for i, li := range items {
+		f.stage(payment{lineItem: li, amount: int64(1500 + i)})
+	}
+	// Vary what the staged rows carry, straight in SQL.
+	if _, err := env.Pool.Exec(f.ctx, `
+		UPDATE line_items SET merchant_data = '{"store": "Nº 7 \"east\"", "n": 1.5, "tags": ["a", null]}',
+		       issuer_processor_details = '{"x": {"y": true}}', external_fields = '[{"key": "k", "value": "v"}]',
+		       description = 'Loan payment – Ünïcode', related_line_item_id = 'li_other',
+		       created_at = '2025-12-01 09:08:07.120000+00', effective_at = '2025-12-01 23:59:59.999999+00'
+		 WHERE org_id = $1 AND line_item_id = 'li_rich'`, f.org); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Pool.Exec(f.ctx, `
+		UPDATE payment_attempts SET instrument_kind = 'bank_account', instrument_brand = NULL, instrument_last_four = '6789',
+		       deliveries = 3, result_code = 'x1', result_message = 'said "so"'
+		 WHERE org_id = $1 AND line_item_id = 'li_rich'`, f.org); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Pool.Exec(f.ctx, `
+		UPDATE line_items SET created_at = '2025-12-01 09:08:07.000001+00', merchant_data = 'null'
+		 WHERE org_id = $1 AND line_item_id = 'li_micro'`, f.org); err != nil {
+		t.Fatal(err)
+	}
+	dropAt := ny(t, 2025, 12, 2, 21, 0).Add(123456 * time.Microsecond)
+	f.setNow(dropAt)
+	res := f.mustDrop(ny(t, 2025, 12, 2, 21, 0))
+	if len(res.Files) != 1 {
+		t.Fatalf("drop = %+v", res)
+	}
+	compare := func(li string, from store.Status, reason string, at time.Time) {
+		t.Helper()
+		var subject, msgID string
+		var headers map[string]string
+		var payload []byte
+		if err := env.Pool.QueryRow(f.ctx, `
+			SELECT subject, msg_id, headers, payload FROM outbox
+			 WHERE headers->>'Payrail-Line-Item-Id' = $1 AND convert_from(payload, 'UTF8') LIKE '%' || $2 || '%'
+			 ORDER BY id DESC LIMIT 1`, li, f.org).Scan(&subject, &msgID, &headers, &payload); err != nil {
+			t.Fatalf("%s: outbox row: %v", li, err)
+		}
+		got, err := st.LineItem(f.ctx, f.org, "acct_1", li)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := canopy.Events{}.Event(store.Change{LineItem: got, From: from, Actor: Name, Reason: reason, At: at})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var gotBody, wantBody map[string]any
+		if err := json.Unmarshal(payload, &gotBody); err != nil {
+			t.Fatalf("%s: SQL payload is not JSON: %v\n%s", li, err, payload)
+		}
+		if err := json.Unmarshal(want.Payload, &wantBody); err != nil {
+			t.Fatal(err)
+		}
+		if gotBody["event_id"] != msgID {
+			t.Errorf("%s: event_id %v is not the msg_id %s", li, gotBody["event_id"], msgID)
+		}
+		if id, _ := gotBody["event_id"].(string); len(id) != len(want.MsgID) || id[:4] != "evt_" {
+			t.Errorf("%s: event id %q is not shaped like %q", li, id, want.MsgID)
+		}
+		gotBody["event_id"] = wantBody["event_id"]
+		if !reflect.DeepEqual(gotBody, wantBody) {
+			t.Errorf("%s: SQL-built event differs from Go's\n sql: %s\n  go: %s", li, payload, want.Payload)
+		}
+		if subject != want.Subject || !reflect.DeepEqual(headers, want.Headers) {
+			t.Errorf("%s: subject %q headers %v, Go says %q %v", li, subject, headers, want.Subject, want.Headers)
+		}
+	}
+	for _, li := range items {
+		compare(li, store.StatusPending, "dropped in NACHA file "+res.Files[0].FileName, dropAt)
+	}
+	// A status change (settlement: PENDING → VALID, valid_at set).
+	settleAt := ny(t, 2025, 12, 10, 12, 0).Add(700 * time.Millisecond)
+	f.setNow(settleAt)
+	if _, err := f.p.Settle(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, li := range items {
+		compare(li, store.StatusPending, "settlement window passed without a return", settleAt)
+	}
+
+}
+
+// File creation assigns entries in chunks, each its own transaction. One
+// that stops after the first chunk leaves a file being created (released,
+// no released_at) that no recovery path touches; the next drop gives its
+// entries back to the cutoff, keeps the row as a record, and cuts them all
+// into a new file.
+func TestDropCrashBetweenAssignmentChunksThenRerun(t *testing.T) {
+	t.Run("some assigned", func(t *testing.T) { testCrashWhileAssigning(t, 2) })
+	// Every entry assigned, the file not yet building: nothing of the org
+	// is staged, and the next drop must still undo the creation.
+	t.Run("all assigned", func(t *testing.T) { testCrashWhileAssigning(t, 5) })
+}
+
+func testCrashWhileAssigning(t *testing.T, chunk int) {
+	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
+	f.p.assignChunk = chunk
+	for i := 0; i < 5; i++ {
+		f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
+			amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
+	}
+	cutoff := ny(t, 2025, 12, 2, 21, 0)
+	f.setNow(cutoff)
+	f.p.hook = crashOnce(StepAssignedChunk)
+	if _, err := f.drop(cutoff); !errors.Is(err, errCrash) {
+		t.Fatalf("drop with a crash after the first assigned chunk: %v", err)
+	}
+	var status string
+	var releasedAt *time.Time
+	var batched int
+	if err := env.Pool.QueryRow(f.ctx, `
+		SELECT nf.status, nf.released_at, (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id AND e.status = 'batched')
+		  FROM nacha_files nf WHERE nf.org_id = $1`, f.org).Scan(&status, &releasedAt, &batched); err != nil {
+		t.Fatal(err)
+	}
+	if status != "released" || releasedAt != nil || batched != chunk {
+		t.Fatalf("after the crash: file %s released_at %v with %d batched; want released, none, 2", status, releasedAt, batched)
+	}
+	f.setNow(cutoff.Add(5 * time.Minute))
+	res := f.mustDrop(cutoff)
+	if len(res.Files) != 1 || res.Files[0].Recovered || res.Files[0].Status != fileWritten || res.Files[0].Entries != 5 {
+		t.Fatalf("re-run = %+v, want one new file with all 5 entries, written", res.Files)
+	}
+	checkDropInvariants(t, f)
+	var released int
+	if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_files WHERE org_id = $1 AND status = 'released'
+		AND released_at IS NOT NULL AND entry_count = 0`, f.org).Scan(&released); err != nil {
+		t.Fatal(err)
+	}
+	if released != 1 {
+		t.Errorf("%d interrupted files kept as released records, want 1", released)
+	}
+	for i := 0; i < 5; i++ {
+		li := fmt.Sprintf("li_%d", i)
+		if e := f.entry(li); e.Status != entryDropped || e.FileID != res.Files[0].FileID {
+			t.Errorf("%s is %s in %s after the re-run", li, e.Status, e.FileID)
+		}
+		if ev := f.events(li); len(ev) != 1 || ev[0] != "dropped" {
+			t.Errorf("%s events = %v, want one dropped", li, ev)
+		}
+	}
+}
