@@ -61,7 +61,7 @@ var lineItemSQL = `jsonb_build_object(
 func (Events) EventSQL() string {
 	prefix := strings.ReplaceAll(queue.EventSubject(""), "'", "''")
 	return `SELECT c.event_id AS msg_id, '` + prefix + `' || lower(li.status) AS subject,
-	       jsonb_build_object('` + HeaderLineItemID + `', li.line_item_id) AS headers,
+	       jsonb_build_object('` + HeaderLineItemID + `', li.line_item_id, '` + HeaderOrgID + `', li.org_id) AS headers,
 	       convert_to(jsonb_build_object(
 	           'event_id', c.event_id,
 	           'type', CASE WHEN c.from_status = li.status THEN '` + TypeProcessingUpdated + `' ELSE '` + TypeStatusChanged + `' END,
