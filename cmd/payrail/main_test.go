@@ -180,7 +180,8 @@ func TestDevChecksBeforeStarting(t *testing.T) {
 func TestCommandWiring(t *testing.T) {
 	want := map[string]any{
 		"dev": runDev, "api": runAPI, "worker": runWorker, "relay": runRelay, "webhooks": runWebhooks, "migrate": runMigrate,
-		"clients": runClients, "anetsim": runAnetsim, "nacha": runNacha, "events": runEvents, "version": runVersion,
+		"clients": runClients, "anetsim": runAnetsim, "nacha": runNacha, "events": runEvents, "payments": runPayments,
+		"version": runVersion,
 	}
 	var names []string
 	for _, c := range commands {
