@@ -11,5 +11,5 @@ cd "$(dirname "$0")"
 go test -c -o /tmp/payrail-nacha-scale.test . >/dev/null
 for mode in bare bare_distinct drop; do
   PAYRAIL_NACHA_SCALE=$N PAYRAIL_NACHA_SCALE_MODE=$mode /tmp/payrail-nacha-scale.test \
-    -test.run '^TestScaleCompare$' -test.timeout 2h | grep '^SCALE'
+    -test.run '^$' -test.bench '^BenchmarkScaleCompare$' -test.benchtime 1x -test.timeout 2h | grep '^SCALE'
 done

@@ -16,7 +16,7 @@ import (
 	"github.com/payrail/payrail/internal/store"
 )
 
-// TestScaleCompare is the scale comparison of processors/nacha/scale.sh:
+// BenchmarkScaleCompare is the scale comparison of processors/nacha/scale.sh:
 // with PAYRAIL_NACHA_SCALE=N and PAYRAIL_NACHA_SCALE_MODE=bare it builds
 // and writes N entries with bare moov-io/ach; with mode drop it seeds N
 // staged entries (not measured) and runs payrail's drop through the
@@ -25,10 +25,13 @@ import (
 // Each mode runs in its own process so peak RSS (VmHWM, reset before the
 // measured step) is its own. It prints one line: mode, entries, seconds,
 // peak RSS MiB.
-func TestScaleCompare(t *testing.T) {
+// It is a benchmark so that only -bench runs it; the one measured run is
+// the whole of b.N = 1 (scale.sh passes -test.benchtime 1x).
+func BenchmarkScaleCompare(b *testing.B) {
+	t := b
 	n, _ := strconv.Atoi(os.Getenv("PAYRAIL_NACHA_SCALE"))
 	if n <= 0 {
-		t.Skip("PAYRAIL_NACHA_SCALE=N runs the scale comparison (processors/nacha/scale.sh)")
+		b.Fatal("set PAYRAIL_NACHA_SCALE=N and PAYRAIL_NACHA_SCALE_MODE (processors/nacha/scale.sh does)")
 	}
 	switch mode := os.Getenv("PAYRAIL_NACHA_SCALE_MODE"); mode {
 	case "bare", "bare_distinct":
