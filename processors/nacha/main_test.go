@@ -1,7 +1,6 @@
 package nacha
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"flag"
@@ -60,25 +59,7 @@ type fixture struct {
 
 	origin, destination string
 	accounts            map[string]bool
-	logs                *syncBuffer
-}
-
-// syncBuffer collects the processor's logs for the no-account-number check.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs                *testenv.LogBuffer
 }
 
 // accountNumbers are every account number the tests stage; none may ever
@@ -99,7 +80,7 @@ func newFixture(t testing.TB, now time.Time, o fixtureOpts) *fixture {
 	ctx := context.Background()
 	f := &fixture{t: t, ctx: ctx, org: o.org, dir: t.TempDir(), ledger: &testLedger{},
 		store: store.New(env.Pool, env.Ring, canopy.Events{}), reg: prometheus.NewRegistry(), accounts: map[string]bool{},
-		origin: o.origin, destination: o.destination, logs: &syncBuffer{}}
+		origin: o.origin, destination: o.destination, logs: &testenv.LogBuffer{}}
 	if f.org == "" {
 		f.org = testenv.UniqueID("org_")
 	}
