@@ -9,7 +9,6 @@ import (
 	"math/big"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
