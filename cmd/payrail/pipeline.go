@@ -219,6 +219,9 @@ func ensureTopology(ctx context.Context, c *natsClient, topo queue.Topology, log
 		if err == nil {
 			c.topology.Store(true)
 			log.Info("JetStream streams ensured", "url", c.url, "jobs", topo.Jobs, "events", topo.Events)
+			if problem := queue.ClusterServerProblem(c.conn.ConnectedServerVersion(), topo.Replicas); problem != "" {
+				log.Error("unsupported NATS cluster", "url", c.url, "replicas", topo.Replicas, "problem", problem)
+			}
 			return nil
 		}
 		if ctx.Err() != nil {
