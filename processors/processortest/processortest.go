@@ -436,9 +436,9 @@ func unknownOutcome(t *testing.T, h Harness, f Failure) {
 	s.wantEffects(job, 1, "after redeliveries")
 }
 
-// 3. A transient failure is Retryable, leaves nothing, and the retry acts
-// once.
-func transient(t *testing.T, h Harness, f Failure) {
+// failOnce processes a fresh job with failure f armed, then heals it, and
+// returns the subject, the job, the armed job and the answer.
+func failOnce(t *testing.T, h Harness, f Failure) (*subject, processors.Job, processors.Job, answer) {
 	s := setup(t, h)
 	job := s.job()
 	armed := f.Arm(t, s.env, job)
@@ -446,6 +446,13 @@ func transient(t *testing.T, h Harness, f Failure) {
 	if f.Heal != nil {
 		f.Heal(t, s.env)
 	}
+	return s, job, armed, a
+}
+
+// 3. A transient failure is Retryable, leaves nothing, and the retry acts
+// once.
+func transient(t *testing.T, h Harness, f Failure) {
+	s, job, armed, a := failOnce(t, h, f)
 	if a.outcome != processors.Retryable {
 		t.Errorf("transient failure: %v; want retryable", a)
 	}
@@ -462,13 +469,7 @@ func transient(t *testing.T, h Harness, f Failure) {
 
 // 3. A permanent failure is Permanent, leaves nothing, and stays so.
 func permanent(t *testing.T, h Harness, f Failure) {
-	s := setup(t, h)
-	job := s.job()
-	armed := f.Arm(t, s.env, job)
-	a := s.process(armed)
-	if f.Heal != nil {
-		f.Heal(t, s.env)
-	}
+	s, _, armed, a := failOnce(t, h, f)
 	if a.outcome != processors.Permanent {
 		t.Errorf("permanent failure: %v; want permanent", a)
 	}
