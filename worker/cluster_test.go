@@ -162,18 +162,28 @@ func (f *fixture) waitProcessing(t *testing.T, p *clockProcessor, n int) {
 	})
 }
 
-// Item 1: SIGKILL of the node that leads the worker's consumer, while
-// the worker is connected to another node. The worker's pull request
-// dies with the leader; processing must resume within 10 s.
-func TestClusterConsumerLeaderKilled(t *testing.T) {
+// clusterUnderLoad starts a three-node cluster and a worker fixture on it
+// with the roles' keepalive and replicated streams, posts a payment every
+// 100 ms (until stop is closed; wait returns their ids), and returns once
+// the worker is processing.
+func clusterUnderLoad(t *testing.T, prefix string) (*testenv.NATSCluster, *fixture, *clockProcessor, chan struct{}, func() ([]string, int)) {
+	t.Helper()
 	usePullDefaults(t)
 	c := testenv.StartNATSCluster(t)
 	proc := &clockProcessor{}
 	f := newFixture(t, fixtureOpts{natsURL: c.URL(0), natsOptions: queue.Keepalive(), replicas: 3,
 		processor: proc, ackWait: 5 * time.Second, maxDeliver: 10})
 	stop := make(chan struct{})
-	wait := f.steadyLoad("leaderkill", 100*time.Millisecond, stop)
+	wait := f.steadyLoad(prefix, 100*time.Millisecond, stop)
 	f.waitProcessing(t, proc, 20)
+	return c, f, proc, stop, wait
+}
+
+// Item 1: SIGKILL of the node that leads the worker's consumer, while
+// the worker is connected to another node. The worker's pull request
+// dies with the leader; processing must resume within 10 s.
+func TestClusterConsumerLeaderKilled(t *testing.T) {
+	c, f, proc, stop, wait := clusterUnderLoad(t, "leaderkill")
 	connected := f.nc.ConnectedServerName()
 	leader := f.moveConsumerLeader(t, connected, "")
 	f.waitProcessing(t, proc, 20)
@@ -198,14 +208,7 @@ func TestClusterConsumerLeaderKilled(t *testing.T) {
 // Clients must notice within ~10 s and move; processing must resume
 // within 15 s of the hang starting.
 func TestClusterHungNode(t *testing.T) {
-	usePullDefaults(t)
-	c := testenv.StartNATSCluster(t)
-	proc := &clockProcessor{}
-	f := newFixture(t, fixtureOpts{natsURL: c.URL(0), natsOptions: queue.Keepalive(), replicas: 3,
-		processor: proc, ackWait: 5 * time.Second, maxDeliver: 10})
-	stop := make(chan struct{})
-	wait := f.steadyLoad("hang", 100*time.Millisecond, stop)
-	f.waitProcessing(t, proc, 20)
+	c, f, proc, stop, wait := clusterUnderLoad(t, "hang")
 	connected := f.nc.ConnectedServerName()
 	f.moveConsumerLeader(t, "", connected)
 	f.waitProcessing(t, proc, 20)
