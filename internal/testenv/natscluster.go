@@ -38,8 +38,9 @@ type NATSCluster struct {
 	version string
 }
 
-// StartNATSCluster starts the three nodes and waits for a JetStream meta
-// leader. It fails the test when no nats-server binary is found.
+// StartNATSCluster starts the three nodes and waits until the JetStream
+// meta group is current on all of them. It fails the test when no
+// nats-server binary is found.
 func StartNATSCluster(t testing.TB) *NATSCluster {
 	t.Helper()
 	bin := os.Getenv(NATSServerEnv)
@@ -81,7 +82,7 @@ cluster { name: payrail-test, listen: 127.0.0.1:%d, routes: [%s] }
 	for i := range 3 {
 		c.Start(i)
 	}
-	c.WaitMetaLeader(30 * time.Second)
+	c.WaitMetaReady(30 * time.Second)
 	var v struct {
 		Version string `json:"version"`
 	}
@@ -197,10 +198,19 @@ func (c *NATSCluster) stopAll() {
 // Version is the servers' version (node 0's /varz at start).
 func (c *NATSCluster) Version() string { return c.version }
 
-// WaitMetaLeader waits until a running node knows a JetStream meta leader.
-func (c *NATSCluster) WaitMetaLeader(within time.Duration) string {
+// WaitMetaReady waits until the JetStream meta leader counts every
+// running node as a current peer and returns the leader's name. A
+// leader alone is not enough: until its peers have caught up, creating
+// a replicated stream fails with "no suitable peers for placement".
+func (c *NATSCluster) WaitMetaReady(within time.Duration) string {
 	c.t.Helper()
 	deadline := time.Now().Add(within)
+	running := 0
+	for i := range 3 {
+		if c.cmd[i] != nil && !c.stopped[i] {
+			running++
+		}
+	}
 	for {
 		for i := range 3 {
 			if c.cmd[i] == nil || c.stopped[i] {
@@ -208,15 +218,28 @@ func (c *NATSCluster) WaitMetaLeader(within time.Duration) string {
 			}
 			var jsz struct {
 				Meta struct {
-					Leader string `json:"leader"`
+					Leader   string `json:"leader"`
+					Replicas []struct {
+						Current bool `json:"current"`
+						Offline bool `json:"offline"`
+					} `json:"replicas"`
 				} `json:"meta_cluster"`
 			}
-			if c.monitorJSON(i, "/jsz", &jsz) == nil && jsz.Meta.Leader != "" {
+			if c.monitorJSON(i, "/jsz", &jsz) != nil || jsz.Meta.Leader != c.Name(i) {
+				continue
+			}
+			current := 1 // the leader itself
+			for _, r := range jsz.Meta.Replicas {
+				if r.Current && !r.Offline {
+					current++
+				}
+			}
+			if current >= running {
 				return jsz.Meta.Leader
 			}
 		}
 		if time.Now().After(deadline) {
-			c.t.Fatalf("no JetStream meta leader within %s (logs in %s)", within, c.dir)
+			c.t.Fatalf("JetStream meta group not current on %d nodes within %s (logs in %s)", running, within, c.dir)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
