@@ -127,13 +127,13 @@ type Result struct {
 	Statuses   map[string]int `json:"final_statuses"`   // VALID: n
 	Late       int            `json:"late_sends"`       // with Rate: sends more than 10 ms behind schedule
 
-	SendSeconds     float64 `json:"send_seconds"`      // first send to last answer
+	SendSeconds     float64 `json:"send_seconds"`       // first send to last answer
 	EndToEndSeconds float64 `json:"end_to_end_seconds"` // first send to last final outcome
 	SentPerSec      float64 `json:"sent_per_sec"`
 	AcceptedPerSec  float64 `json:"accepted_per_sec"`
 	EndToEndPerSec  float64 `json:"end_to_end_per_sec"`
 
-	Intake   Percentiles `json:"intake"`         // request sent → 200 received
+	Intake   Percentiles `json:"intake"`          // request sent → 200 received
 	ToFinal  Percentiles `json:"intake_to_final"` // 200 received → final outcome seen
 	EndToEnd Percentiles `json:"end_to_end"`      // request sent → final outcome seen
 
