@@ -29,6 +29,7 @@ import (
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/processors/authorizenet"
+	"github.com/payrail/payrail/processors/authorizenet/anetsim"
 	"github.com/payrail/payrail/schema"
 	"github.com/payrail/payrail/webhooks"
 )
@@ -122,6 +123,12 @@ type services struct {
 	anetOnce sync.Once // merchants: Authorize.Net clients per org
 	anet     *authorizenet.Merchants
 	anetErr  error
+
+	// simFaults slow or break the built-in Authorize.Net simulator
+	// (payrail bench --sim-latency); sim is the simulator once started,
+	// for bench to count its charges.
+	simFaults anetsim.Faults
+	sim       *anetsim.Server
 }
 
 func openServices(ctx context.Context, cfg *config) (*services, error) {

@@ -32,6 +32,7 @@ Usage:
   payrail events [--status S] [--follow]  print line item events from the events stream
   payrail payments list|show|redrive ...  find dead, held and stuck payments; show one; redrive a dead attempt
   payrail anetsim  [flags]   the Authorize.Net simulator, standalone
+  payrail bench    [flags]   measure: drive guest payments at a running payrail (--url) or an in-process one (--dev)
   payrail clients create --org ORG --name NAME [--role ROLE] [--create-org] [--json]
                              create an API client; prints its secret once
   payrail version [--json]   the version, commit and Go version of this binary
@@ -63,6 +64,7 @@ func init() {
 		{"migrate", "Apply the embedded schema migrations.", runMigrate},
 		{"clients", "Manage API clients.", runClients},
 		{"anetsim", "The Authorize.Net simulator, standalone.", runAnetsim},
+		{"bench", "Drive guest payments at a running payrail (--url) or at an in-process stack on a temporary database (--dev) and measure them.", runBench},
 		{"nacha", "NACHA operator commands: drop, returns, settle, simulate-return.", runNacha},
 		{"events", "Print line item events from the events stream.", runEvents},
 		{"payments", "Operator commands for payments: list attempts by status, show one, redrive a dead attempt.", runPayments},

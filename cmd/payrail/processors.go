@@ -132,10 +132,11 @@ func (s *services) orgCredentials(ctx context.Context, orgID string) (string, st
 // startSimulator serves the Authorize.Net simulator on a free loopback port
 // until ctx ends and returns its endpoint.
 func (s *services) startSimulator(ctx context.Context) (string, error) {
-	sim, err := anetsim.New(anetsim.Options{AcceptAnyProfile: true, Logger: s.log})
+	sim, err := anetsim.New(anetsim.Options{AcceptAnyProfile: true, Logger: s.log, Faults: s.simFaults})
 	if err != nil {
 		return "", err
 	}
+	s.sim = sim
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return "", fmt.Errorf("Authorize.Net simulator: %w", err)

@@ -19,14 +19,13 @@ type EventFollower struct {
 	nc      *nats.Conn
 	subject string // e.g. payrail.events.>
 	sub     *nats.Subscription
-	msgs    chan *nats.Msg
 }
 
 // NewEventFollower subscribes at once, so no event of the run is missed
 // even if it comes before Run is called.
 func NewEventFollower(nc *nats.Conn, subject string) (*EventFollower, error) {
-	f := &EventFollower{nc: nc, subject: subject, msgs: make(chan *nats.Msg, 65536)}
-	sub, err := nc.ChanSubscribe(subject, f.msgs)
+	f := &EventFollower{nc: nc, subject: subject}
+	sub, err := nc.SubscribeSync(subject)
 	if err != nil {
 		return nil, err
 	}
@@ -47,18 +46,20 @@ func (f *EventFollower) Watch(string) {}
 func (f *EventFollower) Run(ctx context.Context, report func(Outcome)) error {
 	defer func() { _ = f.sub.Unsubscribe() }()
 	for {
-		select {
-		case <-ctx.Done():
+		m, err := f.sub.NextMsgWithContext(ctx)
+		if ctx.Err() != nil {
 			return nil
-		case m := <-f.msgs:
-			var ev struct {
-				LineItem lineItemJSON `json:"line_item"`
-			}
-			if json.Unmarshal(m.Data, &ev) != nil || ev.LineItem.LineItemID == "" {
-				continue
-			}
-			report(ev.LineItem.outcome(time.Now()))
 		}
+		if err != nil {
+			return err
+		}
+		var ev struct {
+			LineItem lineItemJSON `json:"line_item"`
+		}
+		if json.Unmarshal(m.Data, &ev) != nil || ev.LineItem.LineItemID == "" {
+			continue
+		}
+		report(ev.LineItem.outcome(time.Now()))
 	}
 }
 
