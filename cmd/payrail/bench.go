@@ -667,10 +667,10 @@ func (st *benchStack) check(ctx context.Context, res loadgen.Result) (benchCheck
 				problem("%s: card payment %s (attempt %s) with %d charges, want VALID with 1", p.LineItemID, r.status, r.attemptStatus, n)
 			}
 		case loadgen.ACH:
-			if r.attemptStatus == "staged" {
+			if r.attemptStatus == "pending_settlement" {
 				c.ACHStaged++
 			} else {
-				problem("%s: ACH payment's attempt %s, want staged", p.LineItemID, r.attemptStatus)
+				problem("%s: ACH payment's attempt %s, want pending_settlement (staged)", p.LineItemID, r.attemptStatus)
 			}
 		}
 	}

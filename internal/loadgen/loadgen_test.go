@@ -134,7 +134,7 @@ func TestOutcomeFinal(t *testing.T) {
 		want    bool
 	}{
 		{"", false}, {"queued", false}, {"processing", false},
-		{"succeeded", true}, {"declined", true}, {"staged", true}, {"held", true}, {"dead", true},
+		{"succeeded", true}, {"declined", true}, {"pending_settlement", true}, {"held", true}, {"dead", true},
 	}
 	for _, tt := range tests {
 		if got := (Outcome{AttemptStatus: tt.attempt}).Final(); got != tt.want {
@@ -165,7 +165,7 @@ func (f *fakeAPI) Submit(_ context.Context, kind Kind, id string, _ int64) (int,
 	<-f.ready
 	final := Outcome{LineItemID: id, Status: "VALID", AttemptStatus: "succeeded", At: time.Now()}
 	if kind == ACH {
-		final.Status, final.AttemptStatus = "PENDING", "staged"
+		final.Status, final.AttemptStatus = "PENDING", "pending_settlement"
 	}
 	f.report(Outcome{LineItemID: id, Status: "PENDING", AttemptStatus: "queued", At: time.Now()})
 	if n%2 == 0 { // before the 200
