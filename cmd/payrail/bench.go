@@ -30,6 +30,7 @@ import (
 // settings besides.
 type benchFlags struct {
 	dev          bool
+	intakeOnly   bool
 	url          string
 	clientID     string
 	clientSecret string
@@ -113,6 +114,7 @@ unless the flags say otherwise.`
 	fs := cl.fs
 	var f benchFlags
 	fs.BoolVar(&f.dev, "dev", false, "run an in-process payrail on a temporary database instead of using --url")
+	fs.BoolVar(&f.intakeOnly, "intake-only", false, "--dev: run what payrail api runs (API, fast-path publisher, relay) and no worker; nothing is followed")
 	fs.StringVar(&f.url, "url", "", "base URL of a running payrail API, e.g. http://127.0.0.1:8080")
 	fs.StringVar(&f.clientID, "client-id", env("PAYRAIL_BENCH_CLIENT_ID", ""), "API client id (PAYRAIL_BENCH_CLIENT_ID)")
 	fs.StringVar(&f.clientSecret, "client-secret", "", "API client secret (PAYRAIL_BENCH_CLIENT_SECRET)")
@@ -155,7 +157,7 @@ unless the flags say otherwise.`
 	)
 	if f.dev {
 		report.Mode, report.SimLatency = "dev", f.simLatency.String()
-		stack, err = startBenchStack(ctx, cl, anetsim.Faults{Latency: f.simLatency, Jitter: f.simJitter})
+		stack, err = startBenchStack(ctx, cl, anetsim.Faults{Latency: f.simLatency, Jitter: f.simJitter}, !f.intakeOnly)
 		if err != nil {
 			return err
 		}
@@ -209,11 +211,14 @@ unless the flags say otherwise.`
 	report.Result = res
 	report.LoadAfter = loadAverage()
 	if stack != nil {
-		check, err := stack.check(ctx, res)
-		if err != nil {
-			return err
+		// Without outcomes there is nothing to hold the payments to.
+		if f.follow != "none" {
+			check, err := stack.check(ctx, res)
+			if err != nil {
+				return err
+			}
+			report.Check = &check
 		}
-		report.Check = &check
 		// The baseline gets the machine to itself.
 		stack.stop()
 	}
@@ -266,6 +271,10 @@ func checkBenchFlags(f *benchFlags) ([]loadgen.Kind, error) {
 		return nil, errors.New("give --url (with --client-id, --client-secret and --account) or --dev")
 	case !f.dev && (f.clientID == "" || f.clientSecret == "" || f.account == ""):
 		return nil, errors.New("--url needs --client-id, --client-secret and --account")
+	case !f.dev && f.intakeOnly:
+		return nil, errors.New("--intake-only needs --dev (against --url, run payrail api without a worker)")
+	case f.intakeOnly && f.follow != "" && f.follow != "none":
+		return nil, errors.New("--intake-only follows nothing: leave --follow out")
 	case !f.dev && (f.simLatency != 0 || f.simJitter != 0):
 		return nil, errors.New("--sim-latency and --sim-jitter need --dev (a running payrail has its own gateway)")
 	case f.concurrency < 1:
@@ -277,6 +286,9 @@ func checkBenchFlags(f *benchFlags) ([]loadgen.Kind, error) {
 	case "", "events", "poll", "none":
 	default:
 		return nil, fmt.Errorf("--follow %q: want events, poll or none", f.follow)
+	}
+	if f.intakeOnly {
+		f.follow = "none"
 	}
 	if f.duration == 0 && f.count == 0 {
 		f.duration = 10 * time.Second
@@ -409,6 +421,7 @@ type benchStack struct {
 	drop    func(context.Context) error
 	tmp     string
 	streams []string // created for this run on a shared NATS server
+	worker  bool     // the worker and webhooks run (not --intake-only)
 	stopped bool
 }
 
@@ -416,9 +429,9 @@ type benchStack struct {
 // webhooks, the built-in simulator with faults) on a new database on the
 // server of the configured database URL, and returns once the worker can
 // take jobs.
-func startBenchStack(ctx context.Context, cl *cmdline, faults anetsim.Faults) (st *benchStack, err error) {
+func startBenchStack(ctx context.Context, cl *cmdline, faults anetsim.Faults, worker bool) (st *benchStack, err error) {
 	cfg := cl.cfg
-	st = &benchStack{done: make(chan error, 1)}
+	st = &benchStack{done: make(chan error, 1), worker: worker}
 	defer func() {
 		if err != nil {
 			st.stop()
@@ -504,7 +517,7 @@ func startBenchStack(ctx context.Context, cl *cmdline, faults anetsim.Faults) (s
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	st.cancel = cancel
 	go func() {
-		st.done <- svc.runRoles(runCtx, "bench", roles{api: ln, relay: true, worker: true, webhooks: true})
+		st.done <- svc.runRoles(runCtx, "bench", roles{api: ln, relay: true, worker: worker, webhooks: worker})
 	}()
 	if err := st.waitReady(ctx); err != nil {
 		return nil, err
@@ -558,6 +571,9 @@ func (st *benchStack) ready(ctx context.Context, js jetstream.JetStream) bool {
 		return false
 	}
 	info, err := s.Info(ctx)
+	if !st.worker {
+		return err == nil
+	}
 	// One consumer per processor: AUTHORIZE_NET and CANOPY_NACHA.
 	return err == nil && info.State.Consumers >= 2
 }

@@ -77,7 +77,7 @@ func TestHelpShowsNoSecretAndExitsZero(t *testing.T) {
 	for _, args := range [][]string{
 		{"-h"}, {"--help"}, {"help"},
 		{"dev", "-h"}, {"api", "-h"}, {"api", "--help"}, {"worker", "-h"}, {"relay", "-h"}, {"migrate", "-h"},
-		{"events", "-h"}, {"anetsim", "-h"}, {"version", "-h"},
+		{"events", "-h"}, {"anetsim", "-h"}, {"version", "-h"}, {"bench", "-h"},
 		{"nacha", "-h"}, {"nacha", "--help"}, {"nacha", "drop", "-h"}, {"nacha", "returns", "--help"},
 		{"nacha", "settle", "-h"}, {"nacha", "simulate-return", "-h"},
 		{"clients", "-h"}, {"clients", "create", "-h"},
@@ -181,7 +181,7 @@ func TestCommandWiring(t *testing.T) {
 	want := map[string]any{
 		"dev": runDev, "api": runAPI, "worker": runWorker, "relay": runRelay, "webhooks": runWebhooks, "migrate": runMigrate,
 		"clients": runClients, "anetsim": runAnetsim, "nacha": runNacha, "events": runEvents, "payments": runPayments,
-		"version": runVersion,
+		"version": runVersion, "bench": runBench,
 	}
 	var names []string
 	for _, c := range commands {
