@@ -91,3 +91,26 @@ func TestBenchFlagsRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestRateFlag(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    float64
+		wantErr bool
+	}{
+		{"500", 500, false},
+		{"500/s", 500, false},
+		{"120/m", 2, false},
+		{"0.5", 0.5, false},
+		{"-1", 0, true},
+		{"500/h", 0, true},
+		{"fast", 0, true},
+	}
+	for _, tt := range tests {
+		var r rateFlag
+		err := r.Set(tt.in)
+		if (err != nil) != tt.wantErr || (err == nil && r.perSecond != tt.want) {
+			t.Errorf("--rate %s: %v/s, error %v; want %v/s, error %v", tt.in, r.perSecond, err, tt.want, tt.wantErr)
+		}
+	}
+}
