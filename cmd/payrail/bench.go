@@ -109,8 +109,10 @@ Against a running payrail: --url, --client-id and --client-secret
 (PAYRAIL_BENCH_CLIENT_ID, PAYRAIL_BENCH_CLIENT_SECRET) and --account. With
 --dev the settings below build payrail dev's stack (API, relay, worker,
 webhooks, built-in Authorize.Net simulator) on a temporary database that
-is dropped afterwards; its rate limit is lifted and it logs warnings only
-unless the flags say otherwise.`
+is dropped afterwards, with its state in a temporary directory (--var-dir
+is not used) and the API on a free loopback port unless --http-addr is
+given; its rate limit is lifted, its ops listener is off and it logs
+warnings only, unless the flags say otherwise.`
 	fs := cl.fs
 	var f benchFlags
 	fs.BoolVar(&f.dev, "dev", false, "run an in-process payrail on a temporary database instead of using --url")
@@ -509,9 +511,15 @@ func startBenchStack(ctx context.Context, cl *cmdline, faults anetsim.Faults, wo
 		return nil, err
 	}
 	st.orgID = st.creds.OrgID
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// A free port, unless one was asked for (to watch the API while it
+	// runs): several benches, or a payrail dev, may share the machine.
+	addr := "127.0.0.1:0"
+	if s := cl.setting("PAYRAIL_HTTP_ADDR"); s != nil && s.source != "" {
+		addr = cfg.HTTPAddr
+	}
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
 	}
 	st.apiURL = "http://" + ln.Addr().String()
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
