@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sync"
 	"time"
 
@@ -16,24 +17,22 @@ import (
 // PostgreSQL or the API. An outcome counts when the event is received,
 // which is when a client of the events stream would learn it.
 type EventFollower struct {
-	nc      *nats.Conn
-	subject string // e.g. payrail.events.>
-	sub     *nats.Subscription
+	sub *nats.Subscription
 }
 
 // NewEventFollower subscribes at once, so no event of the run is missed
 // even if it comes before Run is called.
 func NewEventFollower(nc *nats.Conn, subject string) (*EventFollower, error) {
-	f := &EventFollower{nc: nc, subject: subject}
+	f := &EventFollower{}
 	sub, err := nc.SubscribeSync(subject)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("loadgen: subscribe to %s: %w", subject, err)
 	}
 	// A slow bench must not drop events: it would wait for outcomes it
 	// already missed.
 	if err := sub.SetPendingLimits(-1, -1); err != nil {
 		_ = sub.Unsubscribe()
-		return nil, err
+		return nil, fmt.Errorf("loadgen: subscribe to %s: %w", subject, err)
 	}
 	f.sub = sub
 	return f, nc.Flush()
