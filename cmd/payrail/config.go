@@ -118,6 +118,7 @@ const (
 	roleACH     = roleWorkers | roleNacha                                   // run the NACHA processor
 	roleAuthNet = roleWorkers | roleAPI | roleRedrive                       // call Authorize.Net (charges; profile checks; redrive lookups)
 	roleHooks   = roleDev | roleWebhooks                                    // deliver webhooks
+	roleTraced  = roleDev | roleAPI | roleWorker | roleRelay                // trace payments (OTEL_*)
 )
 
 // setting is one configuration value: its variable, its flag, its default
@@ -491,17 +492,17 @@ func (c *config) settings(logFormat string) []*setting {
 
 		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", flag: "otel-exporter-otlp-endpoint", typ: "URL",
 			usage: "OpenTelemetry collector base URL (OTLP over HTTP); spans go to its /v1/traces. Empty (and no traces endpoint): no tracing at all",
-			roles: roleServers, show: redactPassword, parse: checked(&t.Endpoint, tracing.CheckEndpoint)},
+			roles: roleTraced, show: redactPassword, parse: checked(&t.Endpoint, tracing.CheckEndpoint)},
 		{env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", flag: "otel-exporter-otlp-traces-endpoint", typ: "URL",
 			usage: "full OTLP/HTTP URL spans are posted to, such as http://127.0.0.1:4318/v1/traces; wins over OTEL_EXPORTER_OTLP_ENDPOINT",
-			roles: roleServers, show: redactPassword, parse: checked(&t.TracesEndpoint, tracing.CheckEndpoint)},
-		strSetting(&t.ServiceName, "OTEL_SERVICE_NAME", "otel-service-name", "", "service.name of the spans; default payrail-<command> (payrail-api, payrail-worker…)", roleServers),
+			roles: roleTraced, show: redactPassword, parse: checked(&t.TracesEndpoint, tracing.CheckEndpoint)},
+		strSetting(&t.ServiceName, "OTEL_SERVICE_NAME", "otel-service-name", "", "service.name of the spans; default payrail-<command> (payrail-api, payrail-worker…)", roleTraced),
 		{env: "OTEL_TRACES_SAMPLER", flag: "otel-traces-sampler", typ: "sampler", def: "parentbased_always_on",
 			usage: "which traces are recorded: " + strings.Join(tracing.Samplers, ", "),
-			roles: roleServers, parse: strict(&t.Sampler, func(v string) error { _, err := tracing.ParseSampler(v, ""); return err })},
+			roles: roleTraced, parse: strict(&t.Sampler, func(v string) error { _, err := tracing.ParseSampler(v, ""); return err })},
 		{env: "OTEL_TRACES_SAMPLER_ARG", flag: "otel-traces-sampler-arg", typ: "ratio",
 			usage: "sampling ratio (0 to 1) of the traceidratio samplers; default 1",
-			roles: roleServers, parse: checked(&t.SamplerArg, func(v string) error { _, err := tracing.ParseSampler("traceidratio", v); return err })},
+			roles: roleTraced, parse: checked(&t.SamplerArg, func(v string) error { _, err := tracing.ParseSampler("traceidratio", v); return err })},
 	}
 	return s
 }

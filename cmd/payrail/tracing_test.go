@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	collectorpb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
@@ -351,5 +354,28 @@ func TestOneTraceFromRequestToProcessor(t *testing.T) {
 		if code := p.stop(t, 30*time.Second); code != 0 {
 			t.Errorf("%s exit %d after SIGTERM\n%s", name, code, p.out.String())
 		}
+	}
+}
+
+// Without an OTLP endpoint no provider or exporter is made, whatever else
+// is set: the roles get nil tracers and the otel globals stay no-ops.
+func TestNoTracingWithoutEndpoint(t *testing.T) {
+	cl := newCmdline("api", roleAPI, lookupFrom(validEnv(map[string]string{
+		"OTEL_SERVICE_NAME": "payrail-test", "OTEL_TRACES_SAMPLER": "always_on", "OTEL_TRACES_SAMPLER_ARG": "0.5",
+	})))
+	if err := cl.parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	s := &services{cfg: cl.cfg, log: slog.New(slog.DiscardHandler)}
+	flush, err := s.startTracing(context.Background(), "api")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flush()
+	if s.tracing != nil || s.tracing.Tracer("intake") != nil {
+		t.Fatalf("a tracer provider without an endpoint: %+v", s.tracing)
+	}
+	if _, sdk := otel.GetTracerProvider().(*sdktrace.TracerProvider); sdk {
+		t.Fatal("the global tracer provider was set without an endpoint")
 	}
 }
