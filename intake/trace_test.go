@@ -2,14 +2,21 @@ package intake
 
 import (
 	"context"
+	"log/slog"
+	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.opentelemetry.io/otel/attribute"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/payrail/payrail/internal/auth"
+	"github.com/payrail/payrail/internal/canopy"
+	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/internal/tracing"
 )
 
@@ -123,4 +130,38 @@ func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) string {
 		}
 	}
 	return ""
+}
+
+// BenchmarkTracingOverhead serves GET /healthz in process: "off" is the
+// server without a tracer (what runs when no OTLP endpoint is set), "on"
+// records a span per request into a discarding exporter.
+func BenchmarkTracingOverhead(b *testing.B) {
+	signer, err := auth.NewSigner(testSigningKey, time.Hour)
+	if err != nil {
+		b.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(tracetest.NewNoopExporter()))
+	b.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	for _, bc := range []struct {
+		name   string
+		tracer trace.Tracer
+	}{{"off", nil}, {"on", tp.Tracer("intake")}} {
+		b.Run(bc.name, func(b *testing.B) {
+			api, err := New(Config{Store: store.New(env.Pool, env.Ring, canopy.Events{}), Ring: env.Ring, Signer: signer,
+				Registry: prometheus.NewRegistry(), RateLimit: 1000, RateBurst: 1000, Tracer: bc.tracer,
+				Logger: slog.New(slog.DiscardHandler)})
+			if err != nil {
+				b.Fatal(err)
+			}
+			req := httptest.NewRequest("GET", "/healthz", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				api.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("status %d", w.Code)
+				}
+			}
+		})
+	}
 }
