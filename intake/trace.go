@@ -18,8 +18,14 @@ import (
 // with its job (internal/store, outbox rows), so the worker's spans join
 // this trace. It never records bodies, queries or headers other than the
 // request id: card and bank account numbers travel only in bodies.
+// Probes (/healthz, /readyz) are not traced: a load balancer's every few
+// seconds would bury the payments' traces.
 func (s *Server) traced(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			next.ServeHTTP(w, r)
+			return
+		}
 		ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
 		ctx, span := s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(
