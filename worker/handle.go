@@ -123,6 +123,7 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 			if outcome.RetryAfter > delay {
 				delay = outcome.RetryAfter
 			}
+			span.SetAttributes(tracing.AttrOutcome.String(string(outcome.Outcome)))
 			log.Warn("retryable processor outcome; will retry", "code", outcome.Code, "message", outcome.Message,
 				"retry_in", delay)
 			if err := w.store.RecordRetry(ctx, ref, outcome.Code, outcome.Message); err != nil {
