@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/time/rate"
 
 	"github.com/payrail/payrail/internal/auth"
@@ -93,6 +94,9 @@ type Config struct {
 	// AuthorizeNet verifies customer payment profiles before an account
 	// stores them. Without it such configs are answered 503.
 	AuthorizeNet AuthorizeNet
+	// Tracer, when set, records a span per request (trace.go); nil turns
+	// tracing off and costs nothing.
+	Tracer trace.Tracer
 }
 
 // DefaultPageBytes is how much line item data one page of GET
@@ -130,6 +134,7 @@ type Server struct {
 	handler              http.Handler
 	anet                 AuthorizeNet
 	webhooksAllowPrivate bool
+	tracer               trace.Tracer
 }
 
 // New builds the Server and its routes.
@@ -161,6 +166,7 @@ func New(cfg Config) (*Server, error) {
 		trusted:        cfg.TrustedProxies,
 
 		webhooksAllowPrivate: cfg.WebhooksAllowPrivate,
+		tracer:               cfg.Tracer,
 	}
 	slots := orInt(cfg.TokenHashConcurrency, runtime.GOMAXPROCS(0))
 	s.hashGate = newHashGate(slots, orInt(cfg.TokenHashQueue, 4*slots), cmp.Or(cfg.TokenHashWait, defaultHashWait))
@@ -192,7 +198,11 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.metrics = metrics
 	s.routes()
-	s.handler = withRequestID(s.recoverPanics(s.observe(http.HandlerFunc(s.dispatch))))
+	s.handler = s.recoverPanics(s.observe(http.HandlerFunc(s.dispatch)))
+	if s.tracer != nil {
+		s.handler = s.traced(s.handler)
+	}
+	s.handler = withRequestID(s.handler)
 	return s, nil
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/internal/store"
@@ -33,6 +34,9 @@ type PublisherOptions struct {
 	// example queue.Keeper.Kick: the stream may be gone). It must not
 	// block.
 	PublishFailed func(error)
+	// Tracer, when set, records a publish span for every row that
+	// carries a trace context (package tracing); nil records none.
+	Tracer trace.Tracer
 }
 
 // Publisher is the fast path: it publishes outbox rows handed to it right
@@ -128,9 +132,12 @@ func (p *Publisher) publish(m store.OutboxMessage, pending chan struct{}) {
 		return
 	}
 	pending <- struct{}{}
-	fut, err := p.js.PublishMsgAsync(natsMsg(p.topo, m))
+	msg := natsMsg(p.topo, m)
+	span := startPublish(p.opts.Tracer, pathFastPath, m, msg)
+	fut, err := p.js.PublishMsgAsync(msg)
 	if err != nil {
 		<-pending
+		endPublish(span, err)
 		p.failed(err)
 		p.opts.Metrics.published("fast_path", false)
 		p.opts.Logger.Debug("fast-path publish failed; the relay will publish", "msg_id", m.MsgID, "err", err)
@@ -140,16 +147,19 @@ func (p *Publisher) publish(m store.OutboxMessage, pending chan struct{}) {
 		defer func() { <-pending }()
 		select {
 		case <-fut.Ok():
+			endPublish(span, nil)
 			p.opts.Metrics.published("fast_path", true)
 			select {
 			case p.acked <- m.ID:
 			default: // marks are behind: the relay republishes, JetStream deduplicates
 			}
 		case err := <-fut.Err():
+			endPublish(span, err)
 			p.failed(err)
 			p.opts.Metrics.published("fast_path", false)
 			p.opts.Logger.Debug("fast-path publish not acknowledged; the relay will publish", "msg_id", m.MsgID, "err", err)
 		case <-time.After(p.opts.AckTimeout):
+			endPublish(span, errNoPubAck)
 			p.opts.Metrics.published("fast_path", false)
 		}
 	}()
@@ -214,6 +224,10 @@ func natsMsg(topo queue.Topology, m store.OutboxMessage) *nats.Msg {
 	msg.Data = m.Body()
 	return msg
 }
+
+// errNoPubAck ends the publish span of a row whose PubAck did not come
+// in time.
+var errNoPubAck = errors.New("outbox: no PubAck in time")
 
 // errNotAcked reports rows a relay batch could not get acknowledged.
 var errNotAcked = errors.New("outbox: JetStream did not acknowledge every row")

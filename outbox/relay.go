@@ -8,6 +8,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payrail/payrail/internal/queue"
 	"github.com/payrail/payrail/internal/store"
@@ -30,6 +31,9 @@ type RelayOptions struct {
 	// published (for example queue.Keeper.Kick: the stream may be gone).
 	// It must not block.
 	PublishFailed func(error)
+	// Tracer, when set, records a publish span for every row that
+	// carries a trace context (package tracing); nil records none.
+	Tracer trace.Tracer
 }
 
 // Relay publishes outbox rows the fast path missed.
@@ -136,10 +140,14 @@ func (r *Relay) sweep(ctx context.Context) (int, error) {
 // JetStream acknowledged.
 func (r *Relay) publish(ctx context.Context, msgs []store.OutboxMessage) ([]int64, error) {
 	futures := make([]jetstream.PubAckFuture, len(msgs))
+	spans := make([]trace.Span, len(msgs))
 	var firstErr error
 	for i, m := range msgs {
-		f, err := r.js.PublishMsgAsync(natsMsg(r.topo, m))
+		msg := natsMsg(r.topo, m)
+		spans[i] = startPublish(r.opts.Tracer, pathRelay, m, msg)
+		f, err := r.js.PublishMsgAsync(msg)
 		if err != nil {
+			endPublish(spans[i], err)
 			firstErr = err
 			break
 		}
@@ -154,14 +162,19 @@ func (r *Relay) publish(ctx context.Context, msgs []store.OutboxMessage) ([]int6
 		}
 		select {
 		case <-f.Ok():
+			endPublish(spans[i], nil)
 			acked = append(acked, msgs[i].ID)
 		case err := <-f.Err():
+			endPublish(spans[i], err)
 			if firstErr == nil {
 				firstErr = err
 			}
 		case <-timeout.C:
 			if firstErr == nil {
 				firstErr = fmt.Errorf("no PubAck within %s", r.opts.AckTimeout)
+			}
+			for j := i; j < len(futures) && futures[j] != nil; j++ {
+				endPublish(spans[j], errNoPubAck)
 			}
 			r.opts.Metrics.relayed(len(acked), len(msgs)-len(acked))
 			return acked, fmt.Errorf("%w: %w", errNotAcked, firstErr)

@@ -8,8 +8,11 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/internal/tracing"
 	"github.com/payrail/payrail/payments"
 	"github.com/payrail/payrail/processors"
 )
@@ -25,9 +28,12 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		return
 	}
 	delivery := int(meta.NumDelivered)
+	ctx, span := w.startDelivery(ctx, proc, msg, delivery)
+	defer span.End()
 	job, err := w.openJob(ctx, proc, msg)
 	switch {
 	case errors.Is(err, processors.ErrBadJob):
+		span.SetStatus(codes.Error, "rejected")
 		w.reject(proc, msg, delivery, err, start)
 		return
 	case err != nil:
@@ -39,6 +45,7 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 		return
 	}
 	job.Delivery = delivery
+	jobAttributes(span, job)
 	log := w.log.With("processor", proc.Name(), "org_id", job.OrgID, "line_item_id", job.LineItemID,
 		"attempt_id", job.AttemptID, "delivery", delivery)
 	ref := store.AttemptRef{OrgID: job.OrgID, AttemptID: job.AttemptID}
@@ -99,9 +106,11 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 
 	stop := progress(msg, w.opts.AckWait/3)
 	callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.CallTimeout)
+	callCtx, callSpan := w.startCall(callCtx, proc, "process", job)
 	res, err := proc.Process(callCtx, job)
 	cancel()
 	outcome := classify(res, err)
+	endWith(callSpan, outcome)
 	if h := w.hooks.afterProcess; h != nil && h(job) != nil {
 		stop()
 		return
@@ -114,6 +123,7 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 			if outcome.RetryAfter > delay {
 				delay = outcome.RetryAfter
 			}
+			span.SetAttributes(tracing.AttrOutcome.String(string(outcome.Outcome)))
 			log.Warn("retryable processor outcome; will retry", "code", outcome.Code, "message", outcome.Message,
 				"retry_in", delay)
 			if err := w.store.RecordRetry(ctx, ref, outcome.Code, outcome.Message); err != nil {
@@ -151,7 +161,11 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	if h := w.hooks.afterCommit; h != nil && h(job) != nil {
 		return
 	}
+	span.SetAttributes(tracing.AttrOutcome.String(string(outcome.Outcome)),
+		attribute.String("payrail.attempt_status", string(applied.Attempt)),
+		attribute.String("payrail.line_item_status", string(applied.LineItem)))
 	if applied.Attempt == store.AttemptDead {
+		span.SetStatus(codes.Error, "dead")
 		log.Error("attempt is dead: deliveries exhausted", "code", outcome.Code, "message", outcome.Message)
 		w.opts.Metrics.dead(proc.Name())
 		_ = msg.Term()
@@ -198,9 +212,12 @@ func (w *Worker) retryStore(ctx context.Context, log *slog.Logger, what string, 
 func (w *Worker) lastChance(ctx context.Context, proc processors.Processor, job processors.Job, last processors.Result) processors.Result {
 	if r, ok := proc.(processors.Resolver); ok {
 		callCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.opts.CallTimeout)
+		callCtx, callSpan := w.startCall(callCtx, proc, "resolve", job)
 		res, err := r.Resolve(callCtx, job)
 		cancel()
-		if res := classify(res, err); res.Outcome != processors.Retryable {
+		res = classify(res, err)
+		endWith(callSpan, res)
+		if res.Outcome != processors.Retryable {
 			return res
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/queue"
@@ -71,6 +72,9 @@ type Options struct {
 	ReconcileEvery time.Duration
 	Logger         *slog.Logger
 	Metrics        *Metrics
+	// Tracer, when set, records a span per delivery (continuing the trace
+	// the job's message carries) and per processor call; nil records none.
+	Tracer trace.Tracer
 }
 
 func (o *Options) defaults() {

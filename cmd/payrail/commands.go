@@ -27,6 +27,7 @@ import (
 	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/keyring"
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/internal/tracing"
 	"github.com/payrail/payrail/outbox"
 	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/processors/authorizenet/anetsim"
@@ -119,6 +120,9 @@ type services struct {
 	signer        *auth.Signer
 	registry      *prometheus.Registry
 	outboxMetrics *outbox.Metrics
+	// tracing is nil unless an OTLP endpoint is configured; its Tracer
+	// is then nil too, and the roles trace nothing.
+	tracing *tracing.Provider
 
 	anetOnce sync.Once // merchants: Authorize.Net clients per org
 	anet     *authorizenet.Merchants
@@ -200,7 +204,7 @@ func (s *services) serveAPI(ctx context.Context, ln net.Listener, p *pipeline) e
 		Store: s.store, Ring: s.ring, Signer: s.signer, Logger: s.log, Registry: s.registry,
 		RateLimit: rate.Limit(s.cfg.RateLimit), RateBurst: s.cfg.RateBurst,
 		Ready: s.readyChecks(p, true), TrustedProxies: s.cfg.TrustedProxies, AuthorizeNet: anet,
-		WebhooksAllowPrivate: s.cfg.WebhooksAllowPrivate,
+		WebhooksAllowPrivate: s.cfg.WebhooksAllowPrivate, Tracer: s.tracing.Tracer("intake"),
 	})
 	if err != nil {
 		return err
@@ -346,6 +350,11 @@ type roles struct {
 // them: the API finishes its requests, the worker its jobs, the publisher
 // its pending PubAcks, and the relay its batch.
 func (s *services) runRoles(ctx context.Context, name string, r roles) error {
+	flushSpans, err := s.startTracing(ctx, name)
+	if err != nil {
+		return err
+	}
+	defer flushSpans()
 	p, err := s.openPipeline(ctx, name)
 	if err != nil {
 		return err

@@ -20,13 +20,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payrail/payrail/internal/keyring"
+	"github.com/payrail/payrail/internal/tracing"
 	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/processors/nacha"
 )
 
 // config is every setting payrail reads. Each field comes from a PAYRAIL_*
-// environment variable and may be overridden by the flag of the same name;
-// settings declares them, with the roles that use them, once.
+// environment variable (OTEL_* for OpenTelemetry's standard ones) and may
+// be overridden by the flag of the same name; settings declares them, with
+// the roles that use them, once.
 type config struct {
 	DatabaseURL      string
 	DatabaseMaxConns int
@@ -67,6 +69,12 @@ type config struct {
 	AuthNetTimeout        time.Duration // PAYRAIL_AUTHNET_TIMEOUT
 
 	Nacha *nachaConfig // PAYRAIL_NACHA_*
+
+	// Tracing is OpenTelemetry's standard OTEL_EXPORTER_OTLP_ENDPOINT,
+	// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, OTEL_SERVICE_NAME,
+	// OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG; without an
+	// endpoint nothing is traced.
+	Tracing tracing.Config
 
 	// role is the command the configuration was loaded for.
 	role role
@@ -110,6 +118,7 @@ const (
 	roleACH     = roleWorkers | roleNacha                                   // run the NACHA processor
 	roleAuthNet = roleWorkers | roleAPI | roleRedrive                       // call Authorize.Net (charges; profile checks; redrive lookups)
 	roleHooks   = roleDev | roleWebhooks                                    // deliver webhooks
+	roleTraced  = roleDev | roleAPI | roleWorker | roleRelay                // trace payments (OTEL_*)
 )
 
 // setting is one configuration value: its variable, its flag, its default
@@ -404,6 +413,7 @@ func redactPassword(u string) string {
 func (c *config) settings(logFormat string) []*setting {
 	c.Nacha = &nachaConfig{}
 	n := c.Nacha
+	t := &c.Tracing
 	dbURL := &setting{env: "PAYRAIL_DATABASE_URL", flag: "database-url", typ: "URL", def: defaultDatabaseURL,
 		usage: "PostgreSQL URL", roles: roleDB | roleMigrate, show: redactPassword,
 		parse: strict(&c.DatabaseURL, wantDatabaseURL)}
@@ -479,6 +489,20 @@ func (c *config) settings(logFormat string) []*setting {
 		strSetting(&n.SFTPHostKey, "PAYRAIL_NACHA_SFTP_HOST_KEY", "nacha-sftp-host-key", "", "pinned SFTP host key, authorized_keys format", roleACH),
 		strSetting(&n.SFTPDir, "PAYRAIL_NACHA_SFTP_DIR", "nacha-sftp-dir", ".", "remote directory", roleACH),
 		strSetting(&n.InboundDir, "PAYRAIL_NACHA_INBOUND_DIR", "nacha-inbound-dir", "", "directory the worker polls for return and NOC files; payrail dev default ./var/nacha/inbound", roleWorkers),
+
+		{env: "OTEL_EXPORTER_OTLP_ENDPOINT", flag: "otel-exporter-otlp-endpoint", typ: "URL",
+			usage: "OpenTelemetry collector base URL (OTLP over HTTP); spans go to its /v1/traces. Empty (and no traces endpoint): no tracing at all",
+			roles: roleTraced, show: redactPassword, parse: checked(&t.Endpoint, tracing.CheckEndpoint)},
+		{env: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", flag: "otel-exporter-otlp-traces-endpoint", typ: "URL",
+			usage: "full OTLP/HTTP URL spans are posted to, such as http://127.0.0.1:4318/v1/traces; wins over OTEL_EXPORTER_OTLP_ENDPOINT",
+			roles: roleTraced, show: redactPassword, parse: checked(&t.TracesEndpoint, tracing.CheckEndpoint)},
+		strSetting(&t.ServiceName, "OTEL_SERVICE_NAME", "otel-service-name", "", "service.name of the spans; default payrail-<command> (payrail-api, payrail-worker…)", roleTraced),
+		{env: "OTEL_TRACES_SAMPLER", flag: "otel-traces-sampler", typ: "sampler", def: "parentbased_always_on",
+			usage: "which traces are recorded: " + strings.Join(tracing.Samplers, ", "),
+			roles: roleTraced, parse: strict(&t.Sampler, func(v string) error { _, err := tracing.ParseSampler(v, ""); return err })},
+		{env: "OTEL_TRACES_SAMPLER_ARG", flag: "otel-traces-sampler-arg", typ: "ratio",
+			usage: "sampling ratio (0 to 1) of the traceidratio samplers; default 1",
+			roles: roleTraced, parse: checked(&t.SamplerArg, func(v string) error { _, err := tracing.ParseSampler("traceidratio", v); return err })},
 	}
 	return s
 }

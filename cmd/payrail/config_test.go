@@ -94,6 +94,10 @@ func TestMalformedEnvironmentValue(t *testing.T) {
 		{roleAPI, "PAYRAIL_JWT_SECRET", "c2hvcnQ=", "PAYRAIL_JWT_SECRET (value hidden): want base64 of at least 32 random bytes (e.g. `openssl rand -base64 32`)", true},
 		{roleWorker, "PAYRAIL_ENCRYPTION_KEYS", "k1=c2hvcnQ=", `PAYRAIL_ENCRYPTION_KEYS (value hidden): want id=base64 pairs of 32-byte AES keys, comma-separated (key "k1" is 5 bytes, want 32)`, true},
 		{roleNacha, "PAYRAIL_ENCRYPTION_KEYS", "hunter2", `PAYRAIL_ENCRYPTION_KEYS (value hidden): want id=base64 pairs of 32-byte AES keys, comma-separated (entry 1 is not id=base64key)`, true},
+		{roleAPI, "OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318", `OTEL_EXPORTER_OTLP_ENDPOINT="collector:4318": want an http or https URL such as http://127.0.0.1:4318`, false},
+		{roleWorker, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://u:hunter2@/v1/traces", `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="https://u:xxxxx@/v1/traces": want an http or https URL such as http://127.0.0.1:4318`, false},
+		{roleRelay, "OTEL_TRACES_SAMPLER", "jaeger_remote", `OTEL_TRACES_SAMPLER="jaeger_remote": want one of always_on, always_off, traceidratio, parentbased_always_on, parentbased_always_off, parentbased_traceidratio`, false},
+		{roleDev, "OTEL_TRACES_SAMPLER_ARG", "1.5", `OTEL_TRACES_SAMPLER_ARG="1.5": want a sampling ratio from 0 to 1 such as 0.25`, false},
 		{roleAPI, "PAYRAIL_ENCRYPTION_KEY_ID", "k9", `PAYRAIL_ENCRYPTION_KEY_ID="k9": want one of the key ids in PAYRAIL_ENCRYPTION_KEYS (k1)`, false},
 	} {
 		t.Run(tc.name+"="+tc.val, func(t *testing.T) {
@@ -284,6 +288,9 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 	// The API verifies payment profiles with Authorize.Net; the worker charges.
 	authnet := []string{"authnet-endpoint", "authnet-login-id", "authnet-transaction-key", "authnet-timeout"}
 	hooks := []string{"webhooks-timeout", "webhooks-concurrency", "webhooks-pause-after"}
+	// The roles that trace a payment (docs/observability.md).
+	otel := []string{"otel-exporter-otlp-endpoint", "otel-exporter-otlp-traces-endpoint", "otel-service-name",
+		"otel-traces-sampler", "otel-traces-sampler-arg"}
 	cat := func(parts ...[]string) []string { return sorted(slices.Concat(parts...)...) }
 
 	for _, tc := range []struct {
@@ -291,10 +298,10 @@ func TestEachCommandListsOnlyItsFlags(t *testing.T) {
 		role role
 		want []string
 	}{
-		{"relay", roleRelay, cat(db, stream, []string{"metrics-addr", "relay-grace"})},
-		{"api", roleAPI, cat(db, stream, apiOnly, keys, authnet, []string{"metrics-addr", "relay-grace", "api-relay", "webhooks-allow-private"})},
-		{"worker", roleWorker, cat(db, stream, keys, workerOnly, authnet, nachaFlags, []string{"metrics-addr"})},
-		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, authnet, nachaFlags, hooks,
+		{"relay", roleRelay, cat(db, stream, otel, []string{"metrics-addr", "relay-grace"})},
+		{"api", roleAPI, cat(db, stream, apiOnly, keys, authnet, otel, []string{"metrics-addr", "relay-grace", "api-relay", "webhooks-allow-private"})},
+		{"worker", roleWorker, cat(db, stream, keys, workerOnly, authnet, nachaFlags, otel, []string{"metrics-addr"})},
+		{"dev", roleDev, cat(db, stream, apiOnly, keys, workerOnly, authnet, nachaFlags, hooks, otel,
 			[]string{"metrics-addr", "relay-grace", "var-dir", "nats-embedded-addr", "webhooks-allow-private"})},
 		{"webhooks", roleWebhooks, cat(db, stream, keys, hooks, []string{"metrics-addr", "webhooks-allow-private"})},
 		{"migrate", roleMigrate, []string{"database-url"}},
@@ -324,6 +331,8 @@ func TestEveryVariableDeclaredOnce(t *testing.T) {
 		"PAYRAIL_NACHA_SFTP_PASSWORD", "PAYRAIL_NACHA_SFTP_KEY_FILE", "PAYRAIL_NACHA_SFTP_HOST_KEY", "PAYRAIL_NACHA_SFTP_DIR",
 		"PAYRAIL_NACHA_INBOUND_DIR", "PAYRAIL_WEBHOOKS_ALLOW_PRIVATE", "PAYRAIL_WEBHOOKS_TIMEOUT",
 		"PAYRAIL_WEBHOOKS_CONCURRENCY", "PAYRAIL_WEBHOOKS_PAUSE_AFTER",
+		"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SERVICE_NAME",
+		"OTEL_TRACES_SAMPLER", "OTEL_TRACES_SAMPLER_ARG",
 	}
 	var got []string
 	flags := map[string]bool{}

@@ -294,7 +294,7 @@ func (s *services) openPipeline(ctx context.Context, role string) (*pipeline, er
 	s.outboxMetrics = metrics
 	keeper := queue.NewKeeper(nc.js, s.topology(), queue.KeeperOptions{Logger: s.log})
 	pub := outbox.NewPublisher(nc.js, s.topology(), s.store, outbox.PublisherOptions{Logger: s.log, Metrics: metrics,
-		PublishFailed: func(error) { keeper.Kick() }})
+		PublishFailed: func(error) { keeper.Kick() }, Tracer: s.tracing.Tracer("outbox")})
 	s.store.SetFastPath(pub)
 	return &pipeline{nats: nc, publisher: pub, keeper: keeper}, nil
 }
@@ -310,7 +310,7 @@ func (s *services) topology() queue.Topology {
 func (s *services) relay(p *pipeline) *outbox.Relay {
 	return outbox.NewRelay(s.store, s.pool, p.nats.js, s.topology(), outbox.RelayOptions{
 		Logger: s.log, Metrics: s.outboxMetrics, Grace: s.cfg.RelayGrace,
-		PublishFailed: func(error) { p.keeper.Kick() },
+		PublishFailed: func(error) { p.keeper.Kick() }, Tracer: s.tracing.Tracer("outbox"),
 	})
 }
 
@@ -321,7 +321,7 @@ func (s *services) worker(p *pipeline, reg *processors.Registry) (*worker.Worker
 	}
 	return worker.New(p.nats.js, s.topology(), s.store, reg, s.ring, worker.Options{
 		Concurrency: s.cfg.WorkerConcurrency, AckWait: s.cfg.AckWait, MaxDeliver: s.cfg.MaxDeliver,
-		Logger: s.log, Metrics: m,
+		Logger: s.log, Metrics: m, Tracer: s.tracing.Tracer("worker"),
 	}), nil
 }
 

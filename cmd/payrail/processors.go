@@ -94,7 +94,8 @@ func (s *services) merchants(ctx context.Context) (*authorizenet.Merchants, erro
 
 func (s *services) newMerchants(ctx context.Context) (*authorizenet.Merchants, error) {
 	cfg := authorizenet.Config{Endpoint: s.cfg.AuthNetEndpoint, LoginID: s.cfg.AuthNetLoginID,
-		TransactionKey: s.cfg.AuthNetTransactionKey, Timeout: s.cfg.AuthNetTimeout}
+		TransactionKey: s.cfg.AuthNetTransactionKey, Timeout: s.cfg.AuthNetTimeout,
+		Tracer: s.tracing.Tracer("processors/authorizenet")}
 	if cfg.LoginID == "" && cfg.TransactionKey == "" && s.cfg.dev {
 		endpoint, err := s.startSimulator(ctx)
 		if err != nil {

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/payrail/payrail/internal/tracing"
 )
 
 // OutboxMessage is one row of the transactional outbox: a job or an event
@@ -134,6 +136,12 @@ func (s *Store) announce(ctx context.Context, tx pgx.Tx, emit func(...OutboxMess
 // emit, as announce does.
 func (s *Store) insertOutbox(ctx context.Context, tx pgx.Tx, emit func(...OutboxMessage), msgs ...OutboxMessage) error {
 	fastPath := emit != nil && s.fastPath != nil
+	// The row carries the trace of the work that wrote it (the API
+	// request, the worker's delivery), so whoever publishes it, now or
+	// after a crash, continues that trace (docs/observability.md).
+	for i := range msgs {
+		msgs[i].Headers = tracing.Inject(ctx, msgs[i].Headers)
+	}
 	// Insert first: the fast path marks rows by the id the insert fills in.
 	if err := insertOutbox(ctx, tx, fastPath, msgs); err != nil {
 		return err

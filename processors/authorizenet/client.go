@@ -9,9 +9,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptrace"
+	"net/url"
 	"strconv"
 	"sync/atomic"
 	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // maxResponse bounds a response body. A page of 1000 transactions is
@@ -22,6 +27,7 @@ const maxResponse = 16 << 20
 type Client struct {
 	cfg  Config
 	auth MerchantAuthentication
+	host string // the endpoint's host, for spans
 }
 
 // NewClient returns a client for cfg.
@@ -30,7 +36,11 @@ func NewClient(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: cfg, auth: MerchantAuthentication{Name: cfg.LoginID, TransactionKey: cfg.TransactionKey}}, nil
+	host := ""
+	if u, err := url.Parse(cfg.Endpoint); err == nil {
+		host = u.Hostname()
+	}
+	return &Client{cfg: cfg, auth: MerchantAuthentication{Name: cfg.LoginID, TransactionKey: cfg.TransactionKey}, host: host}, nil
 }
 
 func (c *Client) base(refID string) apiRequest {
@@ -145,8 +155,25 @@ func (c *Client) GetSettledBatchList(ctx context.Context, first, last time.Time)
 // Every failure is an *Error.
 func (c *Client) call(ctx context.Context, op string, env, out any) error {
 	start := time.Now()
+	var span trace.Span
+	if c.cfg.Tracer != nil {
+		// The endpoint, the operation and the error code only: the
+		// request carries the merchant's key and the card, the response
+		// the customer's details.
+		ctx, span = c.cfg.Tracer.Start(ctx, "authorizenet "+op, trace.WithSpanKind(trace.SpanKindClient),
+			trace.WithAttributes(attribute.String("http.request.method", http.MethodPost),
+				attribute.String("server.address", c.host), attribute.String("rpc.method", op)))
+	}
 	err := c.send(ctx, op, env, out)
 	c.cfg.Metrics.observe(op, err, time.Since(start))
+	if span != nil {
+		var e *Error
+		if errors.As(err, &e) {
+			span.SetAttributes(attribute.String("payrail.code", e.Code), attribute.String("payrail.class", e.Class.String()))
+			span.SetStatus(codes.Error, e.Code)
+		}
+		span.End()
+	}
 	return err
 }
 

@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"time"
 	"unicode/utf8"
+
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Endpoints. The sandbox is the default, so a missing setting can never
@@ -41,6 +43,9 @@ type Config struct {
 	HTTPClient *http.Client
 	// Metrics, when set, counts calls by operation and result.
 	Metrics *Metrics
+	// Tracer, when set, records a client span per API call; nil records
+	// none.
+	Tracer trace.Tracer
 }
 
 func (c Config) withDefaults() (Config, error) {
