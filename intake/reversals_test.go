@@ -105,6 +105,12 @@ func TestLedgerReversals(t *testing.T) {
 			if got := eventReasons(t, h.org, tc.original); len(got) != 2 || got[1] != "reversed by "+id {
 				t.Fatalf("events of the original: %q", got)
 			}
+			// The other route does not reverse this type, reversed or not.
+			other := chargeReversalPath(acct, tc.original)
+			if tc.typ == "CHARGE_REVERSAL" {
+				other = paymentReversalPath(acct, tc.original)
+			}
+			h.do("POST", other, h.token, map[string]any{}).wantError(409, codeInvalidStateTransition)
 			// A reversed line item and its reversal are history.
 			h.do("PUT", "/accounts/"+acct+"/line_items/"+tc.original, h.token, map[string]any{"line_item_status": "INVALID"}).
 				wantError(409, codeInvalidStateTransition)

@@ -79,6 +79,10 @@ func (s *Service) Reverse(ctx context.Context, r Reversal, now time.Time) (store
 		AccountID: r.AccountID, OriginalLineItemID: r.OriginalLineItemID, LineItemID: id,
 		ExternalFields: r.ExternalFields, Origin: r.Kind, RequestHash: r.RequestHash, ClientID: r.ClientID,
 		IdempotencyKey: r.IdempotencyKey,
+		Accepts: func(orig store.LineItem) error {
+			_, err := reversalType(r.Kind, orig)
+			return err
+		},
 		Plan: func(orig store.LineItem) (store.ReversalPlan, error) {
 			plan, err := PlanReversal(r.Kind, orig, r.MayExecute)
 			if err != nil || !plan.executed {
@@ -107,15 +111,13 @@ func PlanReversal(kind string, orig store.LineItem, mayExecute bool) (reversalPl
 		return &store.TransitionError{From: orig.Status, To: store.StatusReversed, Reason: reason}
 	}
 	var plan reversalPlan
-	switch {
-	case kind == ReversePayment && (orig.Type == store.TypePayment || orig.Type == typeDebitOffset):
-		plan.Type, plan.Description = store.TypePaymentReversal, "Reversal of payment "+orig.LineItemID
-	case kind == ReverseCharge && orig.Type == store.TypeCharge:
-		plan.Type, plan.Description = store.TypeChargeReversal, "Reversal of charge "+orig.LineItemID
-	case kind == ReverseCharge:
-		return plan, refuse(orig.LineItemID + " is a " + orig.Type + ": charge_reversals reverses CHARGE line items")
-	default:
-		return plan, refuse(orig.LineItemID + " is a " + orig.Type + ": payment_reversals reverses PAYMENT and DEBIT_OFFSET line items")
+	var err error
+	if plan.Type, err = reversalType(kind, orig); err != nil {
+		return plan, err
+	}
+	plan.Description = "Reversal of payment " + orig.LineItemID
+	if plan.Type == store.TypeChargeReversal {
+		plan.Description = "Reversal of charge " + orig.LineItemID
 	}
 	executed := orig.Processor != "" && orig.Attempt != nil
 	switch {
@@ -162,4 +164,21 @@ func (s *Service) reversalJob(r Reversal, orig store.LineItem, id string, now ti
 			Headers: map[string]string{processors.HeaderOrgID: job.OrgID, processors.HeaderAttemptID: job.AttemptID},
 		},
 	}, nil
+}
+
+// reversalType is the reversal type a route makes of orig, or why the
+// route does not reverse that type of line item.
+func reversalType(kind string, orig store.LineItem) (string, error) {
+	refuse := func(reason string) error {
+		return &store.TransitionError{From: orig.Status, To: store.StatusReversed, Reason: reason}
+	}
+	switch {
+	case kind == ReversePayment && (orig.Type == store.TypePayment || orig.Type == typeDebitOffset):
+		return store.TypePaymentReversal, nil
+	case kind == ReverseCharge && orig.Type == store.TypeCharge:
+		return store.TypeChargeReversal, nil
+	case kind == ReverseCharge:
+		return "", refuse(orig.LineItemID + " is a " + orig.Type + ": charge_reversals reverses CHARGE line items")
+	}
+	return "", refuse(orig.LineItemID + " is a " + orig.Type + ": payment_reversals reverses PAYMENT and DEBIT_OFFSET line items")
 }

@@ -28,6 +28,11 @@ type NewReversal struct {
 	RequestHash        []byte
 	ClientID           string
 	IdempotencyKey     string
+	// Accepts judges, under the original's row lock and before an
+	// existing reversal is looked for, whether this route reverses the
+	// original's type at all (a charge route answers no reversal of a
+	// payment, even an existing one); its error is returned as it is.
+	Accepts func(orig LineItem) error
 	// Plan decides, under the original's row lock, what the reversal is;
 	// an error (a *TransitionError, or the caller's own) refuses it and is
 	// returned as it is.
@@ -79,6 +84,9 @@ func (s *Store) CreateReversal(ctx context.Context, orgID string, in NewReversal
 		}
 		if err != nil {
 			return fmt.Errorf("lock original: %w", err)
+		}
+		if err := in.Accepts(orig); err != nil {
+			return err
 		}
 		if orig.RelatedLineItemID != "" && !IsReversal(orig.Type) {
 			prev, err := s.lineItemTx(ctx, tx, orgID, in.AccountID, orig.RelatedLineItemID)
