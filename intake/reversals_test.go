@@ -261,3 +261,38 @@ func TestReversalIdempotencyKey(t *testing.T) {
 		t.Fatalf("b was reversed: %s", b.body)
 	}
 }
+
+// A staged ACH payment (no file has taken its entry) is reversed by a
+// CANOPY_NACHA job that withdraws the entry; once a file took it, 409;
+// once it settled, 422 (the credit entry is not built).
+func TestStagedACHReversal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	acct := h.account()
+	h.do("POST", guestPath(acct), h.token, guestBody("ach", achMethod())).wantStatus(200)
+	h.decide(acct, "ach", processors.PendingSettlement, "")
+	ops := h.tokenFor(h.org, auth.RoleOperations)
+	h.do("POST", paymentReversalPath(acct, "ach"), ops, map[string]any{}).wantError(403, codeForbidden)
+	res := h.do("POST", paymentReversalPath(acct, "ach"), h.token, map[string]any{}).wantStatus(200)
+	if res.str("line_item_overview", "line_item_status") != "PENDING" || processing(res)["payment_processor_name"] != "CANOPY_NACHA" {
+		t.Fatalf("reversal %s", res.body)
+	}
+	subject, payload, _ := storedJob(t, h.org, acct, res.str("line_item_id"))
+	job, err := processors.DecodeJob(env.Ring, payload)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, _ := h.store.LineItem(context.Background(), h.org, acct, "ach")
+	if subject != "jobs.CANOPY_NACHA" || job.Reversal == nil || job.Reversal.OriginalAttemptID != orig.Attempt.AttemptID || job.ACH != nil {
+		t.Fatalf("job on %s: %+v", subject, job)
+	}
+
+	h.do("POST", guestPath(acct), h.token, guestBody("dropped", achMethod())).wantStatus(200)
+	h.decide(acct, "dropped", processors.PendingSettlement, "")
+	li, _ := h.store.LineItem(context.Background(), h.org, acct, "dropped")
+	if _, err := env.Pool.Exec(context.Background(), `UPDATE payment_attempts SET nacha_file_id = 'file_1' WHERE org_id = $1 AND attempt_id = $2`,
+		h.org, li.Attempt.AttemptID); err != nil {
+		t.Fatal(err)
+	}
+	h.do("POST", paymentReversalPath(acct, "dropped"), h.token, map[string]any{}).wantError(409, codeInvalidStateTransition)
+}

@@ -57,12 +57,23 @@ func (e *UnsupportedReversalError) Error() string {
 	return "payments: " + e.Processor + " cannot reverse payments yet"
 }
 
-// reversibleBy lists the processors whose workers reverse a payment they
-// executed. CANOPY_NACHA is not among them: a NACHA reversal (withdrawing
-// a staged entry, or a credit entry in the next file) is not built, and a
-// reversal job on its subject would be staged as a debit by a worker that
-// reads it as a payment. The API answers 422 for such payments.
+// reversibleBy lists the processors whose workers reverse a VALID payment
+// they executed. CANOPY_NACHA is not among them: reversing an entry that
+// went out takes a credit entry in the next file, which is not built
+// (processors/nacha/README.md); the API answers 422 for such payments.
+// CANOPY_NACHA does withdraw a payment whose entry is still staged
+// (stagedACH).
 var reversibleBy = map[string]bool{processors.AuthorizeNet: true}
+
+// stagedACH reports whether orig is an ACH payment whose entry no file
+// has taken yet, as far as the line item shows (the drop stamps the
+// attempt with its file when the file is durable, so an entry being cut
+// into a file still looks staged; the worker's withdrawal finds out under
+// the drop's lock).
+func stagedACH(orig store.LineItem) bool {
+	return orig.Processor == processors.CanopyNACHA && orig.Status == store.StatusPending && orig.Attempt != nil &&
+		orig.Attempt.Status == store.AttemptPendingSettlement && orig.Attempt.NachaFileID == ""
+}
 
 // Reverse records the reversal of a line item (docs/states.md, Reversals).
 // A ledger-only original (a payment record, a charge) is reversed at once:
@@ -121,6 +132,12 @@ func PlanReversal(kind string, orig store.LineItem, mayExecute bool) (reversalPl
 	}
 	executed := orig.Processor != "" && orig.Attempt != nil
 	switch {
+	case stagedACH(orig) && !mayExecute:
+		return plan, ErrReversalNotPermitted
+	case stagedACH(orig):
+		// Withdrawn from the cutoff by the worker: nothing is sent.
+		plan.Status, plan.executed = store.StatusPending, true
+		return plan, nil
 	case executed && orig.Status == store.StatusPending:
 		return plan, refuse("the payment's execution by " + orig.Processor + " is still in flight (attempt " +
 			string(orig.Attempt.Status) + "); reverse it once it is VALID")

@@ -22,6 +22,11 @@ func TestPlanReversal(t *testing.T) {
 		li.Attempt = &store.Attempt{AttemptID: "att_2", Processor: processors.CanopyNACHA, Status: store.AttemptSucceeded, TransactionID: "1"}
 		return li
 	}
+	staged := func(li store.LineItem, file string) store.LineItem {
+		li.Processor = processors.CanopyNACHA
+		li.Attempt = &store.Attempt{AttemptID: "att_3", Processor: processors.CanopyNACHA, Status: store.AttemptPendingSettlement, NachaFileID: file}
+		return li
+	}
 	item := func(typ string, st store.Status) store.LineItem {
 		return store.LineItem{LineItemID: "li_1", Type: typ, Status: st, AmountCents: 500}
 	}
@@ -51,7 +56,10 @@ func TestPlanReversal(t *testing.T) {
 		{"invalid card payment", ReversePayment, card(item(store.TypePayment, store.StatusInvalid), store.AttemptDead, ""), true, "", "", false, &transition},
 		{"invalid charge", ReverseCharge, item(store.TypeCharge, store.StatusInvalid), true, "", "", false, &transition},
 		{"card payment, caller may not execute", ReversePayment, card(item(store.TypePayment, store.StatusValid), store.AttemptSucceeded, "60004"), false, "", "", false, ErrReversalNotPermitted},
-		{"ACH payment", ReversePayment, nacha(item(store.TypePayment, store.StatusValid)), true, "", "", false, &unsupported},
+		{"settled ACH payment", ReversePayment, nacha(item(store.TypePayment, store.StatusValid)), true, "", "", false, &unsupported},
+		{"staged ACH payment", ReversePayment, staged(item(store.TypePayment, store.StatusPending), ""), true, store.TypePaymentReversal, store.StatusPending, true, nil},
+		{"staged ACH payment, caller may not execute", ReversePayment, staged(item(store.TypePayment, store.StatusPending), ""), false, "", "", false, ErrReversalNotPermitted},
+		{"dropped ACH payment", ReversePayment, staged(item(store.TypePayment, store.StatusPending), "file_1"), true, "", "", false, &transition},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan, err := PlanReversal(tc.kind, tc.orig, tc.mayExecute)
