@@ -70,7 +70,7 @@ func (p *Processor) withdraw(ctx context.Context, job processors.Job) (processor
 				in = " in file " + *fileID
 			}
 			res = processors.Result{Outcome: processors.Permanent, Code: "entry_not_staged",
-				Message: "the entry is " + status + in + ": it cannot be withdrawn, and a reversing credit entry is not built",
+				Message:    "the entry is " + status + in + ": it cannot be withdrawn, and a reversing credit entry is not built",
 				Instrument: inst}
 			return nil
 		}
