@@ -12,10 +12,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
 	"github.com/payrail/payrail/processors"
 	"github.com/payrail/payrail/processors/authorizenet"
 	"github.com/payrail/payrail/processors/authorizenet/anetsim"
+	"github.com/payrail/payrail/processors/nacha"
 )
 
 // reversalFixture is the pipeline with the real AUTHORIZE_NET processor
@@ -148,5 +150,60 @@ func TestCardReversals(t *testing.T) {
 				t.Fatalf("reversal of a declined payment: %d %v", status, body)
 			}
 		})
+	}
+}
+
+// A staged ACH payment is reversed end to end: the reversal job reaches
+// CANOPY_NACHA, which withdraws the entry (the first delivery dies after
+// withdrawing, before its commit; the redelivery finds the entry withdrawn
+// by the same reversal), the reversal becomes VALID, the payment stays
+// PENDING, and the next drop leaves the entry out of its file.
+func TestStagedACHReversal(t *testing.T) {
+	p, err := nacha.New(nacha.Config{Pool: env.Pool, Ring: env.Ring, Ledger: nacha.StoreLedger{Store: store.New(env.Pool, env.Ring, canopy.Events{})},
+		DropDir: t.TempDir(), Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	crash := &crashOnce{}
+	f := newFixture(t, fixtureOpts{processor: p, hooks: hooks{afterProcess: crash.hook}})
+	if _, err := f.store.PutNachaConfig(f.ctx, f.org, store.NachaConfig{
+		DestinationBankName: "FEDERAL RESERVE BANK", DestinationRouting: "091000019",
+		OriginBankName: "PAYRAIL TEST BANK", OriginRouting: "231380104",
+		CompanyName: "PAYRAIL TEST", CompanyIdentification: "1234567890", EntryDescription: "PAYMENT",
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"ach-keep", "ach-back"} {
+		f.guestPayment(id, 1500, `{"payment_type":"ACH","payment_processor_name":"CANOPY_NACHA",`+
+			`"bank_account_number":"987654321","bank_routing_number":"021000021","standard_entry_class":"WEB","name":"Pat Doe"}`)
+		var li store.LineItem
+		waitFor(t, 10*time.Second, func() bool {
+			li, _ = f.store.LineItem(f.ctx, f.org, f.account, id)
+			return li.Attempt != nil && li.Attempt.Status == store.AttemptPendingSettlement
+		}, func() string { return fmt.Sprintf("%s not staged: %+v", id, li.Attempt) })
+	}
+	status, body := f.reverse("ach-back")
+	if status != 200 {
+		t.Fatalf("reversal: %d %v", status, body)
+	}
+	rid := body["line_item_id"].(string)
+	rev := f.waitSettled([]string{rid}, 30*time.Second)[rid]
+	if rev.Status != store.StatusValid || rev.Attempt.ResultCode != "withdrawn" || rev.Attempt.Deliveries < 2 {
+		t.Fatalf("reversal ended %s (%+v)", rev.Status, rev.Attempt)
+	}
+	if li, _ := f.store.LineItem(f.ctx, f.org, f.account, "ach-back"); li.Status != store.StatusPending || li.RelatedLineItemID != rid {
+		t.Fatalf("reversed payment: %s, related %q", li.Status, li.RelatedLineItemID)
+	}
+	res, err := p.Drop(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range res.Files {
+		if file.OrgID == f.org && (file.Entries != 1 || file.DebitTotalCents != 1500) {
+			t.Fatalf("drop after the withdrawal: %+v", file)
+		}
+	}
+	if li, _ := f.store.LineItem(f.ctx, f.org, f.account, "ach-back"); li.Attempt.NachaFileID != "" {
+		t.Fatalf("the withdrawn payment went into file %s", li.Attempt.NachaFileID)
 	}
 }
