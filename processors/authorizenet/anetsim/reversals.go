@@ -27,13 +27,6 @@ const (
 	reasonAlreadyVoided = 310
 )
 
-func init() {
-	reasons[reasonNotRefundable] = reason{3, "The referenced transaction does not meet the criteria for issuing a credit."}
-	reasons[reasonCreditsExceed] = reason{3, "The sum of credits against the referenced transaction would exceed original debit amount."}
-	// The gateway reports a repeated void as done, not as an error.
-	reasons[reasonAlreadyVoided] = reason{1, "This transaction has already been voided."}
-}
-
 // voidable reports whether a transaction can still be voided: it has not
 // settled and it took (or holds) money.
 func voidable(t *Transaction) bool {
@@ -68,11 +61,17 @@ func (s *Server) void(login, refID string, tr transactionRequest) any {
 }
 
 func (s *Server) voidReply(refID string, t *Transaction, code int) any {
+	text := reasons[code].text
+	if code == reasonAlreadyVoided {
+		// A repeated void is reported done, not as an error. It is not in
+		// reasons: the error card must not answer it to a charge.
+		text = "This transaction has already been voided."
+	}
 	return createTransactionResponse{
 		TransactionResponse: &transactionResponse{
 			ResponseCode: "1", AuthCode: t.AuthCode, AvsResultCode: "P", TransID: t.TransID, RefTransID: t.TransID,
 			TestRequest: "0", AccountNumber: t.AccountNumber, AccountType: t.AccountType,
-			Messages: []trMessage{{Code: strconv.Itoa(code), Description: reasons[code].text}},
+			Messages: []trMessage{{Code: strconv.Itoa(code), Description: text}},
 		},
 		RefID: refID, Messages: okMessages(),
 	}
