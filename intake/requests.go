@@ -20,7 +20,7 @@ var (
 	chargeStatuses = names(store.StatusValid, store.StatusInvalid, store.StatusOffset, store.StatusPending,
 		store.StatusAuthorized, store.StatusDeclined, store.StatusVoid, store.StatusPosted)
 	allStatuses = append(append([]string{}, chargeStatuses...), string(store.StatusReversed))
-	listTypes   = []string{store.TypeCharge, store.TypePayment, store.TypePaymentReversal,
+	listTypes   = []string{store.TypeCharge, store.TypePayment, store.TypePaymentReversal, store.TypeChargeReversal,
 		"CREDIT_OFFSET", "DEBIT_OFFSET", "MANUAL_FEE"}
 )
 

@@ -227,6 +227,10 @@ func (s *Server) routes() {
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments/payment_transfer", s.authed(auth.PermExecute, s.paymentTransfer))
 	m.HandleFunc("POST /accounts/{account_id}/line_items/payments", s.authed(auth.PermExecute, s.deprecatedPayments))
 	m.HandleFunc("POST /accounts/{account_id}/line_items/charges", s.authed(auth.PermWrite, s.createCharge))
+	// Reversals are ledger writes; reversing an executed payment also
+	// needs PermExecute, which the handler checks against the original.
+	m.HandleFunc("POST /accounts/{account_id}/line_items/payment_reversals/{line_item_id}", s.authed(auth.PermWrite, s.paymentReversal))
+	m.HandleFunc("POST /accounts/{account_id}/line_items/charge_reversals/{line_item_id}", s.authed(auth.PermWrite, s.chargeReversal))
 	m.HandleFunc("PUT /accounts/{account_id}/line_items/{line_item_id}", s.authed(auth.PermWrite, s.updateLineItem))
 	m.HandleFunc("GET /accounts/{account_id}/line_items", s.authed(auth.PermRead, s.listLineItems))
 	m.HandleFunc("GET /accounts/{account_id}/line_items/{line_item_id}", s.authed(auth.PermRead, s.getLineItem))

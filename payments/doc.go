@@ -9,6 +9,11 @@
 //   - Apply records what a processor made of an attempt: the attempt's
 //     status and result, and the line item's status, by one table of
 //     rules (Resolution).
+//   - Reverse gives a line item's money back (reverse.go): a reversal line
+//     item linked to the original, VALID at once for what nothing
+//     executed, else PENDING with an attempt and a job for the original's
+//     processor (a card void or refund, an ACH entry withdrawn); at most
+//     one reversal per original.
 //   - The state rules of line items and attempts live here (states.go):
 //     which statuses are final, which attempts a worker may still act on,
 //     which manual edits are allowed. docs/states.md describes them.

@@ -52,6 +52,10 @@ func CheckEdit(cur store.LineItem, to store.Status, amountCents int64) error {
 	switch {
 	case Final(cur.Status):
 		return refuse(string(cur.Status) + " is a final state")
+	case store.IsReversal(cur.Type):
+		return refuse("a reversal is part of the ledger's history and is never edited")
+	case cur.RelatedLineItemID != "":
+		return refuse("the line item was reversed by " + cur.RelatedLineItemID + "; a reversed line item is never edited")
 	case cur.Processor != "" && cur.Status == store.StatusPending:
 		return refuse("the payment's execution by " + cur.Processor + " is in flight")
 	case cur.Processor != "" && amountCents != cur.AmountCents:
@@ -77,6 +81,12 @@ func CheckRedrive(cur store.LineItem) error {
 	switch {
 	case cur.Processor == "" || cur.Attempt == nil:
 		return refuse("only an executed payment's dead attempt can be redriven; " + cur.LineItemID + " has no attempt")
+	case store.IsReversal(cur.Type):
+		// A redrive rebuilds a payment's job from the account: for a
+		// reversal it would charge instead of giving back. Whether a dead
+		// reversal moved the money is for an operator to find out at the
+		// processor (docs/states.md, Reversals).
+		return refuse(cur.LineItemID + " is a " + cur.Type + ": a dead reversal is not redriven")
 	case cur.Attempt.Status != store.AttemptDead:
 		return refuse("attempt " + cur.Attempt.AttemptID + " is " + string(cur.Attempt.Status) + ", not dead: only a dead attempt can be redriven")
 	case cur.Status != store.StatusInvalid:

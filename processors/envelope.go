@@ -104,6 +104,31 @@ type sealedJob struct {
 	ACH         *ACHDetails     `json:"ach,omitempty"`
 	Card        *CardDetails    `json:"card,omitempty"`
 	Profile     *ProfileDetails `json:"profile,omitempty"`
+	Reversal    *sealedReversal `json:"reversal,omitempty"`
+}
+
+// sealedReversal is ReversalDetails inside a v2 envelope.
+type sealedReversal struct {
+	OriginalLineItemID    string    `json:"original_line_item_id"`
+	OriginalAttemptID     string    `json:"original_attempt_id"`
+	OriginalTransactionID string    `json:"original_transaction_id"`
+	OriginalCreatedAt     time.Time `json:"original_created_at"`
+}
+
+func sealReversal(r *ReversalDetails) *sealedReversal {
+	if r == nil {
+		return nil
+	}
+	return &sealedReversal{OriginalLineItemID: r.OriginalLineItemID, OriginalAttemptID: r.OriginalAttemptID,
+		OriginalTransactionID: r.OriginalTransactionID, OriginalCreatedAt: r.OriginalCreatedAt.UTC()}
+}
+
+func (r *sealedReversal) open() *ReversalDetails {
+	if r == nil {
+		return nil
+	}
+	return &ReversalDetails{OriginalLineItemID: r.OriginalLineItemID, OriginalAttemptID: r.OriginalAttemptID,
+		OriginalTransactionID: r.OriginalTransactionID, OriginalCreatedAt: r.OriginalCreatedAt.UTC()}
 }
 
 // jobAD is the associated data of a v2 job: a label, then each field
@@ -128,6 +153,7 @@ func EncodeJob(ring *keyring.Ring, job Job) ([]byte, error) {
 		OrgID: job.OrgID, AccountID: job.AccountID, LineItemID: job.LineItemID, AttemptID: job.AttemptID,
 		Processor: job.Processor, PaymentType: job.PaymentType, Origin: job.Origin, AmountCents: job.AmountCents,
 		EffectiveAt: job.EffectiveAt.UTC(), CreatedAt: job.CreatedAt.UTC(), ACH: job.ACH, Card: job.Card, Profile: job.Profile,
+		Reversal: sealReversal(job.Reversal),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("processors: encode job: %w", err)
@@ -194,6 +220,7 @@ func DecodeJob(ring *keyring.Ring, body []byte) (Job, error) {
 		OrgID: s.OrgID, AccountID: s.AccountID, LineItemID: s.LineItemID, AttemptID: s.AttemptID,
 		Processor: s.Processor, PaymentType: s.PaymentType, Origin: s.Origin, AmountCents: s.AmountCents,
 		EffectiveAt: s.EffectiveAt.UTC(), CreatedAt: s.CreatedAt.UTC(), ACH: s.ACH, Card: s.Card, Profile: s.Profile,
+		Reversal: s.Reversal.open(),
 	}, nil
 }
 

@@ -36,22 +36,36 @@ func sampleJob() Job {
 
 func TestJobRoundTripAndSealing(t *testing.T) {
 	ring := testRing(t)
-	job := sampleJob()
-	body, err := EncodeJob(ring, job)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, secret := range []string{job.Card.Number, `"123"`, "46201"} {
-		if bytes.Contains(body, []byte(secret)) {
-			t.Errorf("encoded job shows %q in clear", secret)
-		}
-	}
-	got, err := DecodeJob(ring, body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !reflect.DeepEqual(got, job) {
-		t.Errorf("round trip:\n got %+v\nwant %+v", got, job)
+	reversal := sampleJob()
+	reversal.Card = nil
+	reversal.Reversal = &ReversalDetails{OriginalLineItemID: "li_orig", OriginalAttemptID: "att_orig",
+		OriginalTransactionID: "60123456789", OriginalCreatedAt: reversal.CreatedAt.Add(-time.Hour)}
+	for _, tc := range []struct {
+		name    string
+		job     Job
+		secrets []string
+	}{
+		{"card payment", sampleJob(), []string{sampleJob().Card.Number, `"123"`, "46201"}},
+		{"reversal", reversal, []string{"60123456789", "att_orig", "li_orig"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			body, err := EncodeJob(ring, tc.job)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, secret := range tc.secrets {
+				if bytes.Contains(body, []byte(secret)) {
+					t.Errorf("encoded job shows %q in clear", secret)
+				}
+			}
+			got, err := DecodeJob(ring, body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, tc.job) {
+				t.Errorf("round trip:\n got %+v\nwant %+v", got, tc.job)
+			}
+		})
 	}
 }
 

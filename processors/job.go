@@ -34,10 +34,31 @@ type Job struct {
 	// is known (set for Resolve on held attempts).
 	TransactionID string
 
-	// Exactly one of these is set, matching PaymentType and Origin.
+	// Exactly one of these is set, matching PaymentType and Origin; none
+	// on a reversal, which moves the original payment's money back.
 	ACH     *ACHDetails
 	Card    *CardDetails
 	Profile *ProfileDetails
+
+	// Reversal is set when the job gives back an earlier payment instead
+	// of taking one: LineItemID and AttemptID are then the reversal's.
+	Reversal *ReversalDetails
+}
+
+// ReversalDetails names the executed payment a reversal gives back. It
+// carries no payment details: the processor finds the payment method from
+// its own record of the original, so a worker that does not know
+// reversals sees a job without a payment method and fails it (invalid
+// job) rather than charging anything.
+type ReversalDetails struct {
+	OriginalLineItemID string
+	OriginalAttemptID  string
+	// OriginalTransactionID is the processor's id of the original payment
+	// (Authorize.Net transId, NACHA trace number).
+	OriginalTransactionID string
+	// OriginalCreatedAt is when the original payment was accepted: how
+	// far back a processor's lookups need to search.
+	OriginalCreatedAt time.Time
 }
 
 // ACHDetails is a bank account to debit.

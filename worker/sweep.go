@@ -67,6 +67,11 @@ func (w *Worker) resolve(ctx context.Context, a store.StaleAttempt, orDead bool)
 	job := processors.Job{OrgID: a.OrgID, AccountID: a.AccountID, LineItemID: a.LineItemID, AttemptID: a.AttemptID,
 		Processor: a.Processor, PaymentType: a.PaymentType, AmountCents: a.AmountCents, EffectiveAt: a.EffectiveAt,
 		CreatedAt: a.CreatedAt, TransactionID: a.TransactionID}
+	if r := a.Reverses; r != nil {
+		// Without it a reversal's attempt would be resolved as a charge.
+		job.Reversal = &processors.ReversalDetails{OriginalLineItemID: r.LineItemID, OriginalAttemptID: r.AttemptID,
+			OriginalTransactionID: r.TransactionID, OriginalCreatedAt: r.CreatedAt}
+	}
 	res := processors.Result{Outcome: processors.Held}
 	if r, ok := proc.(processors.Resolver); ok {
 		callCtx, cancel := context.WithTimeout(ctx, w.opts.CallTimeout)

@@ -147,5 +147,7 @@ func (s *services) startSimulator(ctx context.Context) (string, error) {
 			s.log.Error("Authorize.Net simulator stopped", "err", err)
 		}
 	}()
+	s.log.Info("Authorize.Net simulator started", "endpoint", "http://"+ln.Addr().String()+anetsim.Path,
+		"settle", "curl -X POST http://"+ln.Addr().String()+anetsim.SettlePath)
 	return "http://" + ln.Addr().String() + anetsim.Path, nil
 }

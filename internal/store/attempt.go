@@ -324,6 +324,16 @@ type StaleAttempt struct {
 	TransactionID string
 	EffectiveAt   time.Time
 	CreatedAt     time.Time
+	// Reverses is set on a reversal's attempt: the original it gives back.
+	Reverses *ReversedAttempt
+}
+
+// ReversedAttempt is the original payment of a reversal's attempt.
+type ReversedAttempt struct {
+	LineItemID    string
+	AttemptID     string
+	TransactionID string
+	CreatedAt     time.Time
 }
 
 // StaleAttempts lists up to limit attempts in status that have not moved
@@ -334,9 +344,14 @@ func (s *Store) StaleAttempts(ctx context.Context, status AttemptStatus, idle ti
 	rows, err := s.pool.Query(ctx, `
 		SELECT pa.org_id, pa.attempt_id, pa.processor, pa.status, pa.deliveries, pa.job_msg_id, pa.account_id,
 		       pa.line_item_id, li.original_amount_cents, pa.payment_type, COALESCE(pa.transaction_id, ''),
-		       li.effective_at, pa.created_at
+		       li.effective_at, pa.created_at,
+		       oa.line_item_id, oa.attempt_id, COALESCE(oa.transaction_id, ''), oli.created_at
 		  FROM payment_attempts pa
 		  JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id AND li.line_item_id = pa.line_item_id
+		  LEFT JOIN line_items oli ON li.line_item_type IN ('PAYMENT_REVERSAL', 'CHARGE_REVERSAL')
+		       AND oli.org_id = li.org_id AND oli.account_id = li.account_id AND oli.line_item_id = li.related_line_item_id
+		  LEFT JOIN payment_attempts oa ON oa.org_id = oli.org_id AND oa.account_id = oli.account_id
+		       AND oa.line_item_id = oli.line_item_id
 		 WHERE pa.status = $1 AND pa.updated_at < now() - $2::interval AND pa.deliveries >= $3
 		 ORDER BY pa.updated_at LIMIT $4`, status, idle, minDeliveries, limit)
 	if err != nil {
@@ -344,9 +359,17 @@ func (s *Store) StaleAttempts(ctx context.Context, status AttemptStatus, idle ti
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (StaleAttempt, error) {
 		var a StaleAttempt
+		var origLineItem, origAttempt *string
+		var origTx string
+		var origCreated *time.Time
 		err := r.Scan(&a.OrgID, &a.AttemptID, &a.Processor, &a.Status, &a.Deliveries, &a.JobMsgID, &a.AccountID,
-			&a.LineItemID, &a.AmountCents, &a.PaymentType, &a.TransactionID, &a.EffectiveAt, &a.CreatedAt)
+			&a.LineItemID, &a.AmountCents, &a.PaymentType, &a.TransactionID, &a.EffectiveAt, &a.CreatedAt,
+			&origLineItem, &origAttempt, &origTx, &origCreated)
 		a.EffectiveAt, a.CreatedAt = a.EffectiveAt.UTC(), a.CreatedAt.UTC()
+		if origAttempt != nil && origLineItem != nil && origCreated != nil {
+			a.Reverses = &ReversedAttempt{LineItemID: *origLineItem, AttemptID: *origAttempt, TransactionID: origTx,
+				CreatedAt: origCreated.UTC()}
+		}
 		return a, err
 	})
 	if err != nil {

@@ -119,8 +119,10 @@ func (s *Store) CreateReversalTx(ctx context.Context, tx pgx.Tx, r Reversal) (Li
 	if err != nil {
 		return LineItem{}, false, fmt.Errorf("store: create reversal %s: %w", r.LineItemID, err)
 	}
-	if _, err := tx.Exec(ctx, `UPDATE line_items SET related_line_item_id = $4
-		WHERE org_id = $1 AND account_id = $2 AND line_item_id = $3`,
+	// Linked both ways, as CreateReversal links a client's reversal: the
+	// payment's GET shows what reversed it.
+	if _, err := tx.Exec(ctx, `UPDATE line_items SET related_line_item_id = CASE line_item_id WHEN $3 THEN $4 ELSE $3 END
+		WHERE org_id = $1 AND account_id = $2 AND line_item_id IN ($3, $4)`,
 		r.OrgID, r.AccountID, r.LineItemID, r.ReversedLineItem); err != nil {
 		return LineItem{}, false, fmt.Errorf("store: link reversal %s: %w", r.LineItemID, err)
 	}

@@ -67,6 +67,18 @@
 //     the Transaction Details API must be enabled for the merchant, and
 //     the search covers 30 days.
 //
+// # Reversals
+//
+// A job with Reversal set gives a payment back instead of charging
+// (reversal.go): the original transaction is read, voided while
+// unsettled and refunded once settled (masked card, original transId,
+// the reversal attempt's invoice number and the duplicate window), a
+// void that finds the original settled since the read (reason 16)
+// refunds instead. The refund gets both mechanisms above; a void is
+// idempotent at the gateway (a voided original reads as voided, a second
+// void answers 310). Reversals need the Transaction Details API and are
+// Permanent without it.
+//
 // # The Transaction Details API
 //
 // Every reporting call (getTransactionDetails and the transaction and

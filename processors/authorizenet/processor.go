@@ -68,6 +68,9 @@ func (p *Processor) Process(ctx context.Context, job processors.Job) (processors
 	if p == nil {
 		return res, err
 	}
+	if job.Reversal != nil {
+		return p.reverse(ctx, job)
+	}
 	inst := instrumentOf(job)
 	tr, err := buildRequest(job, strconv.Itoa(int(p.window/time.Second)))
 	if err != nil {
@@ -197,6 +200,9 @@ func (p *Processor) Resolve(ctx context.Context, job processors.Job) (processors
 	p, res, err := p.forOrg(ctx, job)
 	if p == nil {
 		return res, err
+	}
+	if job.Reversal != nil {
+		return p.resolveReversal(ctx, job)
 	}
 	inst := instrumentOf(job)
 	if job.AttemptID == "" {

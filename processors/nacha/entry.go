@@ -28,6 +28,9 @@ const (
 // result without staging a second one. The line item stays PENDING
 // (PendingSettlement); the drop, settlement and returns move it later.
 func (p *Processor) Process(ctx context.Context, job processors.Job) (processors.Result, error) {
+	if job.Reversal != nil {
+		return p.withdraw(ctx, job)
+	}
 	log := p.log.With("org_id", job.OrgID, "account_id", job.AccountID, "line_item_id", job.LineItemID,
 		"attempt_id", job.AttemptID)
 	if job.ACH == nil || job.PaymentType != processors.PaymentTypeACH {

@@ -15,8 +15,8 @@
 // Entry lifecycle (nacha_entries.status):
 //
 //	staged ──cutoff──▶ batched ──file durable──▶ dropped ──window passed──▶ settled
-//	                                                 │                          │
-//	                                                 └──return──▶ returned ◀──return (reversal line item)
+//	   │                                             │                          │
+//	   └──reversal──▶ withdrawn                      └──return──▶ returned ◀──return (reversal line item)
 package nacha
 
 import (

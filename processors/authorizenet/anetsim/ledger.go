@@ -17,6 +17,9 @@ const (
 	StatusDeclined                   = "declined"
 	StatusFDSPendingReview           = "FDSPendingReview"
 	StatusFDSAuthorizedPendingReview = "FDSAuthorizedPendingReview"
+	StatusVoided                     = "voided"
+	StatusRefundPendingSettlement    = "refundPendingSettlement"
+	StatusRefundSettledSuccessfully  = "refundSettledSuccessfully"
 )
 
 // Transaction is what the simulator recorded for one accepted
@@ -49,7 +52,9 @@ type Transaction struct {
 	SubmitTime   time.Time
 	// LoginID is the merchant login that made the transaction; only that
 	// merchant can read it.
-	LoginID    string
+	LoginID string
+	// RefTransID is, on a refund, the transaction it refunds.
+	RefTransID string
 	BatchID    string
 	SettleTime time.Time
 
@@ -58,7 +63,10 @@ type Transaction struct {
 
 // Charged reports whether the transaction took (or holds) the customer's
 // money: approved, or accepted and held for review.
-func (t *Transaction) Charged() bool { return t.ResponseCode == 1 || t.ResponseCode == 4 }
+// A voided charge took nothing, and a refund gives money back.
+func (t *Transaction) Charged() bool {
+	return (t.ResponseCode == 1 || t.ResponseCode == 4) && t.Type != typeRefund && t.Status != StatusVoided
+}
 
 func (t *Transaction) held() bool {
 	return t.Status == StatusFDSPendingReview || t.Status == StatusFDSAuthorizedPendingReview
@@ -212,8 +220,9 @@ func (s *Server) Settle() string {
 	now := s.opts.Now().UTC()
 	var id string
 	for _, t := range s.txns {
-		if t.BatchID != "" || (t.Status != StatusCapturedPendingSettlement && t.Status != StatusDeclined) {
-			continue
+		if t.BatchID != "" || (t.Status != StatusCapturedPendingSettlement && t.Status != StatusDeclined &&
+			t.Status != StatusRefundPendingSettlement) {
+			continue // voided, held and authorized-only transactions never settle
 		}
 		if id == "" {
 			s.nextBatch++
@@ -221,8 +230,11 @@ func (s *Server) Settle() string {
 			s.batches = append(s.batches, batch{id: id, time: now})
 		}
 		t.BatchID, t.SettleTime = id, now
-		if t.Status == StatusCapturedPendingSettlement {
+		switch t.Status {
+		case StatusCapturedPendingSettlement:
 			t.Status = StatusSettledSuccessfully
+		case StatusRefundPendingSettlement:
+			t.Status = StatusRefundSettledSuccessfully
 		}
 	}
 	return id

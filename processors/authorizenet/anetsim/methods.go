@@ -152,7 +152,8 @@ type transactionRequest struct {
 			CardCode         text `json:"cardCode"`
 		} `json:"paymentProfile"`
 	} `json:"profile"`
-	Order *struct {
+	RefTransID text `json:"refTransId"`
+	Order      *struct {
 		InvoiceNumber text `json:"invoiceNumber"`
 		Description   text `json:"description"`
 	} `json:"order"`
@@ -188,8 +189,14 @@ func (s *Server) createTransaction(login, refID string, raw json.RawMessage) any
 	}
 	tr := req.TransactionRequest
 	typ := string(tr.TransactionType)
-	if typ != "authCaptureTransaction" && typ != "authOnlyTransaction" {
-		return errorReply(refID, "E00060", "The simulator supports only authCaptureTransaction and authOnlyTransaction.")
+	switch typ {
+	case "voidTransaction":
+		return s.void(login, refID, tr)
+	case "refundTransaction":
+		return s.refund(login, refID, tr)
+	case "authCaptureTransaction", "authOnlyTransaction":
+	default:
+		return errorReply(refID, "E00060", "The simulator supports only authCaptureTransaction, authOnlyTransaction, voidTransaction and refundTransaction.")
 	}
 	fail := func(code int) any { return failed(refID, code) }
 
@@ -416,7 +423,7 @@ func (s *Server) getTransactionDetails(login, refID string, raw json.RawMessage)
 		return errorReply(refID, "E00040", "The record cannot be found.")
 	}
 	d := &transactionDetails{
-		TransID: t.TransID, SubmitTimeUTC: utcStamp(t.SubmitTime), SubmitTimeLocal: localStamp(t.SubmitTime),
+		TransID: t.TransID, RefTransID: t.RefTransID, SubmitTimeUTC: utcStamp(t.SubmitTime), SubmitTimeLocal: localStamp(t.SubmitTime),
 		TransactionType: t.Type, TransactionStatus: t.Status,
 		ResponseCode: t.ResponseCode, ResponseReasonCode: t.ReasonCode,
 		ResponseReasonDescription: reasons[t.ReasonCode].text,

@@ -138,6 +138,7 @@ type profileReply struct {
 
 type transactionDetails struct {
 	TransID                   string         `json:"transId"`
+	RefTransID                string         `json:"refTransId,omitempty"`
 	SubmitTimeUTC             string         `json:"submitTimeUTC"`
 	SubmitTimeLocal           string         `json:"submitTimeLocal"`
 	TransactionType           string         `json:"transactionType"`

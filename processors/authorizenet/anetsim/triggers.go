@@ -79,6 +79,8 @@ var reasons = map[int]reason{
 	27:  {2, "The transaction has been declined because of an AVS mismatch. The address provided does not match billing address of cardholder."},
 	33:  {3, "A required field is missing."},
 	35:  {3, "An error occurred during processing. Call Merchant Service Provider."},
+	54:  {3, "The referenced transaction does not meet the criteria for issuing a credit."},
+	55:  {3, "The sum of credits against the referenced transaction would exceed original debit amount."},
 	44:  {2, "This transaction has been declined."},
 	45:  {2, "This transaction has been declined."},
 	57:  {3, "An error occurred in processing. Please try again in 5 minutes."},

@@ -1,0 +1,80 @@
+package nacha
+
+import (
+	"testing"
+
+	"github.com/payrail/payrail/processors"
+)
+
+// reversalJob is the job of a reversal of the fixture's staged payment
+// lineItem, as payments.Reverse seals it.
+func (f *fixture) reversalJob(lineItem, reversalID string) processors.Job {
+	return processors.Job{OrgID: f.org, AccountID: "acct_1", LineItemID: reversalID, AttemptID: "att_" + reversalID,
+		Processor: Name, PaymentType: processors.PaymentTypeACH, Origin: "payment_reversals", AmountCents: 500,
+		Delivery: 1, Reversal: &processors.ReversalDetails{OriginalLineItemID: lineItem,
+			OriginalAttemptID: "att_" + f.org + "_" + lineItem}}
+}
+
+// A staged entry whose payment is reversed is withdrawn: the reversal
+// succeeds (again on a redelivery), the entry never goes into a file and
+// its account number is purged at once. While a drop holds its lock the
+// withdrawal waits; an entry a file took first cannot be withdrawn.
+func TestReversalWithdrawsAStagedEntry(t *testing.T) {
+	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
+	f.stage(payment{lineItem: "li_keep", amount: 500})
+	f.stage(payment{lineItem: "li_back", amount: 500})
+
+	// A drop in progress: retry later, nothing changed.
+	conn, err := env.Pool.Acquire(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(f.ctx, `SELECT pg_advisory_lock($1)`, dropLockKey); err != nil {
+		t.Fatal(err)
+	}
+	res, err := f.p.Process(f.ctx, f.reversalJob("li_back", "rev_back"))
+	if err != nil || res.Outcome != processors.Retryable || res.Code != "drop_in_progress" {
+		t.Fatalf("withdrawal during a drop: %+v %v", res, err)
+	}
+	if e := f.entry("li_back"); e.Status != entryStaged {
+		t.Fatalf("entry %s after a refused withdrawal", e.Status)
+	}
+	if _, err := conn.Exec(f.ctx, `SELECT pg_advisory_unlock($1)`, dropLockKey); err != nil {
+		t.Fatal(err)
+	}
+
+	for delivery := 1; delivery <= 2; delivery++ {
+		job := f.reversalJob("li_back", "rev_back")
+		job.Delivery = delivery
+		res, err := f.p.Process(f.ctx, job)
+		if err != nil || res.Outcome != processors.Succeeded || res.Code != "withdrawn" || res.Instrument.LastFour != "8901" {
+			t.Fatalf("withdrawal, delivery %d: %+v %v", delivery, res, err)
+		}
+	}
+	var purged bool
+	var reversal string
+	if err := env.Pool.QueryRow(f.ctx, `SELECT account_number_enc IS NULL AND purged_at IS NOT NULL, reversal_line_item_id
+		FROM nacha_entries WHERE org_id = $1 AND line_item_id = 'li_back'`, f.org).Scan(&purged, &reversal); err != nil {
+		t.Fatal(err)
+	}
+	if e := f.entry("li_back"); e.Status != entryWithdrawn || !purged || reversal != "rev_back" {
+		t.Fatalf("withdrawn entry %+v, purged %v, reversal %q", e, purged, reversal)
+	}
+
+	res2 := f.mustDrop(ny(t, 2025, 12, 2, 21, 0))
+	if len(res2.Files) != 1 || res2.Files[0].Entries != 1 {
+		t.Fatalf("drop after the withdrawal: %+v", res2.Files)
+	}
+	if e := f.entry("li_back"); e.Status != entryWithdrawn || e.FileID != "" {
+		t.Fatalf("the drop took the withdrawn entry: %+v", e)
+	}
+	// The kept entry is in the file now: too late to withdraw it.
+	res, err = f.p.Process(f.ctx, f.reversalJob("li_keep", "rev_keep"))
+	if err == nil || res.Outcome != processors.Permanent || res.Code != "entry_not_staged" {
+		t.Fatalf("withdrawal of a dropped entry: %+v %v", res, err)
+	}
+	if e := f.entry("li_keep"); e.Status != entryDropped {
+		t.Fatalf("dropped entry became %s", e.Status)
+	}
+}
