@@ -218,11 +218,15 @@ type NachaEntry struct {
 }
 
 // AttemptNachaEntry returns the ACH entry staged for an attempt, if any.
+// Its status is "dropped" while it sits in a written or uploaded file (the
+// drop records that on the file, not on each entry).
 func (s *Store) AttemptNachaEntry(ctx context.Context, orgID, attemptID string) (*NachaEntry, error) {
 	var e NachaEntry
 	err := s.pool.QueryRow(ctx, `
-		SELECT status, COALESCE(file_id, ''), COALESCE(trace_number, ''), effective_entry_date, COALESCE(return_code, '')
-		  FROM nacha_entries WHERE org_id = $1 AND attempt_id = $2`, orgID, attemptID).Scan(
+		SELECT CASE WHEN e.status = 'batched' AND nf.status IN ('written', 'uploaded') THEN 'dropped' ELSE e.status END,
+		       COALESCE(e.file_id, ''), COALESCE(e.trace_number, ''), e.effective_entry_date, COALESCE(e.return_code, '')
+		  FROM nacha_entries e LEFT JOIN nacha_files nf ON nf.file_id = e.file_id
+		 WHERE e.org_id = $1 AND e.attempt_id = $2`, orgID, attemptID).Scan(
 		&e.Status, &e.FileID, &e.TraceNumber, &e.EffectiveEntryDate, &e.ReturnCode)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil

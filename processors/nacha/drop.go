@@ -30,7 +30,8 @@ const (
 	StepTempWritten DropStep = "temp_written"
 	// StepRenamed: the file has its final name and the directory is fsynced.
 	StepRenamed DropStep = "renamed"
-	// StepWritten: PostgreSQL records the file written and its entries dropped.
+	// StepWritten: PostgreSQL records the file written, which makes its
+	// entries dropped; the ledger has not heard of them yet (announce).
 	StepWritten DropStep = "written"
 	// StepUploaded: the SFTP copy is verified, not yet recorded.
 	StepUploaded DropStep = "uploaded"
@@ -177,7 +178,7 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 		res.Files = append(res.Files, sum)
 	}
 	if !cut {
-		return res, errors.Join(errs...)
+		return res, errors.Join(append(errs, p.announcePending(ctx))...)
 	}
 
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
@@ -215,7 +216,9 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 			}
 		}
 	}
-	return res, errors.Join(errs...)
+	// The ledger hears of the entries once every file is durable and
+	// uploaded: no file waits for another's (or its own) events.
+	return res, errors.Join(append(errs, p.announcePending(ctx))...)
 }
 
 // cutFile creates one file of the org's due entries and finishes it. ok

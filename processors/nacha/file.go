@@ -556,12 +556,13 @@ func fileOffsetContext(fileID string) []byte { return []byte("nacha_files/" + fi
 type entrySource func() (entryRecord, bool, error)
 
 // streamEntries reads the file's entries from PostgreSQL one page at a time
-// (keyset pagination on the file index), opening each account number as it
-// goes, so nothing beyond the page and moov-io/ach's own structures is
-// held.
+// (keyset pagination on the unique (file_id, trace_number) index), opening
+// each account number as it goes, so nothing beyond the page and
+// moov-io/ach's own structures is held. Trace order is batch order:
+// planFile numbers entries batch by batch and reserveTraces never wraps
+// the sequence inside a file.
 func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) entrySource {
 	var page []entryRecord
-	var lastBatch int
 	lastTrace := ""
 	done := false
 	return func() (entryRecord, bool, error) {
@@ -570,8 +571,8 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 				SELECT entry_id, line_item_id, attempt_id, batch_number, trace_number, amount_cents, rdfi_routing,
 				       account_type, account_number_enc, individual_name, payment_type_code
 				  FROM nacha_entries
-				 WHERE file_id = $1 AND (batch_number, trace_number) > ($2, $3)
-				 ORDER BY batch_number, trace_number LIMIT $4`, fileID, lastBatch, lastTrace, p.pageSize)
+				 WHERE file_id = $1 AND trace_number > $2
+				 ORDER BY trace_number LIMIT $3`, fileID, lastTrace, p.pageSize)
 			if err != nil {
 				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
 			}
@@ -601,7 +602,7 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 				done = true
 			}
 			if len(page) > 0 {
-				lastBatch, lastTrace = page[len(page)-1].Batch, page[len(page)-1].Trace
+				lastTrace = page[len(page)-1].Trace
 			}
 		}
 		if len(page) == 0 {

@@ -270,8 +270,9 @@ func (f *fixture) entry(lineItem string) entryState {
 	var e entryState
 	var file, trace *string
 	if err := env.Pool.QueryRow(f.ctx, `
-		SELECT status, file_id, trace_number, effective_entry_date FROM nacha_entries
-		 WHERE org_id = $1 AND line_item_id = $2`, f.org, lineItem).Scan(&e.Status, &file, &trace, &e.Effective); err != nil {
+		SELECT `+entryStatusSQL+`, e.file_id, e.trace_number, e.effective_entry_date
+		  FROM nacha_entries e LEFT JOIN nacha_files nf ON nf.file_id = e.file_id
+		 WHERE e.org_id = $1 AND e.line_item_id = $2`, f.org, lineItem).Scan(&e.Status, &file, &trace, &e.Effective); err != nil {
 		f.t.Fatal(err)
 	}
 	if file != nil {

@@ -4,10 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,65 +12,87 @@ import (
 	"github.com/payrail/payrail/internal/store"
 )
 
-// A drop records its file in chunks, each its own transaction. One that
-// stops after the first chunk leaves the file building with some entries
-// dropped (and told to the ledger) and the rest batched; the next drop
-// rebuilds the same bytes, records only the rest, and every line item ends
-// with exactly one dropped event.
-func TestDropCrashBetweenRecordingChunksThenRerun(t *testing.T) {
-	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
-	f.p.recordChunk = 2
-	for i := 0; i < 5; i++ {
-		f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
-			amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
-	}
-	cutoff := ny(t, 2025, 12, 2, 21, 0)
-	f.setNow(cutoff)
-	f.p.hook = crashOnce(StepRecordedChunk)
-	if _, err := f.drop(cutoff); !errors.Is(err, errCrash) {
-		t.Fatalf("drop with a crash after the first recorded chunk: %v", err)
-	}
-	var status string
-	var dropped, batched int
-	if err := env.Pool.QueryRow(f.ctx, `
-		SELECT nf.status, count(*) FILTER (WHERE e.status = 'dropped'), count(*) FILTER (WHERE e.status = 'batched')
-		  FROM nacha_files nf JOIN nacha_entries e USING (file_id) WHERE nf.org_id = $1 GROUP BY nf.status`,
-		f.org).Scan(&status, &dropped, &batched); err != nil {
-		t.Fatal(err)
-	}
-	if status != fileBuilding || dropped != 2 || batched != 3 {
-		t.Fatalf("after the crash: file %s, %d dropped, %d batched; want building, 2, 3", status, dropped, batched)
-	}
-	// Nor can an operator release it: part of it is announced.
-	var fileID, name string
-	if err := env.Pool.QueryRow(f.ctx, `SELECT file_id, file_name FROM nacha_files WHERE org_id = $1`, f.org).Scan(&fileID,
-		&name); err != nil {
-		t.Fatal(err)
-	}
-	moved := filepath.Join(t.TempDir(), name)
-	if err := os.Rename(filepath.Join(f.dir, name), moved); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.p.ReleaseFile(f.ctx, fileID); err == nil || !strings.Contains(err.Error(), "already recorded dropped") {
-		t.Fatalf("release of a file half recorded: %v", err)
-	}
-	if err := os.Rename(moved, filepath.Join(f.dir, name)); err != nil {
-		t.Fatal(err)
-	}
-	f.setNow(cutoff.Add(5 * time.Minute))
-	res := f.mustDrop(cutoff)
-	if len(res.Files) != 1 || !res.Files[0].Recovered || res.Files[0].Status != fileWritten || res.Files[0].Entries != 5 {
-		t.Fatalf("re-run = %+v, want the interrupted file recovered and written", res.Files)
-	}
-	checkDropInvariants(t, f)
-	for i := 0; i < 5; i++ {
-		li := fmt.Sprintf("li_%d", i)
-		if e := f.entry(li); e.Status != entryDropped {
-			t.Errorf("%s is %s after the re-run", li, e.Status)
-		}
-		if ev := f.events(li); len(ev) != 1 || ev[0] != "dropped" {
-			t.Errorf("%s events = %v, want one dropped", li, ev)
-		}
+// A drop records its file written in one row (its entries are dropped
+// from then on) and then announces the entries to the ledger in chunks,
+// each its own transaction. One that stops after the first chunk leaves
+// the file written, its entries dropped, two line items told and three
+// not; whatever runs next — a drop, a settlement, a return file — tells
+// the rest first, and every line item ends with exactly one dropped event,
+// before any other.
+func TestDropCrashBetweenAnnouncementChunksThenResume(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		resume func(f *fixture, cutoff time.Time)
+		// after is the event that follows "dropped", if the resume makes one.
+		after string
+	}{
+		{"drop", func(f *fixture, cutoff time.Time) {
+			if res := f.mustDrop(cutoff); len(res.Files) != 0 {
+				f.t.Fatalf("re-run cut %+v, want nothing new", res.Files)
+			}
+		}, ""},
+		{"settlement", func(f *fixture, _ time.Time) {
+			f.setNow(ny(f.t, 2025, 12, 5, 0, 1))
+			if _, err := f.p.Settle(f.ctx); err != nil {
+				f.t.Fatal(err)
+			}
+		}, "settled"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
+			f.p.recordChunk = 2
+			for i := 0; i < 5; i++ {
+				f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
+					amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
+			}
+			cutoff := ny(t, 2025, 12, 2, 21, 0)
+			f.setNow(cutoff)
+			f.p.hook = crashOnce(StepAnnouncedChunk)
+			if _, err := f.drop(cutoff); !errors.Is(err, errCrash) {
+				t.Fatalf("drop with a crash after the first announced chunk: %v", err)
+			}
+			checkDropState(t, f, true)
+			var fileID, status, through string
+			var announced *time.Time
+			if err := env.Pool.QueryRow(f.ctx, `
+				SELECT file_id, status, COALESCE(announced_through, ''), announced_at FROM nacha_files WHERE org_id = $1`,
+				f.org).Scan(&fileID, &status, &through, &announced); err != nil {
+				t.Fatal(err)
+			}
+			if status != fileWritten || announced != nil || through == "" {
+				t.Fatalf("after the crash: file %s announced through %q at %v; want written, part announced", status,
+					through, announced)
+			}
+			told := 0
+			for i := 0; i < 5; i++ {
+				li := fmt.Sprintf("li_%d", i)
+				if e := f.entry(li); e.Status != entryDropped {
+					t.Errorf("%s is %s: entries of a written file are dropped", li, e.Status)
+				}
+				told += len(f.events(li))
+			}
+			if told != 2 {
+				t.Fatalf("%d line items told after the first chunk, want 2", told)
+			}
+			// A written file is never released, told or not.
+			if _, err := f.p.ReleaseFile(f.ctx, fileID); !errors.Is(err, ErrNotBuilding) {
+				t.Fatalf("release of a written file: %v", err)
+			}
+
+			f.setNow(cutoff.Add(5 * time.Minute))
+			tc.resume(f, cutoff)
+			checkDropInvariants(t, f)
+			for i := 0; i < 5; i++ {
+				li := fmt.Sprintf("li_%d", i)
+				want := []string{"dropped"}
+				if tc.after != "" {
+					want = append(want, tc.after)
+				}
+				if ev := f.events(li); !reflect.DeepEqual(ev, want) {
+					t.Errorf("%s events = %v, want %v", li, ev, want)
+				}
+			}
+		})
 	}
 }
 
