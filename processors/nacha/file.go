@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -615,11 +616,24 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 	}
 }
 
-// buildFile assembles the ach.File for a file row, its batches and its
-// entries. It reads no clock and no configuration: the same rows give the
-// same file. Every batch and the file are created under moov-io/ach's
-// default (strict) validation.
-func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource) (*ach.File, error) {
+// sliceEntries is how many entries writeACH holds (and moov-io/ach
+// validates) at a time.
+const sliceEntries = 10_000
+
+// writeACH writes the NACHA file for a file row, its batches and its
+// entries to w, entry by entry: it holds one slice of a batch
+// (sliceEntries), never the whole file, so its memory does not grow with
+// the file. It reads no clock and no configuration: the same rows give the
+// same bytes, which are exactly what moov-io/ach's Writer writes for the
+// same file (TestWriteACHEqualsMoovWriter). Every slice is created as an
+// ach.Batch under moov-io/ach's default (strict) validation — entries,
+// SEC rules, service class, ascending traces — and the slices of a batch
+// are checked to ascend too; the batch and file control records are
+// moov-io/ach's, filled with the totals of the validated slices, as
+// ach.Batch and ach.File compute them. An entry that cannot be written is
+// reported (badEntriesError) with every other one in the file, and
+// nothing written is usable then.
+func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource, w io.Writer) error {
 	fh := ach.NewFileHeader()
 	fh.ImmediateDestination = rec.Destination
 	fh.ImmediateDestinationName = rec.DestinationName
@@ -628,16 +642,20 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 	fh.FileCreationDate = rec.CreationDate.Format("060102")
 	fh.FileCreationTime = rec.CreationTime
 	fh.FileIDModifier = rec.Modifier
-
-	file := ach.NewFile()
-	file.SetHeader(fh)
+	if err := fh.Validate(); err != nil {
+		return fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
+	}
+	lw := &lineWriter{w: w}
+	lw.line(fh.String())
 	odfi := rec.Origin[:8]
 
 	pending, havePending, err := next()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var bad []setAsideRow
+	// File control totals: records, entry hash, amounts (ach.File.Create).
+	records, fileEntries, fileHash, fileDebits, fileCredits := 2, 0, 0, 0, 0
 	for _, b := range batches {
 		bh := ach.NewBatchHeader()
 		bh.CompanyName = rec.CompanyName
@@ -655,62 +673,149 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 		default:
 			bh.ServiceClassCode = ach.DebitsOnly
 		}
-		batch, err := ach.NewBatch(bh)
-		if err != nil {
-			return nil, fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
+		if len(bad) == 0 {
+			lw.line(bh.String())
 		}
 		var count int
 		var debits int64
-		var ids []int64 // entry ids in batch order, to name an entry moov-io/ach refuses
-		for havePending && pending.Batch == b.Number {
-			if pending.Bad != "" {
-				bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
-			} else {
-				batch.AddEntry(debitEntry(pending))
-				ids = append(ids, pending.EntryID)
+		// Batch control totals over its slices (ach.Batch.build).
+		entryCount, hash, debitSum, creditSum := 0, 0, 0, 0
+		lastTrace := ""
+		slice := make([]*ach.EntryDetail, 0, min(sliceEntries, b.EntryCount+1))
+		ids := make([]int64, 0, cap(slice)) // entry ids in slice order, to name an entry moov-io/ach refuses
+		for {
+			slice, ids = slice[:0], ids[:0]
+			for havePending && pending.Batch == b.Number && len(slice) < sliceEntries {
+				if pending.Bad != "" {
+					bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
+				} else {
+					slice = append(slice, debitEntry(pending))
+					ids = append(ids, pending.EntryID)
+				}
+				count++
+				debits += pending.AmountCents
+				if pending, havePending, err = next(); err != nil {
+					return err
+				}
 			}
-			count++
-			debits += pending.AmountCents
-			if pending, havePending, err = next(); err != nil {
-				return nil, err
+			last := !havePending || pending.Batch != b.Number
+			if last && b.OffsetTrace != "" {
+				slice = append(slice, offsetEntry(rec, offsetAccount, b))
+			}
+			if len(bad) == 0 && len(slice) > 0 {
+				batch, err := ach.NewBatch(bh)
+				if err != nil {
+					return fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
+				}
+				for _, ed := range slice {
+					batch.AddEntry(ed)
+				}
+				if err := batch.Create(); err != nil {
+					// Name the entries moov-io/ach refuses on their own, so
+					// they can be set aside; a batch failing for another
+					// reason fails the file (README: recovering a file
+					// stuck in building).
+					for i, ed := range slice[:len(ids)] {
+						if verr := ed.Validate(); verr != nil {
+							bad = append(bad, setAsideRow{EntryID: ids[i], Reason: "fails NACHA validation: " + nachafile.RedactedText(verr)})
+						}
+					}
+					if len(bad) == 0 {
+						return fmt.Errorf("nacha: batch %d of file %s fails NACHA validation: %w", b.Number, rec.FileID,
+							nachafile.Redact(err))
+					}
+				} else {
+					if lastTrace != "" && slice[0].TraceNumber <= lastTrace {
+						return fmt.Errorf("nacha: batch %d of file %s: trace numbers do not ascend", b.Number, rec.FileID)
+					}
+					lastTrace = slice[len(slice)-1].TraceNumber
+					c := batch.GetControl()
+					entryCount += c.EntryAddendaCount
+					hash += c.EntryHash
+					debitSum += c.TotalDebitEntryDollarAmount
+					creditSum += c.TotalCreditEntryDollarAmount
+					for _, ed := range slice {
+						lw.line(ed.String())
+					}
+				}
+			}
+			if last {
+				break
 			}
 		}
 		if count != b.EntryCount || debits != b.DebitTotal {
-			return nil, fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
+			return fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
 				b.Number, rec.FileID, count, debits, b.EntryCount, b.DebitTotal)
 		}
 		if len(bad) > 0 {
 			continue // the file is built again without them
 		}
-		if b.OffsetTrace != "" {
-			batch.AddEntry(offsetEntry(rec, offsetAccount, b))
+		if entryCount == 0 {
+			return fmt.Errorf("nacha: batch %d of file %s has no entries", b.Number, rec.FileID)
 		}
-		if err := batch.Create(); err != nil {
-			// Name the entries moov-io/ach refuses on their own, so they
-			// can be set aside; a batch failing for another reason fails
-			// the file (README: recovering a file stuck in building).
-			for i, ed := range batch.GetEntries()[:len(ids)] {
-				if verr := ed.Validate(); verr != nil {
-					bad = append(bad, setAsideRow{EntryID: ids[i], Reason: "fails NACHA validation: " + nachafile.RedactedText(verr)})
-				}
-			}
-			if len(bad) > 0 {
-				continue
-			}
-			return nil, fmt.Errorf("nacha: batch %d of file %s fails NACHA validation: %w", b.Number, rec.FileID, nachafile.Redact(err))
+		bc := ach.NewBatchControl()
+		bc.ServiceClassCode = bh.ServiceClassCode
+		bc.CompanyIdentification = bh.CompanyIdentification
+		bc.ODFIIdentification = bh.ODFIIdentification
+		bc.BatchNumber = bh.BatchNumber
+		bc.EntryAddendaCount = entryCount
+		bc.EntryHash = hash % 10_000_000_000
+		bc.TotalDebitEntryDollarAmount, bc.TotalCreditEntryDollarAmount = debitSum, creditSum
+		if err := bc.Validate(); err != nil {
+			return fmt.Errorf("nacha: batch %d of file %s: %w", b.Number, rec.FileID, nachafile.Redact(err))
 		}
-		file.AddBatch(batch)
+		lw.line(bc.String())
+		records += 2 + entryCount
+		fileEntries += entryCount
+		fileHash += bc.EntryHash
+		fileDebits += debitSum
+		fileCredits += creditSum
 	}
 	if havePending {
-		return nil, fmt.Errorf("nacha: file %s has an entry in unknown batch %d", rec.FileID, pending.Batch)
+		return fmt.Errorf("nacha: file %s has an entry in unknown batch %d", rec.FileID, pending.Batch)
 	}
 	if len(bad) > 0 {
-		return nil, &badEntriesError{FileID: rec.FileID, Entries: bad}
+		return &badEntriesError{FileID: rec.FileID, Entries: bad}
 	}
-	if err := file.Create(); err != nil {
-		return nil, fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
+	if len(batches) == 0 {
+		return fmt.Errorf("nacha: file %s: %w", rec.FileID, ach.ErrFileNoBatches)
 	}
-	return file, nil
+	fc := ach.NewFileControl()
+	fc.BatchCount = len(batches)
+	fc.BlockCount = (records + 9) / 10
+	fc.EntryAddendaCount = fileEntries
+	fc.EntryHash = fileHash % 10_000_000_000
+	fc.TotalDebitEntryDollarAmountInFile = fileDebits
+	fc.TotalCreditEntryDollarAmountInFile = fileCredits
+	if err := fc.Validate(); err != nil {
+		return fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
+	}
+	lw.line(fc.String())
+	// Blocks of ten records, the last one filled with lines of nines.
+	for lw.n%10 != 0 {
+		lw.line(paddingLine)
+	}
+	return lw.err
+}
+
+// paddingLine fills a file's last block (NACHA blocking factor 10).
+var paddingLine = strings.Repeat("9", 94)
+
+// lineWriter writes records, one a line, and keeps the first error.
+type lineWriter struct {
+	w   io.Writer
+	n   int
+	err error
+}
+
+func (l *lineWriter) line(s string) {
+	if l.err != nil {
+		return
+	}
+	if _, l.err = io.WriteString(l.w, s); l.err == nil {
+		_, l.err = io.WriteString(l.w, "\n")
+	}
+	l.n++
 }
 
 func debitEntry(e entryRecord) *ach.EntryDetail {
@@ -768,12 +873,8 @@ func (p *Processor) writeFile(ctx context.Context, rec fileRecord, w io.Writer) 
 		}
 		offsetAccount = string(plain)
 	}
-	f, err := buildFile(rec, offsetAccount, batches, p.streamEntries(ctx, rec.FileID, rec.OrgID))
-	if err != nil {
-		return err
-	}
-	if err := ach.NewWriter(w).Write(f); err != nil {
-		return fmt.Errorf("nacha: write file %s: %w", rec.FileID, nachafile.Redact(err))
+	if err := writeACH(rec, offsetAccount, batches, p.streamEntries(ctx, rec.FileID, rec.OrgID), w); err != nil {
+		return fmt.Errorf("nacha: write file %s: %w", rec.FileID, err)
 	}
 	return nil
 }
