@@ -124,7 +124,6 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 	return file, nil
 }
 
-
 // memEntries serves entries from memory in order.
 func memEntries(es []entryRecord) entrySource {
 	i := 0
