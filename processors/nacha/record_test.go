@@ -1,9 +1,12 @@
 package nacha
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
@@ -18,25 +21,51 @@ import (
 // the file written, its entries dropped, two line items told and three
 // not; whatever runs next — a drop, a settlement, a return file — tells
 // the rest first, and every line item ends with exactly one dropped event,
-// before any other.
+// before any other (a settlement's or a return's).
 func TestDropCrashBetweenAnnouncementChunksThenResume(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		resume func(f *fixture, cutoff time.Time)
-		// after is the event that follows "dropped", if the resume makes one.
-		after string
+		// after is the event that follows "dropped" for a line item, if
+		// the resume makes one.
+		after func(li string) string
 	}{
 		{"drop", func(f *fixture, cutoff time.Time) {
 			if res := f.mustDrop(cutoff); len(res.Files) != 0 {
 				f.t.Fatalf("re-run cut %+v, want nothing new", res.Files)
 			}
-		}, ""},
+		}, func(string) string { return "" }},
 		{"settlement", func(f *fixture, _ time.Time) {
 			f.setNow(ny(f.t, 2025, 12, 5, 0, 1))
 			if _, err := f.p.Settle(f.ctx); err != nil {
 				f.t.Fatal(err)
 			}
-		}, "settled"},
+		}, func(string) string { return "settled" }},
+		{"return file", func(f *fixture, _ time.Time) {
+			// li_4 is the last entry in trace order (PPD batch first):
+			// not announced by the first chunk.
+			var name string
+			if err := env.Pool.QueryRow(f.ctx, `SELECT file_name FROM nacha_files WHERE org_id = $1`, f.org).Scan(&name); err != nil {
+				f.t.Fatal(err)
+			}
+			original, err := os.ReadFile(filepath.Join(f.dir, name))
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			content, err := SimulateReturns(original, map[string]string{f.entry("li_4").Trace: "R01"}, *f.clock.Load())
+			if err != nil {
+				f.t.Fatal(err)
+			}
+			f.setNow(ny(f.t, 2025, 12, 4, 6, 0))
+			if rep, err := f.p.IngestReturnFile(f.ctx, "returns.ach", bytes.NewReader(content)); err != nil || !rep.Applied {
+				f.t.Fatalf("ingest: %+v, %v", rep, err)
+			}
+		}, func(li string) string {
+			if li == "li_4" {
+				return "returned"
+			}
+			return ""
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
@@ -85,8 +114,8 @@ func TestDropCrashBetweenAnnouncementChunksThenResume(t *testing.T) {
 			for i := 0; i < 5; i++ {
 				li := fmt.Sprintf("li_%d", i)
 				want := []string{"dropped"}
-				if tc.after != "" {
-					want = append(want, tc.after)
+				if after := tc.after(li); after != "" {
+					want = append(want, after)
 				}
 				if ev := f.events(li); !reflect.DeepEqual(ev, want) {
 					t.Errorf("%s events = %v, want %v", li, ev, want)
