@@ -12,10 +12,11 @@
 // pure function of their database rows, so a drop interrupted at any point
 // is finished by the next run with byte-identical output.
 //
-// Entry lifecycle (nacha_entries.status):
+// Entry lifecycle (nacha_entries.status; dropped is not stored: it is a
+// batched entry whose file is written or uploaded):
 //
-//	staged ──cutoff──▶ batched ──file durable──▶ dropped ──window passed──▶ settled
-//	                                                 │                          │
+//	staged ──cutoff──▶ batched ──file durable──▶ (dropped) ──window passed──▶ settled
+//	                                                 │                            │
 //	                                                 └──return──▶ returned ◀──return (reversal line item)
 package nacha
 
