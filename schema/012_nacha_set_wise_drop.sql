@@ -28,3 +28,27 @@ ALTER TABLE nacha_files ADD COLUMN announced_through text;
 ALTER TABLE nacha_files ADD COLUMN announced_at timestamptz;
 UPDATE nacha_files SET announced_at = written_at WHERE status IN ('written', 'uploaded');
 CREATE INDEX nacha_files_unannounced_idx ON nacha_files (written_at) WHERE announced_at IS NULL AND status IN ('written', 'uploaded');
+
+-- A file's membership is recorded set-wise when it is planned: its claims,
+-- one row per chunk of entry ids with their batch numbers and trace
+-- sequence offsets (trace = first 8 digits of the origin routing number ||
+-- the 7-digit trace_base + offset). The file is built and written from its
+-- claims; each entry's own row (status batched, file, batch, trace, final
+-- effective date) is written afterwards, chunk by chunk, marking the claim
+-- applied in the same transaction (materialization). The claims stay the
+-- file's membership until every one is applied: then they are deleted and
+-- materialized_at is set, in one transaction. Files before this migration
+-- were assigned entry by entry and are materialized.
+CREATE TABLE nacha_file_claims (
+    file_id       text      NOT NULL REFERENCES nacha_files (file_id),
+    chunk         integer   NOT NULL,
+    entry_ids     bigint[]  NOT NULL,
+    batch_numbers integer[] NOT NULL,
+    sequences     bigint[]  NOT NULL,
+    applied       boolean   NOT NULL DEFAULT false,
+    PRIMARY KEY (file_id, chunk)
+);
+ALTER TABLE nacha_files ADD COLUMN trace_base bigint;
+ALTER TABLE nacha_files ADD COLUMN materialized_at timestamptz;
+UPDATE nacha_files SET materialized_at = created_at;
+CREATE INDEX nacha_files_unmaterialized_idx ON nacha_files (org_id) WHERE materialized_at IS NULL;

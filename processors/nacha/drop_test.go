@@ -41,7 +41,9 @@ func checkDropState(t *testing.T, f *fixture, afterCrash bool) {
 	t.Helper()
 	rows, err := env.Pool.Query(f.ctx, `
 		SELECT file_id, status, file_name, sha256, entry_count,
-		       (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id)
+		       (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id) +
+		       (SELECT COALESCE(sum(cardinality(c.entry_ids)), 0) FROM nacha_file_claims c WHERE c.file_id = nf.file_id
+		         AND NOT c.applied)
 		  FROM nacha_files nf WHERE org_id = $1`, f.org)
 	if err != nil {
 		t.Fatal(err)

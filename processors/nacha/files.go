@@ -130,6 +130,10 @@ func (p *Processor) ReleaseFile(ctx context.Context, fileID string) (FileInfo, e
 	if rec.Status != fileBuilding {
 		return fileInfo(rec, p.dropDir), fmt.Errorf("%w: %s is %s", ErrNotBuilding, fileID, rec.Status)
 	}
+	// Its entries go back to staged from their rows: apply its claims first.
+	if err := p.materialize(ctx, fileID); err != nil {
+		return fileInfo(rec, p.dropDir), err
+	}
 	if p.dropDir != "" {
 		final := filepath.Join(p.dropDir, rec.FileName)
 		if _, err := os.Lstat(final); err == nil {

@@ -46,6 +46,10 @@ func (p *Processor) markWritten(ctx context.Context, rec fileRecord, sum []byte,
 // it first, so a line item's "dropped" event always precedes its
 // settlement or return.
 func (p *Processor) announcePending(ctx context.Context) error {
+	// The ledger reads the entries' own rows: claims are applied first.
+	if err := p.materializePending(ctx, "", true); err != nil {
+		return err
+	}
 	rows, err := p.pool.Query(ctx, `
 		SELECT file_id FROM nacha_files
 		 WHERE announced_at IS NULL AND status IN ('written', 'uploaded')

@@ -2,6 +2,7 @@ package nacha
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -220,63 +221,101 @@ func TestEventSQLMatchesEvent(t *testing.T) {
 
 }
 
-// File creation assigns entries in chunks, each its own transaction. One
-// that stops after the first chunk leaves a file being created (released,
-// no released_at) that no recovery path touches; the next drop gives its
-// entries back to the cutoff, keeps the row as a record, and cuts them all
-// into a new file.
-func TestDropCrashBetweenAssignmentChunksThenRerun(t *testing.T) {
-	t.Run("some assigned", func(t *testing.T) { testCrashWhileAssigning(t, 2) })
-	// Every entry assigned, the file not yet building: nothing of the org
-	// is staged, and the next drop must still undo the creation.
-	t.Run("all assigned", func(t *testing.T) { testCrashWhileAssigning(t, 5) })
-}
+// A file's membership is recorded set-wise when it is planned (its
+// claims); the entries' own rows are written after the file is durable,
+// one claim per transaction. A drop that stops after the first claim leaves
+// a written file whose entries are partly batched and partly still staged
+// but claimed: the next drop must not cut the claimed ones into a second
+// file, and finishes the rows and the announcement. A file still building
+// when that happens is rebuilt, byte for byte what was built before any
+// claim was applied.
+func TestDropCrashWhileMaterializingThenRerun(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []DropStep // a crash per drop, in order; the last drop runs clean
+	}{
+		{"written file", []DropStep{StepAssignedChunk}},
+		// The first drop stops after the rename; the second, recovering
+		// it, after its first claim is applied.
+		{"renamed file rebuilt mid-materialization", []DropStep{StepRenamed, StepAssignedChunk}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
+			f.p.assignChunk = 2
+			for i := 0; i < 5; i++ {
+				f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
+					amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
+			}
+			cutoff := ny(t, 2025, 12, 2, 21, 0)
+			f.setNow(cutoff)
+			var firstContent []byte
+			for _, step := range tc.steps {
+				// The process dies at the step: nothing after it runs.
+				ctx, cancel := context.WithCancel(f.ctx)
+				f.p.hook = func(s DropStep, _ string) error {
+					if s == step {
+						cancel()
+						return errCrash
+					}
+					return nil
+				}
+				_, err := f.p.DropAt(ctx, cutoff)
+				cancel()
+				if !errors.Is(err, errCrash) {
+					t.Fatalf("drop with a crash at %s: %v", step, err)
+				}
+				checkDropState(t, f, true)
+				if names, _ := filepath.Glob(filepath.Join(f.dir, "*.ach")); firstContent == nil && len(names) == 1 {
+					firstContent, _ = os.ReadFile(names[0])
+				}
+			}
+			var status string
+			var materialized *time.Time
+			var batched, claimed int
+			if err := env.Pool.QueryRow(f.ctx, `
+				SELECT nf.status, nf.materialized_at,
+				       (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id AND e.status = 'batched'),
+				       (SELECT COALESCE(sum(cardinality(entry_ids)), 0) FROM nacha_file_claims c WHERE c.file_id = nf.file_id
+				           AND NOT c.applied)
+				  FROM nacha_files nf WHERE nf.org_id = $1`, f.org).Scan(&status, &materialized, &batched, &claimed); err != nil {
+				t.Fatal(err)
+			}
+			if materialized != nil || batched != 2 || claimed != 3 {
+				t.Fatalf("after the crash: file %s materialized %v, %d entries batched, %d claimed; want 2 and 3",
+					status, materialized, batched, claimed)
+			}
 
-func testCrashWhileAssigning(t *testing.T, chunk int) {
-	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
-	f.p.assignChunk = chunk
-	for i := 0; i < 5; i++ {
-		f.stage(payment{account: fmt.Sprintf("acct_%d", i%2), lineItem: fmt.Sprintf("li_%d", i),
-			amount: int64(1000 + i), sec: []string{"WEB", "PPD"}[i%2]})
-	}
-	cutoff := ny(t, 2025, 12, 2, 21, 0)
-	f.setNow(cutoff)
-	f.p.hook = crashOnce(StepAssignedChunk)
-	if _, err := f.drop(cutoff); !errors.Is(err, errCrash) {
-		t.Fatalf("drop with a crash after the first assigned chunk: %v", err)
-	}
-	var status string
-	var releasedAt *time.Time
-	var batched int
-	if err := env.Pool.QueryRow(f.ctx, `
-		SELECT nf.status, nf.released_at, (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id AND e.status = 'batched')
-		  FROM nacha_files nf WHERE nf.org_id = $1`, f.org).Scan(&status, &releasedAt, &batched); err != nil {
-		t.Fatal(err)
-	}
-	if status != "released" || releasedAt != nil || batched != chunk {
-		t.Fatalf("after the crash: file %s released_at %v with %d batched; want released, none, 2", status, releasedAt, batched)
-	}
-	f.setNow(cutoff.Add(5 * time.Minute))
-	res := f.mustDrop(cutoff)
-	if len(res.Files) != 1 || res.Files[0].Recovered || res.Files[0].Status != fileWritten || res.Files[0].Entries != 5 {
-		t.Fatalf("re-run = %+v, want one new file with all 5 entries, written", res.Files)
-	}
-	checkDropInvariants(t, f)
-	var released int
-	if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_files WHERE org_id = $1 AND status = 'released'
-		AND released_at IS NOT NULL AND entry_count = 0`, f.org).Scan(&released); err != nil {
-		t.Fatal(err)
-	}
-	if released != 1 {
-		t.Errorf("%d interrupted files kept as released records, want 1", released)
-	}
-	for i := 0; i < 5; i++ {
-		li := fmt.Sprintf("li_%d", i)
-		if e := f.entry(li); e.Status != entryDropped || e.FileID != res.Files[0].FileID {
-			t.Errorf("%s is %s in %s after the re-run", li, e.Status, e.FileID)
-		}
-		if ev := f.events(li); len(ev) != 1 || ev[0] != "dropped" {
-			t.Errorf("%s events = %v, want one dropped", li, ev)
-		}
+			f.p.hook = nil
+			f.setNow(cutoff.Add(5 * time.Minute))
+			res := f.mustDrop(cutoff)
+			for _, s := range res.Files {
+				if !s.Recovered {
+					t.Fatalf("re-run cut a new file %+v: claimed entries were cut twice", s)
+				}
+			}
+			checkDropInvariants(t, f)
+			if firstContent != nil {
+				names, _ := filepath.Glob(filepath.Join(f.dir, "*.ach"))
+				if got, _ := os.ReadFile(names[0]); len(names) != 1 || !bytes.Equal(got, firstContent) {
+					t.Fatalf("the file rebuilt mid-materialization differs from the one built before it")
+				}
+			}
+			var fileID string
+			if err := env.Pool.QueryRow(f.ctx, `
+				SELECT file_id FROM nacha_files WHERE org_id = $1 AND status = 'written' AND materialized_at IS NOT NULL
+				   AND NOT EXISTS (SELECT 1 FROM nacha_file_claims c WHERE c.file_id = nacha_files.file_id)`,
+				f.org).Scan(&fileID); err != nil {
+				t.Fatalf("the file is not written and materialized after the re-run: %v", err)
+			}
+			for i := 0; i < 5; i++ {
+				li := fmt.Sprintf("li_%d", i)
+				if e := f.entry(li); e.Status != entryDropped || e.FileID != fileID {
+					t.Errorf("%s is %s in %s after the re-run", li, e.Status, e.FileID)
+				}
+				if ev := f.events(li); len(ev) != 1 || ev[0] != "dropped" {
+					t.Errorf("%s events = %v, want one dropped", li, ev)
+				}
+			}
+		})
 	}
 }

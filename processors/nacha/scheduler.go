@@ -118,8 +118,10 @@ type catchUpState struct {
 // out with the next cutoff, with recomputed effective dates; an operator
 // can send them sooner with payrail nacha drop.
 // unfinishedFiles selects the files a drop left to finish: still building,
-// awaiting their upload, or with entries the ledger has not heard of.
+// awaiting their upload, with claims not applied to their entries' rows,
+// or with entries the ledger has not heard of.
 const unfinishedFiles = `status = 'building' OR (status = 'written' AND upload_required)
+	OR (status <> 'released' AND materialized_at IS NULL)
 	OR (announced_at IS NULL AND status IN ('written', 'uploaded'))`
 
 func (p *Processor) catchUp(ctx context.Context, c *catchUpState) {
@@ -131,7 +133,10 @@ func (p *Processor) catchUp(ctx context.Context, c *catchUpState) {
 	err := p.pool.QueryRow(ctx, `
 		SELECT (SELECT count(*) FROM nacha_files WHERE `+unfinishedFiles+`),
 		       count(*), min(staged_at)
-		  FROM nacha_entries WHERE status = 'staged' AND staged_at < $1 AND effective_entry_date <= $2`,
+		  FROM nacha_entries e WHERE status = 'staged' AND staged_at < $1 AND effective_entry_date <= $2
+		   -- entries a file claims are staged until it is materialized
+		   AND NOT EXISTS (SELECT 1 FROM nacha_files nf WHERE nf.org_id = e.org_id AND nf.materialized_at IS NULL
+		                      AND nf.status <> 'released')`,
 		last, horizon).Scan(&unfinished, &overdue, &oldest)
 	if err != nil {
 		if ctx.Err() == nil {
