@@ -284,6 +284,26 @@ func TestDropCrashWhileMaterializingThenRerun(t *testing.T) {
 				t.Fatalf("after the crash: file %s materialized %v, %d entries batched, %d claimed; want 2 and 3",
 					status, materialized, batched, claimed)
 			}
+			// What an operator sees of each entry (payrail payments show)
+			// is the same whether its row or its file's claim names the file.
+			st := store.New(env.Pool, env.Ring, canopy.Events{})
+			for i := 0; i < 5; i++ {
+				li := fmt.Sprintf("li_%d", i)
+				var attempt string
+				if err := env.Pool.QueryRow(f.ctx, `SELECT attempt_id FROM nacha_entries WHERE org_id = $1 AND line_item_id = $2`,
+					f.org, li).Scan(&attempt); err != nil {
+					t.Fatal(err)
+				}
+				got, err := st.AttemptNachaEntry(f.ctx, f.org, attempt)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := f.entry(li)
+				if got.Status != entryDropped || want.Status != entryDropped || got.FileID != want.FileID ||
+					got.TraceNumber != want.Trace || want.Trace == "" || !got.EffectiveEntryDate.Equal(want.Effective) {
+					t.Errorf("%s: operator sees %+v, the entry is %+v", li, got, want)
+				}
+			}
 
 			f.p.hook = nil
 			f.setNow(cutoff.Add(5 * time.Minute))
