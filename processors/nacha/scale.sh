@@ -5,7 +5,8 @@
 # first comparison did; bare_distinct: every entry its own, as in the seeded
 # entries). Each runs in its own process so its peak RSS is its own. The
 # drop prints two lines: drop_written (the file durable and recorded: the
-# cutoff's critical path) and drop (its entries announced too). Needs PAYRAIL_TEST_DATABASE_URL and PAYRAIL_TEST_NATS_URL.
+# cutoff's critical path) and drop (the entries' rows and events written
+# too). Needs PAYRAIL_TEST_DATABASE_URL and PAYRAIL_TEST_NATS_URL.
 #   processors/nacha/scale.sh [N]        (default 1000000)
 set -eu
 N=${1:-1000000}

@@ -23,8 +23,9 @@ import (
 // store's real ledger (attempts stamped, one outbox event per line item,
 // built in PostgreSQL), then prints the drop's own timing log lines.
 // Each mode runs in its own process so peak RSS (VmHWM, reset before the
-// measured step) is its own. It prints one line: mode, entries, seconds,
-// peak RSS MiB.
+// measured step) is its own. It prints one line per measurement: mode,
+// entries, seconds, peak RSS MiB (the drop two: drop_written when its file
+// is durable and recorded, drop at the end of the run).
 // It is a benchmark so that only -bench runs it; the one measured run is
 // the whole of b.N = 1 (scale.sh passes -test.benchtime 1x).
 func BenchmarkScaleCompare(b *testing.B) {
