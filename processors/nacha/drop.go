@@ -24,7 +24,7 @@ type DropStep string
 
 // Drop steps, in order.
 const (
-	// StepCreated: the file row exists and its entries are assigned.
+	// StepCreated: the file row, its batches and its claims exist.
 	StepCreated DropStep = "created"
 	// StepTempWritten: the bytes are in a fsynced temp file.
 	StepTempWritten DropStep = "temp_written"
@@ -142,7 +142,7 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 
 	var errs []error
 	// First finish what an interrupted drop left behind: its entries are
-	// already assigned to those files and to no other.
+	// already claimed by those files and by no other.
 	rows, err := p.pool.Query(ctx, `
 		SELECT file_id FROM nacha_files
 		 WHERE status = 'building' OR (status = 'written' AND upload_required)

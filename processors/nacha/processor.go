@@ -86,11 +86,11 @@ type Processor struct {
 	// transaction carries. Tests shrink both to cross their boundaries.
 	pageSize int
 	chunk    int
-	// recordChunk: entries per recording transaction of a drop
-	// (markWritten); 0 means defaultRecordChunk.
+	// recordChunk: entries per announcement transaction of a drop
+	// (announce); 0 means defaultRecordChunk.
 	recordChunk int
-	// assignChunk: entries per assignment transaction of createFile; 0
-	// means defaultAssignChunk.
+	// assignChunk: entries per claim row of a file, and so per
+	// materialization transaction; 0 means defaultAssignChunk.
 	assignChunk int
 	// padShortRecords: Config.PadShortReturnRecords.
 	padShortRecords bool
