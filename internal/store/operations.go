@@ -218,11 +218,28 @@ type NachaEntry struct {
 }
 
 // AttemptNachaEntry returns the ACH entry staged for an attempt, if any.
+// Its status is "dropped" while it sits in a written or uploaded file (the
+// drop records that on the file, not on each entry), including the minute
+// after a drop when the file's claim on it is not yet written into its row.
 func (s *Store) AttemptNachaEntry(ctx context.Context, orgID, attemptID string) (*NachaEntry, error) {
 	var e NachaEntry
 	err := s.pool.QueryRow(ctx, `
-		SELECT status, COALESCE(file_id, ''), COALESCE(trace_number, ''), effective_entry_date, COALESCE(return_code, '')
-		  FROM nacha_entries WHERE org_id = $1 AND attempt_id = $2`, orgID, attemptID).Scan(
+		SELECT CASE WHEN COALESCE(nf.status, cl.status) IN ('written', 'uploaded') THEN 'dropped'
+		            WHEN cl.status IS NOT NULL THEN 'batched' ELSE e.status END,
+		       COALESCE(e.file_id, cl.file_id, ''), COALESCE(e.trace_number, cl.trace, ''),
+		       COALESCE(cl.effective, e.effective_entry_date), COALESCE(e.return_code, '')
+		  FROM nacha_entries e LEFT JOIN nacha_files nf ON nf.file_id = e.file_id
+		  LEFT JOIN LATERAL (
+		      -- a file's claim not yet written into the entry's row
+		      SELECT cf.file_id, cf.status, nb.effective_entry_date AS effective,
+		             substr(cf.immediate_origin, 1, 8) || lpad((cf.trace_base + c.sequences[k])::text, 7, '0') AS trace
+		        FROM nacha_files cf
+		        JOIN nacha_file_claims c ON c.file_id = cf.file_id AND NOT c.applied
+		       CROSS JOIN LATERAL array_position(c.entry_ids, e.entry_id) AS k
+		        JOIN nacha_batches nb ON nb.file_id = cf.file_id AND nb.batch_number = c.batch_numbers[k]
+		       WHERE cf.org_id = e.org_id AND cf.materialized_at IS NULL AND cf.status <> 'released' AND k IS NOT NULL
+		       LIMIT 1) cl ON e.status = 'staged'
+		 WHERE e.org_id = $1 AND e.attempt_id = $2`, orgID, attemptID).Scan(
 		&e.Status, &e.FileID, &e.TraceNumber, &e.EffectiveEntryDate, &e.ReturnCode)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil

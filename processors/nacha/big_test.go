@@ -265,11 +265,7 @@ func BenchmarkBuildFile(b *testing.B) {
 			return entryRecord{LineItemID: "li", Batch: 1, Trace: fmt.Sprintf("09100001%07d", k), AmountCents: int64(99 + k),
 				RDFI: "231380104", AccountType: "CHECKING", AccountNumber: "12345678901", Name: "Jane Doe"}, true, nil
 		}
-		file, err := buildFile(rec, "", batches, next)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := ach.NewWriter(io.Discard).Write(file); err != nil {
+		if err := writeACH(rec, "", batches, next, io.Discard); err != nil {
 			b.Fatal(err)
 		}
 	}

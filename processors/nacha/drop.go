@@ -24,13 +24,14 @@ type DropStep string
 
 // Drop steps, in order.
 const (
-	// StepCreated: the file row exists and its entries are assigned.
+	// StepCreated: the file row, its batches and its claims exist.
 	StepCreated DropStep = "created"
 	// StepTempWritten: the bytes are in a fsynced temp file.
 	StepTempWritten DropStep = "temp_written"
 	// StepRenamed: the file has its final name and the directory is fsynced.
 	StepRenamed DropStep = "renamed"
-	// StepWritten: PostgreSQL records the file written and its entries dropped.
+	// StepWritten: PostgreSQL records the file written, which makes its
+	// entries dropped; the ledger has not heard of them yet (announce).
 	StepWritten DropStep = "written"
 	// StepUploaded: the SFTP copy is verified, not yet recorded.
 	StepUploaded DropStep = "uploaded"
@@ -141,7 +142,7 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 
 	var errs []error
 	// First finish what an interrupted drop left behind: its entries are
-	// already assigned to those files and to no other.
+	// already claimed by those files and by no other.
 	rows, err := p.pool.Query(ctx, `
 		SELECT file_id FROM nacha_files
 		 WHERE status = 'building' OR (status = 'written' AND upload_required)
@@ -177,7 +178,7 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 		res.Files = append(res.Files, sum)
 	}
 	if !cut {
-		return res, errors.Join(errs...)
+		return res, errors.Join(append(errs, p.announcePending(ctx))...)
 	}
 
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
@@ -200,7 +201,7 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 		// One file per org and cutoff, unless the entries overflow one
 		// file's limits: then as many files as they need.
 		for {
-			sum, ok, err := p.cutFile(ctx, org, cutoffAt)
+			sum, ok, more, err := p.cutFile(ctx, org, cutoffAt)
 			if err != nil {
 				errs = append(errs, err)
 				sum.Error = err.Error()
@@ -210,40 +211,43 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 				// later step is on disk or in PostgreSQL all the same.
 				res.Files = append(res.Files, sum)
 			}
-			if !ok {
+			if !ok || !more {
 				break
 			}
 		}
 	}
-	return res, errors.Join(errs...)
+	// The entries' own rows are written, and the ledger hears of them,
+	// once every file is durable and uploaded: no file waits for another's
+	// (or its own) per-entry writes.
+	return res, errors.Join(append(errs, p.announcePending(ctx))...)
 }
 
 // cutFile creates one file of the org's due entries and finishes it. ok
-// says a file was created (another may follow).
-func (p *Processor) cutFile(ctx context.Context, org string, cutoffAt time.Time) (FileSummary, bool, error) {
+// says a file was created, more that due entries were left for another.
+func (p *Processor) cutFile(ctx context.Context, org string, cutoffAt time.Time) (FileSummary, bool, bool, error) {
 	{
 		began := time.Now()
-		rec, ok, err := p.createFile(ctx, org, cutoffAt)
+		rec, ok, more, err := p.createFile(ctx, org, cutoffAt)
 		if err != nil {
 			p.metrics.dropFailures.WithLabelValues("create").Inc()
 			p.log.Error("NACHA file not created; its entries stay staged", "org_id", org, "err", err)
-			return FileSummary{}, false, err
+			return FileSummary{}, false, false, err
 		}
 		if !ok {
-			return FileSummary{}, false, nil
+			return FileSummary{}, false, false, nil
 		}
 		p.log.Info("NACHA file created", "org_id", org, "file_id", rec.FileID, "file_name", rec.FileName,
 			"entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal, "took", time.Since(began))
 		if err := p.step(StepCreated, rec.FileID); err != nil {
-			return FileSummary{}, false, err
+			return FileSummary{}, false, false, err
 		}
 		sum, err := p.finish(ctx, rec)
 		if err != nil {
 			// The file stays building and is retried first by the next
 			// drop; this one moves on to the org's other entries.
-			return sum, true, err
+			return sum, true, more, err
 		}
-		return sum, true, nil
+		return sum, true, more, nil
 	}
 }
 

@@ -31,7 +31,8 @@ func crashOnce(step DropStep) func(DropStep, string) error {
 // checkDropInvariants asserts what must hold after any drop: every entry
 // of the org is in at most one file, every dropped entry's file is written
 // with the recorded hash on disk, the bytes equal a rebuild from the rows,
-// no temp file is left, and each line item got exactly one "dropped" event.
+// no temp file is left, every written file is announced and each of its
+// line items got exactly one "dropped" event.
 func checkDropInvariants(t *testing.T, f *fixture) { checkDropState(t, f, false) }
 
 // checkDropState is checkDropInvariants; afterCrash allows the temp file a
@@ -40,7 +41,9 @@ func checkDropState(t *testing.T, f *fixture, afterCrash bool) {
 	t.Helper()
 	rows, err := env.Pool.Query(f.ctx, `
 		SELECT file_id, status, file_name, sha256, entry_count,
-		       (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id)
+		       (SELECT count(*) FROM nacha_entries e WHERE e.file_id = nf.file_id) +
+		       (SELECT COALESCE(sum(cardinality(c.entry_ids)), 0) FROM nacha_file_claims c WHERE c.file_id = nf.file_id
+		         AND NOT c.applied)
 		  FROM nacha_files nf WHERE org_id = $1`, f.org)
 	if err != nil {
 		t.Fatal(err)
@@ -86,20 +89,27 @@ func checkDropState(t *testing.T, f *fixture, afterCrash bool) {
 			t.Errorf("file %s differs from a rebuild of its rows", r.name)
 		}
 	}
-	var dupEvents, staleBatched int
+	var dupEvents, unannounced, unannouncedFiles int
 	if err := env.Pool.QueryRow(f.ctx, `
 		SELECT (SELECT count(*) FROM (SELECT line_item_id FROM nacha_test_events WHERE org_id = $1 AND kind = 'dropped'
 		                               GROUP BY line_item_id HAVING count(*) > 1) d),
 		       (SELECT count(*) FROM nacha_entries e JOIN nacha_files nf USING (file_id)
-		         WHERE e.org_id = $1 AND (e.status = 'batched') <> (nf.status = 'building'))`,
-		f.org).Scan(&dupEvents, &staleBatched); err != nil {
+		         WHERE e.org_id = $1 AND nf.announced_at IS NOT NULL
+		           AND NOT EXISTS (SELECT 1 FROM nacha_test_events ev WHERE ev.org_id = e.org_id
+		                              AND ev.line_item_id = e.line_item_id AND ev.kind = 'dropped')),
+		       (SELECT count(*) FROM nacha_files WHERE org_id = $1 AND status IN ('written', 'uploaded')
+		           AND announced_at IS NULL)`,
+		f.org).Scan(&dupEvents, &unannounced, &unannouncedFiles); err != nil {
 		t.Fatal(err)
 	}
 	if dupEvents != 0 {
 		t.Errorf("%d line items got more than one dropped event", dupEvents)
 	}
-	if staleBatched != 0 {
-		t.Errorf("%d entries disagree with their file's state", staleBatched)
+	if unannounced != 0 {
+		t.Errorf("%d entries of announced files got no dropped event", unannounced)
+	}
+	if unannouncedFiles != 0 && !afterCrash {
+		t.Errorf("%d written files are not announced after the drop", unannouncedFiles)
 	}
 	tmp, _ := filepath.Glob(filepath.Join(f.dir, ".*.tmp"))
 	if len(tmp) != 0 && !afterCrash {
@@ -199,16 +209,26 @@ func TestDropCrashAtEveryStepThenRerun(t *testing.T) {
 	}
 }
 
-func TestDropLedgerFailureRollsBackTheWrittenMark(t *testing.T) {
+// A ledger that fails does not hold back the file: it is written (its
+// entries dropped) and uploaded as usual, the failure is recorded on it for
+// operators, and the next run tells the ledger.
+func TestDropLedgerFailureLeavesTheFileToAnnounce(t *testing.T) {
 	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
 	f.stage(payment{lineItem: "li_1", amount: 500})
 	cutoff := ny(t, 2025, 12, 2, 21, 0)
 	f.ledger.failDropped.Store(true)
-	if _, err := f.drop(cutoff); err == nil || !strings.Contains(err.Error(), "injected ledger failure") {
+	res, err := f.drop(cutoff)
+	if err == nil || !strings.Contains(err.Error(), "injected ledger failure") {
 		t.Fatalf("drop with a failing ledger: %v", err)
 	}
-	if e := f.entry("li_1"); e.Status != entryBatched {
-		t.Fatalf("entry is %s; the failed transaction must leave it batched", e.Status)
+	if len(res.Files) != 1 || res.Files[0].Status != fileWritten {
+		t.Fatalf("drop with a failing ledger wrote %+v, want the file written", res.Files)
+	}
+	if e := f.entry("li_1"); e.Status != entryDropped {
+		t.Fatalf("entry is %s; its file is durable, so it is dropped", e.Status)
+	}
+	if ev := f.events("li_1"); len(ev) != 0 {
+		t.Fatalf("events after a failed announcement = %v", ev)
 	}
 	var lastErr string
 	if err := env.Pool.QueryRow(f.ctx, `SELECT COALESCE(last_error, '') FROM nacha_files WHERE org_id = $1`, f.org).Scan(&lastErr); err != nil {
@@ -217,15 +237,23 @@ func TestDropLedgerFailureRollsBackTheWrittenMark(t *testing.T) {
 	if !strings.Contains(lastErr, "injected") {
 		t.Errorf("file's last_error = %q, want the failure recorded for operators", lastErr)
 	}
-	if got := counterValue(t, f.p.metrics.dropFailures.WithLabelValues("record_written")); got != 1 {
+	if got := counterValue(t, f.p.metrics.dropFailures.WithLabelValues("announce")); got != 1 {
 		t.Errorf("drop failure metric = %v", got)
 	}
 	f.ledger.failDropped.Store(false)
-	res := f.mustDrop(cutoff)
-	if len(res.Files) != 1 || !res.Files[0].Recovered {
-		t.Fatalf("re-run = %+v", res.Files)
+	if res := f.mustDrop(cutoff); len(res.Files) != 0 {
+		t.Fatalf("re-run = %+v, want nothing new", res.Files)
+	}
+	if err := env.Pool.QueryRow(f.ctx, `SELECT COALESCE(last_error, '') FROM nacha_files WHERE org_id = $1`, f.org).Scan(&lastErr); err != nil {
+		t.Fatal(err)
+	}
+	if lastErr != "" {
+		t.Errorf("file's last_error = %q after the announcement succeeded", lastErr)
 	}
 	checkDropInvariants(t, f)
+	if ev := f.events("li_1"); len(ev) != 1 || ev[0] != "dropped" {
+		t.Errorf("events = %v, want one dropped", ev)
+	}
 }
 
 func TestDropRefusesToReplaceADifferentFile(t *testing.T) {
@@ -300,7 +328,8 @@ func TestConcurrentDropsNeverShareAnEntry(t *testing.T) {
 	}
 	var files, entries int
 	if err := env.Pool.QueryRow(f.ctx, `
-		SELECT count(DISTINCT file_id), count(*) FROM nacha_entries WHERE org_id = $1 AND status = 'dropped'`,
+		SELECT count(DISTINCT e.file_id), count(*) FROM nacha_entries e JOIN nacha_files nf USING (file_id)
+		 WHERE e.org_id = $1 AND `+entryStatusSQL+` = 'dropped'`,
 		f.org).Scan(&files, &entries); err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,9 @@ import (
 	"github.com/payrail/payrail/processors/nacha/nachafile"
 )
 
-// Entry statuses (nacha_entries.status).
+// Entry statuses (nacha_entries.status). An entry in a file is batched
+// until it settles or is returned; it is dropped — a state, not a stored
+// status — while its file is written or uploaded (entryStatusSQL).
 const (
 	entryStaged   = "staged"
 	entryBatched  = "batched"
@@ -22,6 +24,11 @@ const (
 	entrySettled  = "settled"
 	entryReturned = "returned"
 )
+
+// entryStatusSQL is an entry's status with dropped derived from its file,
+// for a query over nacha_entries e LEFT JOIN nacha_files nf.
+const entryStatusSQL = `CASE WHEN e.status = 'batched' AND nf.status IN ('written', 'uploaded') THEN 'dropped'
+	ELSE e.status END`
 
 // Process stages the job's ACH debit for the next cutoff. Staging is keyed
 // by the attempt id: a redelivered job finds its entry and answers the same

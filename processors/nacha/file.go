@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,6 +50,11 @@ type fileRecord struct {
 	RemotePath                      string
 	OffsetPlacement                 string
 	LastError                       string
+	// TraceBase is the trace sequence before the file's first entry.
+	TraceBase int64
+	// Materialized: every entry's own row names the file (its claims are
+	// applied); until then the file's claims say which entries it holds.
+	Materialized bool
 }
 
 // batchRecord is a nacha_batches row.
@@ -88,7 +94,7 @@ const fileColumns = `file_id, org_id, status, file_name, cutoff_at, created_at, 
 	company_name, company_identification, company_entry_description, is_balanced, upload_required, COALESCE(offset_routing, ''),
 	COALESCE(offset_account_type, ''), offset_account_enc, batch_count, entry_count, debit_total_cents,
 	credit_total_cents, sha256, COALESCE(size_bytes, 0), written_at, uploaded_at, COALESCE(remote_path, ''),
-	offset_placement, COALESCE(last_error, '')`
+	offset_placement, COALESCE(last_error, ''), COALESCE(trace_base, 0), materialized_at IS NOT NULL`
 
 func scanFile(row pgx.Row) (fileRecord, error) {
 	var f fileRecord
@@ -96,7 +102,7 @@ func scanFile(row pgx.Row) (fileRecord, error) {
 		&f.CreationTime, &f.Modifier, &f.Destination, &f.DestinationName, &f.Origin, &f.OriginName,
 		&f.CompanyName, &f.CompanyID, &f.EntryDescription, &f.Balanced, &f.UploadRequired, &f.OffsetRouting, &f.OffsetType,
 		&f.OffsetAccountEnc, &f.BatchCount, &f.EntryCount, &f.DebitTotal, &f.CreditTotal, &f.SHA256, &f.Size,
-		&f.WrittenAt, &f.UploadedAt, &f.RemotePath, &f.OffsetPlacement, &f.LastError)
+		&f.WrittenAt, &f.UploadedAt, &f.RemotePath, &f.OffsetPlacement, &f.LastError, &f.TraceBase, &f.Materialized)
 	f.CutoffAt, f.CreatedAt = f.CutoffAt.UTC(), f.CreatedAt.UTC()
 	return f, err
 }
@@ -135,31 +141,29 @@ func (p *Processor) loadBatches(ctx context.Context, fileID string) ([]batchReco
 	return out, nil
 }
 
-// createFile assigns due staged entries of the org to a new file: the file
-// row (with its header snapshot), its batches, and every entry's batch,
-// final effective date and trace number. Entries that cannot be written
-// into any file are set aside first (their payments INVALID). A file takes
-// as many entries as fit its limits (planFile); the drop calls createFile
-// again for the rest. It returns ok=false when the org has nothing
-// (writable) due. After it returns, the file's content is fixed: building
-// it is a pure function of these rows.
-//
-// No transaction spans the whole creation, so none is held for long at a
-// million entries: one short transaction plans the file and inserts its
-// row as released with no released_at ("being created": every recovery
-// path and operator command leaves such a file alone), entries are
-// assigned in chunks of assignChunk, each its own transaction, and a last
-// one turns the file building once all its entries are assigned. A
-// creation interrupted in between is undone by the next createFile of the
-// org (releaseInterruptedCreations): the file stays released as a record
-// and its entries go back to staged.
-func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.Time) (rec fileRecord, ok bool, err error) {
+// createFile plans a new file from the org's due staged entries: the file
+// row (with its header snapshot), its batches, and its claims — every
+// entry's batch and trace sequence, recorded set-wise (arrays of
+// assignChunk entries a row) rather than on each entry — in one
+// transaction. Entries that cannot be written into any file are set aside
+// first (their payments INVALID). A file takes as many entries as fit its
+// limits (planFile); more says entries were left for another file. It
+// returns ok=false when the org has nothing (writable) due. After it
+// returns, the file's content is fixed: building it is a pure function of
+// these rows, and it is built from the claims. Each entry's own row is
+// written later, off the path to a durable file (materialize); the org's
+// files still unmaterialized are materialized first here, so no claimed
+// entry is planned twice.
+func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.Time) (rec fileRecord, ok, more bool, err error) {
 	now := p.clock()
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
 	earliest := p.cal.NextBankingDay(p.cal.DateOf(now))
 	var setAside int
 	if err := p.releaseInterruptedCreations(ctx, orgID, now); err != nil {
-		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
+		return fileRecord{}, false, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
+	}
+	if err := p.materializePending(ctx, orgID, false); err != nil {
+		return fileRecord{}, false, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
 	}
 	var due []dueEntry
 	var odfi string
@@ -253,6 +257,7 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		if err != nil {
 			return err
 		}
+		more = taken < len(due)
 		due = due[:taken]
 		offsets := 0
 		for _, b := range batches {
@@ -269,6 +274,7 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		if err != nil {
 			return err
 		}
+		rec.TraceBase = base
 		next := base + int64(rec.EntryCount)
 		for i := range batches {
 			if batches[i].CreditTotal > 0 { // the batch carrying an offset
@@ -281,15 +287,14 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			    creation_time, file_id_modifier, immediate_destination, immediate_destination_name, immediate_origin,
 			    immediate_origin_name, company_name, company_identification, company_entry_description, is_balanced,
 			    offset_routing, offset_account_enc, offset_account_type, batch_count, entry_count, debit_total_cents,
-			    credit_total_cents, upload_required, offset_placement, last_error)
-			VALUES ($1, $2, 'released', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24, $25,
-			    'being created: its entries are being assigned')`,
+			    credit_total_cents, upload_required, offset_placement, trace_base)
+			VALUES ($1, $2, 'building', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
+			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24, $25, $26)`,
 			rec.FileID, rec.OrgID, rec.FileName, rec.CutoffAt, rec.CreatedAt, rec.CreationDate, rec.CreationTime,
 			rec.Modifier, rec.Destination, rec.DestinationName, rec.Origin, rec.OriginName, rec.CompanyName,
 			rec.CompanyID, rec.EntryDescription, rec.Balanced, rec.OffsetRouting, rec.OffsetAccountEnc,
 			rec.OffsetType, rec.BatchCount, rec.EntryCount, rec.DebitTotal, rec.CreditTotal, rec.UploadRequired,
-			rec.OffsetPlacement); err != nil {
+			rec.OffsetPlacement, rec.TraceBase); err != nil {
 			return fmt.Errorf("insert file row: %w", err)
 		}
 		var secs, traces []string
@@ -311,89 +316,171 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			rec.FileID, nums, secs, dates, counts, debits, credits, traces, offsetOnly); err != nil {
 			return fmt.Errorf("insert batches: %w", err)
 		}
+		// The claims: planFile numbered the entries in (SEC, date, entry
+		// id) order, batch by batch, so traces ascend within every batch
+		// as moov-io/ach's strict validation requires, and trace order is
+		// file order.
+		chunk := p.assignChunk
+		if chunk <= 0 {
+			chunk = defaultAssignChunk
+		}
+		for lo, n := 0, 0; lo < len(due); lo, n = lo+chunk, n+1 {
+			hi := min(lo+chunk, len(due))
+			ids, bnums, seqs := make([]int64, 0, hi-lo), make([]int32, 0, hi-lo), make([]int64, 0, hi-lo)
+			for _, e := range due[lo:hi] {
+				ids, bnums, seqs = append(ids, e.ID), append(bnums, e.Batch), append(seqs, e.Seq)
+			}
+			if _, err := tx.Exec(ctx, `
+				INSERT INTO nacha_file_claims (file_id, chunk, entry_ids, batch_numbers, sequences)
+				VALUES ($1, $2, $3, $4, $5)`, rec.FileID, n, ids, bnums, seqs); err != nil {
+				return fmt.Errorf("insert claims: %w", err)
+			}
+		}
 		ok = true
 		return nil
 	})
 	if err != nil {
-		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
+		return fileRecord{}, false, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
 	}
 	if setAside > 0 {
 		p.metrics.setAside.Add(float64(setAside))
 	}
 	if !ok {
-		return fileRecord{}, false, nil
+		return fileRecord{}, false, false, nil
 	}
-	planned, assignBegan := time.Since(planBegan), time.Now()
-	var longest time.Duration
-	// Entries are assigned in chunks (arrays of ids, batches and trace
-	// sequence offsets), each its own transaction; planFile numbered them
-	// in (SEC, date, entry id) order, so traces ascend within every batch
-	// as moov-io/ach's strict validation requires. An entry that left
-	// staged meanwhile makes the file's plan wrong: the creation is undone
-	// and the next drop plans again.
-	chunk := p.assignChunk
-	if chunk <= 0 {
-		chunk = defaultAssignChunk
-	}
-	for lo := 0; lo < len(due); lo += chunk {
-		hi := min(lo+chunk, len(due))
-		ids, bnums, seqs := make([]int64, 0, hi-lo), make([]int32, 0, hi-lo), make([]int64, 0, hi-lo)
-		for _, e := range due[lo:hi] {
-			ids, bnums, seqs = append(ids, e.ID), append(bnums, e.Batch), append(seqs, e.Seq)
-		}
-		chunkBegan := time.Now()
-		tag, err := p.pool.Exec(ctx, `
-			UPDATE nacha_entries e
-			   SET status = 'batched', file_id = $1, batch_number = u.b, effective_entry_date = nb.effective_entry_date,
-			       trace_number = $2 || lpad(($3::bigint + u.s)::text, 7, '0')
-			  FROM unnest($4::bigint[], $5::int[], $6::bigint[]) AS u(id, b, s)
-			  JOIN nacha_batches nb ON nb.file_id = $1 AND nb.batch_number = u.b
-			 WHERE e.entry_id = u.id AND e.status = 'staged'`,
-			rec.FileID, odfi, base, ids, bnums, seqs)
-		if err == nil && tag.RowsAffected() != int64(hi-lo) {
-			err = fmt.Errorf("assigned %d of %d entries: some left the cutoff meanwhile", tag.RowsAffected(), hi-lo)
-			if rerr := p.releaseInterruptedCreations(ctx, orgID, now); rerr != nil {
-				err = errors.Join(err, rerr)
-			}
-		}
-		if err != nil {
-			return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: assign entries: %w", orgID, err)
-		}
-		longest = max(longest, time.Since(chunkBegan))
-		if err := p.step(StepAssignedChunk, rec.FileID); err != nil {
-			return fileRecord{}, false, err
-		}
-	}
-	tag, err := p.pool.Exec(ctx, `
-		UPDATE nacha_files SET status = 'building', last_error = NULL
-		 WHERE file_id = $1 AND status = 'released' AND released_at IS NULL
-		   AND entry_count = (SELECT count(*) FROM nacha_entries WHERE file_id = $1 AND status = 'batched')`, rec.FileID)
-	if err == nil && tag.RowsAffected() != 1 {
-		err = errors.New("its entries are not all assigned")
-	}
-	if err != nil {
-		return fileRecord{}, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
-	}
-	rec.Status = fileBuilding
 	n := len(due)
 	if due = nil; n >= 100_000 {
 		// The plan of a large file is garbage now; collect it before the
-		// build allocates the file, so the two never add up in memory.
+		// build, so the two never add up in memory.
 		runtime.GC()
 	}
-	p.log.Info("NACHA file entries assigned", "org_id", orgID, "file_id", rec.FileID, "entries", n,
-		"plan_transaction_took", planned, "assign_took", time.Since(assignBegan), "longest_assign_transaction", longest)
-	return rec, true, nil
+	p.log.Info("NACHA file planned", "org_id", orgID, "file_id", rec.FileID, "entries", n,
+		"plan_transaction_took", time.Since(planBegan))
+	return rec, true, more, nil
 }
 
-// StepAssignedChunk: one chunk of a new file's entries is assigned and
-// committed; the file is still being created. The hook sees it after every
-// chunk.
+// StepAssignedChunk: one claim of a file is applied to its entries' rows
+// and committed (materialize). The hook sees it after every chunk.
 const StepAssignedChunk DropStep = "assigned_chunk"
 
-// defaultAssignChunk is how many entries one assignment transaction of
-// createFile takes.
+// defaultAssignChunk is how many entries one claim row holds, and so one
+// materialization transaction writes.
 const defaultAssignChunk = 20_000
+
+// materializePending materializes every file of the org (every org when
+// orgID is "") whose claims are not all applied yet, oldest first; with
+// writtenOnly, only written and uploaded ones: a file still building is
+// the drop's (under its lock), which may be building it from its claims.
+func (p *Processor) materializePending(ctx context.Context, orgID string, writtenOnly bool) error {
+	rows, err := p.pool.Query(ctx, `
+		SELECT file_id FROM nacha_files
+		 WHERE materialized_at IS NULL AND status <> 'released' AND ($1 = '' OR org_id = $1)
+		   AND (NOT $2 OR status IN ('written', 'uploaded'))
+		 ORDER BY created_at, file_id`, orgID, writtenOnly)
+	if err != nil {
+		return fmt.Errorf("nacha: look for files to materialize: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("nacha: look for files to materialize: %w", err)
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := p.materialize(ctx, id); err != nil {
+			p.metrics.dropFailures.WithLabelValues("materialize").Inc()
+			p.log.Error("NACHA file's claims not all applied to its entries; the next run continues", "file_id", id,
+				"err", err)
+			p.recordError(id, err)
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// materialize writes a file's membership into its entries' rows, one claim
+// per transaction: the claim's entries go staged → batched with the file,
+// batch, trace number and the batch's effective date, and the claim is
+// marked applied in the same transaction, so a crash in between leaves
+// every claim either wholly applied or not at all. The claims stay the
+// file's membership (its bytes are built from them) until the last
+// transaction deletes them and marks the file materialized. The drop lock keeps everything
+// else that moves staged entries away, so a claimed entry is still staged:
+// one that is not fails the file loudly.
+func (p *Processor) materialize(ctx context.Context, fileID string) error {
+	began := time.Now()
+	var longest time.Duration
+	var n int
+	for {
+		var done bool
+		t0 := time.Now()
+		err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
+			var origin string
+			var base int64
+			var materialized bool
+			if err := tx.QueryRow(ctx, `
+				SELECT immediate_origin, COALESCE(trace_base, 0), materialized_at IS NOT NULL FROM nacha_files
+				 WHERE file_id = $1 FOR UPDATE`, fileID).Scan(&origin, &base, &materialized); err != nil {
+				return fmt.Errorf("lock file row: %w", err)
+			}
+			if materialized {
+				done = true
+				return nil
+			}
+			var chunk int
+			var ids []int64
+			var bnums []int32
+			var seqs []int64
+			err := tx.QueryRow(ctx, `
+				UPDATE nacha_file_claims SET applied = true
+				 WHERE (file_id, chunk) = (SELECT file_id, chunk FROM nacha_file_claims WHERE file_id = $1 AND NOT applied
+				                            ORDER BY chunk LIMIT 1)
+				RETURNING chunk, entry_ids, batch_numbers, sequences`, fileID).Scan(&chunk, &ids, &bnums, &seqs)
+			if errors.Is(err, pgx.ErrNoRows) {
+				done = true
+				if _, err := tx.Exec(ctx, `DELETE FROM nacha_file_claims WHERE file_id = $1`, fileID); err != nil {
+					return err
+				}
+				_, err := tx.Exec(ctx, `UPDATE nacha_files SET materialized_at = $2 WHERE file_id = $1`, fileID, p.clock())
+				return err
+			}
+			if err != nil {
+				return fmt.Errorf("take a claim: %w", err)
+			}
+			tag, err := tx.Exec(ctx, `
+				UPDATE nacha_entries e
+				   SET status = 'batched', file_id = $1, batch_number = u.b, effective_entry_date = nb.effective_entry_date,
+				       trace_number = $2 || lpad(($3::bigint + u.s)::text, 7, '0')
+				  FROM unnest($4::bigint[], $5::int[], $6::bigint[]) AS u(id, b, s)
+				  JOIN nacha_batches nb ON nb.file_id = $1 AND nb.batch_number = u.b
+				 WHERE e.entry_id = u.id AND e.status = 'staged'`,
+				fileID, origin[:8], base, ids, bnums, seqs)
+			if err != nil {
+				return fmt.Errorf("apply claim %d: %w", chunk, err)
+			}
+			if tag.RowsAffected() != int64(len(ids)) {
+				return fmt.Errorf("claim %d: %d of its %d entries are no longer staged", chunk,
+					int64(len(ids))-tag.RowsAffected(), len(ids))
+			}
+			n += len(ids)
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("nacha: materialize file %s: %w", fileID, err)
+		}
+		longest = max(longest, time.Since(t0))
+		if done {
+			break
+		}
+		if err := p.step(StepAssignedChunk, fileID); err != nil {
+			return err
+		}
+	}
+	if n > 0 {
+		p.log.Info("NACHA file materialized", "file_id", fileID, "entries", n, "took", time.Since(began),
+			"longest_transaction", longest)
+	}
+	return nil
+}
 
 // releaseInterruptedCreations undoes the creations of the org's files that
 // did not finish (released, no released_at): their entries go back to
@@ -556,12 +643,13 @@ func fileOffsetContext(fileID string) []byte { return []byte("nacha_files/" + fi
 type entrySource func() (entryRecord, bool, error)
 
 // streamEntries reads the file's entries from PostgreSQL one page at a time
-// (keyset pagination on the file index), opening each account number as it
-// goes, so nothing beyond the page and moov-io/ach's own structures is
-// held.
+// (keyset pagination on the unique (file_id, trace_number) index), opening
+// each account number as it goes, so nothing beyond the page and
+// moov-io/ach's own structures is held. Trace order is batch order:
+// planFile numbers entries batch by batch and reserveTraces never wraps
+// the sequence inside a file.
 func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) entrySource {
 	var page []entryRecord
-	var lastBatch int
 	lastTrace := ""
 	done := false
 	return func() (entryRecord, bool, error) {
@@ -570,8 +658,8 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 				SELECT entry_id, line_item_id, attempt_id, batch_number, trace_number, amount_cents, rdfi_routing,
 				       account_type, account_number_enc, individual_name, payment_type_code
 				  FROM nacha_entries
-				 WHERE file_id = $1 AND (batch_number, trace_number) > ($2, $3)
-				 ORDER BY batch_number, trace_number LIMIT $4`, fileID, lastBatch, lastTrace, p.pageSize)
+				 WHERE file_id = $1 AND trace_number > $2
+				 ORDER BY trace_number LIMIT $3`, fileID, lastTrace, p.pageSize)
 			if err != nil {
 				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
 			}
@@ -601,7 +689,7 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 				done = true
 			}
 			if len(page) > 0 {
-				lastBatch, lastTrace = page[len(page)-1].Batch, page[len(page)-1].Trace
+				lastTrace = page[len(page)-1].Trace
 			}
 		}
 		if len(page) == 0 {
@@ -614,11 +702,99 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 	}
 }
 
-// buildFile assembles the ach.File for a file row, its batches and its
-// entries. It reads no clock and no configuration: the same rows give the
-// same file. Every batch and the file are created under moov-io/ach's
-// default (strict) validation.
-func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource) (*ach.File, error) {
+// streamClaimedEntries reads the entries of a file not yet materialized
+// through its claims, one claim (assignChunk entries) at a time, in claim
+// order, which is trace order, computing the trace numbers as materialize
+// writes them — whether or not a claim is applied yet, so the bytes are the
+// same at every point of the materialization and after it (read from the
+// entries' rows then).
+func (p *Processor) streamClaimedEntries(ctx context.Context, rec fileRecord) entrySource {
+	var page []entryRecord
+	chunk := -1
+	done := false
+	odfi := rec.Origin[:8]
+	return func() (entryRecord, bool, error) {
+		for len(page) == 0 && !done {
+			var next *int
+			if err := p.pool.QueryRow(ctx, `SELECT min(chunk) FROM nacha_file_claims WHERE file_id = $1 AND chunk > $2`,
+				rec.FileID, chunk).Scan(&next); err != nil {
+				return entryRecord{}, false, fmt.Errorf("nacha: read claims of file %s: %w", rec.FileID, err)
+			}
+			if next == nil {
+				done = true
+				break
+			}
+			chunk = *next
+			rows, err := p.pool.Query(ctx, `
+				SELECT e.entry_id, e.line_item_id, e.attempt_id, u.b, $2 || lpad(($3::bigint + u.s)::text, 7, '0'),
+				       e.amount_cents, e.rdfi_routing, e.account_type, e.account_number_enc, e.individual_name,
+				       e.payment_type_code
+				  FROM nacha_file_claims c
+				 CROSS JOIN LATERAL unnest(c.entry_ids, c.batch_numbers, c.sequences) WITH ORDINALITY AS u(id, b, s, ord)
+				  JOIN nacha_entries e ON e.entry_id = u.id
+				 WHERE c.file_id = $1 AND c.chunk = $4
+				 ORDER BY u.ord`, rec.FileID, odfi, rec.TraceBase, chunk)
+			if err != nil {
+				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", rec.FileID, err)
+			}
+			page, err = p.scanEntries(rows, rec.OrgID)
+			if err != nil {
+				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", rec.FileID, err)
+			}
+		}
+		if len(page) == 0 {
+			return entryRecord{}, false, nil
+		}
+		e := page[0]
+		page[0] = entryRecord{} // let the opened account number go with the page slot
+		page = page[1:]
+		return e, true, nil
+	}
+}
+
+// scanEntries reads entry rows (streamEntries' columns), opening each
+// account number.
+func (p *Processor) scanEntries(rows pgx.Rows, orgID string) ([]entryRecord, error) {
+	defer rows.Close()
+	var page []entryRecord
+	for rows.Next() {
+		var e entryRecord
+		var attemptID string
+		var sealed []byte
+		if err := rows.Scan(&e.EntryID, &e.LineItemID, &attemptID, &e.Batch, &e.Trace, &e.AmountCents,
+			&e.RDFI, &e.AccountType, &sealed, &e.Name, &e.PayType); err != nil {
+			return nil, err
+		}
+		if sealed == nil {
+			e.Bad = "the account number was purged"
+		} else if plain, err := p.ring.Open(sealed, entryContext(orgID, attemptID)); err != nil {
+			e.Bad = "the account number cannot be opened: " + err.Error()
+		} else {
+			e.AccountNumber = string(plain)
+		}
+		page = append(page, e)
+	}
+	return page, rows.Err()
+}
+
+// sliceEntries is how many entries writeACH holds (and moov-io/ach
+// validates) at a time.
+const sliceEntries = 10_000
+
+// writeACH writes the NACHA file for a file row, its batches and its
+// entries to w, entry by entry: it holds one slice of a batch
+// (sliceEntries), never the whole file, so its memory does not grow with
+// the file. It reads no clock and no configuration: the same rows give the
+// same bytes, which are exactly what moov-io/ach's Writer writes for the
+// same file (TestWriteACHEqualsMoovWriter). Every slice is created as an
+// ach.Batch under moov-io/ach's default (strict) validation — entries,
+// SEC rules, service class, ascending traces — and the slices of a batch
+// are checked to ascend too; the batch and file control records are
+// moov-io/ach's, filled with the totals of the validated slices, as
+// ach.Batch and ach.File compute them. An entry that cannot be written is
+// reported (badEntriesError) with every other one in the file, and
+// nothing written is usable then.
+func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource, w io.Writer) error {
 	fh := ach.NewFileHeader()
 	fh.ImmediateDestination = rec.Destination
 	fh.ImmediateDestinationName = rec.DestinationName
@@ -627,16 +803,20 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 	fh.FileCreationDate = rec.CreationDate.Format("060102")
 	fh.FileCreationTime = rec.CreationTime
 	fh.FileIDModifier = rec.Modifier
-
-	file := ach.NewFile()
-	file.SetHeader(fh)
+	if err := fh.Validate(); err != nil {
+		return fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
+	}
+	lw := &lineWriter{w: w}
+	lw.line(fh.String())
 	odfi := rec.Origin[:8]
 
 	pending, havePending, err := next()
 	if err != nil {
-		return nil, err
+		return err
 	}
 	var bad []setAsideRow
+	// File control totals: records, entry hash, amounts (ach.File.Create).
+	records, fileEntries, fileHash, fileDebits, fileCredits := 2, 0, 0, 0, 0
 	for _, b := range batches {
 		bh := ach.NewBatchHeader()
 		bh.CompanyName = rec.CompanyName
@@ -654,62 +834,149 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 		default:
 			bh.ServiceClassCode = ach.DebitsOnly
 		}
-		batch, err := ach.NewBatch(bh)
-		if err != nil {
-			return nil, fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
+		if len(bad) == 0 {
+			lw.line(bh.String())
 		}
 		var count int
 		var debits int64
-		var ids []int64 // entry ids in batch order, to name an entry moov-io/ach refuses
-		for havePending && pending.Batch == b.Number {
-			if pending.Bad != "" {
-				bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
-			} else {
-				batch.AddEntry(debitEntry(pending))
-				ids = append(ids, pending.EntryID)
+		// Batch control totals over its slices (ach.Batch.build).
+		entryCount, hash, debitSum, creditSum := 0, 0, 0, 0
+		lastTrace := ""
+		slice := make([]*ach.EntryDetail, 0, min(sliceEntries, b.EntryCount+1))
+		ids := make([]int64, 0, cap(slice)) // entry ids in slice order, to name an entry moov-io/ach refuses
+		for {
+			slice, ids = slice[:0], ids[:0]
+			for havePending && pending.Batch == b.Number && len(slice) < sliceEntries {
+				if pending.Bad != "" {
+					bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
+				} else {
+					slice = append(slice, debitEntry(pending))
+					ids = append(ids, pending.EntryID)
+				}
+				count++
+				debits += pending.AmountCents
+				if pending, havePending, err = next(); err != nil {
+					return err
+				}
 			}
-			count++
-			debits += pending.AmountCents
-			if pending, havePending, err = next(); err != nil {
-				return nil, err
+			last := !havePending || pending.Batch != b.Number
+			if last && b.OffsetTrace != "" {
+				slice = append(slice, offsetEntry(rec, offsetAccount, b))
+			}
+			if len(bad) == 0 && len(slice) > 0 {
+				batch, err := ach.NewBatch(bh)
+				if err != nil {
+					return fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
+				}
+				for _, ed := range slice {
+					batch.AddEntry(ed)
+				}
+				if err := batch.Create(); err != nil {
+					// Name the entries moov-io/ach refuses on their own, so
+					// they can be set aside; a batch failing for another
+					// reason fails the file (README: recovering a file
+					// stuck in building).
+					for i, ed := range slice[:len(ids)] {
+						if verr := ed.Validate(); verr != nil {
+							bad = append(bad, setAsideRow{EntryID: ids[i], Reason: "fails NACHA validation: " + nachafile.RedactedText(verr)})
+						}
+					}
+					if len(bad) == 0 {
+						return fmt.Errorf("nacha: batch %d of file %s fails NACHA validation: %w", b.Number, rec.FileID,
+							nachafile.Redact(err))
+					}
+				} else {
+					if lastTrace != "" && slice[0].TraceNumber <= lastTrace {
+						return fmt.Errorf("nacha: batch %d of file %s: trace numbers do not ascend", b.Number, rec.FileID)
+					}
+					lastTrace = slice[len(slice)-1].TraceNumber
+					c := batch.GetControl()
+					entryCount += c.EntryAddendaCount
+					hash += c.EntryHash
+					debitSum += c.TotalDebitEntryDollarAmount
+					creditSum += c.TotalCreditEntryDollarAmount
+					for _, ed := range slice {
+						lw.line(ed.String())
+					}
+				}
+			}
+			if last {
+				break
 			}
 		}
 		if count != b.EntryCount || debits != b.DebitTotal {
-			return nil, fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
+			return fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
 				b.Number, rec.FileID, count, debits, b.EntryCount, b.DebitTotal)
 		}
 		if len(bad) > 0 {
 			continue // the file is built again without them
 		}
-		if b.OffsetTrace != "" {
-			batch.AddEntry(offsetEntry(rec, offsetAccount, b))
+		if entryCount == 0 {
+			return fmt.Errorf("nacha: batch %d of file %s has no entries", b.Number, rec.FileID)
 		}
-		if err := batch.Create(); err != nil {
-			// Name the entries moov-io/ach refuses on their own, so they
-			// can be set aside; a batch failing for another reason fails
-			// the file (README: recovering a file stuck in building).
-			for i, ed := range batch.GetEntries()[:len(ids)] {
-				if verr := ed.Validate(); verr != nil {
-					bad = append(bad, setAsideRow{EntryID: ids[i], Reason: "fails NACHA validation: " + nachafile.RedactedText(verr)})
-				}
-			}
-			if len(bad) > 0 {
-				continue
-			}
-			return nil, fmt.Errorf("nacha: batch %d of file %s fails NACHA validation: %w", b.Number, rec.FileID, nachafile.Redact(err))
+		bc := ach.NewBatchControl()
+		bc.ServiceClassCode = bh.ServiceClassCode
+		bc.CompanyIdentification = bh.CompanyIdentification
+		bc.ODFIIdentification = bh.ODFIIdentification
+		bc.BatchNumber = bh.BatchNumber
+		bc.EntryAddendaCount = entryCount
+		bc.EntryHash = hash % 10_000_000_000
+		bc.TotalDebitEntryDollarAmount, bc.TotalCreditEntryDollarAmount = debitSum, creditSum
+		if err := bc.Validate(); err != nil {
+			return fmt.Errorf("nacha: batch %d of file %s: %w", b.Number, rec.FileID, nachafile.Redact(err))
 		}
-		file.AddBatch(batch)
+		lw.line(bc.String())
+		records += 2 + entryCount
+		fileEntries += entryCount
+		fileHash += bc.EntryHash
+		fileDebits += debitSum
+		fileCredits += creditSum
 	}
 	if havePending {
-		return nil, fmt.Errorf("nacha: file %s has an entry in unknown batch %d", rec.FileID, pending.Batch)
+		return fmt.Errorf("nacha: file %s has an entry in unknown batch %d", rec.FileID, pending.Batch)
 	}
 	if len(bad) > 0 {
-		return nil, &badEntriesError{FileID: rec.FileID, Entries: bad}
+		return &badEntriesError{FileID: rec.FileID, Entries: bad}
 	}
-	if err := file.Create(); err != nil {
-		return nil, fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
+	if len(batches) == 0 {
+		return fmt.Errorf("nacha: file %s: %w", rec.FileID, ach.ErrFileNoBatches)
 	}
-	return file, nil
+	fc := ach.NewFileControl()
+	fc.BatchCount = len(batches)
+	fc.BlockCount = (records + 9) / 10
+	fc.EntryAddendaCount = fileEntries
+	fc.EntryHash = fileHash % 10_000_000_000
+	fc.TotalDebitEntryDollarAmountInFile = fileDebits
+	fc.TotalCreditEntryDollarAmountInFile = fileCredits
+	if err := fc.Validate(); err != nil {
+		return fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
+	}
+	lw.line(fc.String())
+	// Blocks of ten records, the last one filled with lines of nines.
+	for lw.n%10 != 0 {
+		lw.line(paddingLine)
+	}
+	return lw.err
+}
+
+// paddingLine fills a file's last block (NACHA blocking factor 10).
+var paddingLine = strings.Repeat("9", 94)
+
+// lineWriter writes records, one a line, and keeps the first error.
+type lineWriter struct {
+	w   io.Writer
+	n   int
+	err error
+}
+
+func (l *lineWriter) line(s string) {
+	if l.err != nil {
+		return
+	}
+	if _, l.err = io.WriteString(l.w, s); l.err == nil {
+		_, l.err = io.WriteString(l.w, "\n")
+	}
+	l.n++
 }
 
 func debitEntry(e entryRecord) *ach.EntryDetail {
@@ -767,12 +1034,12 @@ func (p *Processor) writeFile(ctx context.Context, rec fileRecord, w io.Writer) 
 		}
 		offsetAccount = string(plain)
 	}
-	f, err := buildFile(rec, offsetAccount, batches, p.streamEntries(ctx, rec.FileID, rec.OrgID))
-	if err != nil {
-		return err
+	next := p.streamEntries(ctx, rec.FileID, rec.OrgID)
+	if !rec.Materialized {
+		next = p.streamClaimedEntries(ctx, rec)
 	}
-	if err := ach.NewWriter(w).Write(f); err != nil {
-		return fmt.Errorf("nacha: write file %s: %w", rec.FileID, nachafile.Redact(err))
+	if err := writeACH(rec, offsetAccount, batches, next, w); err != nil {
+		return fmt.Errorf("nacha: write file %s: %w", rec.FileID, err)
 	}
 	return nil
 }

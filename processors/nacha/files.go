@@ -130,6 +130,10 @@ func (p *Processor) ReleaseFile(ctx context.Context, fileID string) (FileInfo, e
 	if rec.Status != fileBuilding {
 		return fileInfo(rec, p.dropDir), fmt.Errorf("%w: %s is %s", ErrNotBuilding, fileID, rec.Status)
 	}
+	// Its entries go back to staged from their rows: apply its claims first.
+	if err := p.materialize(ctx, fileID); err != nil {
+		return fileInfo(rec, p.dropDir), err
+	}
 	if p.dropDir != "" {
 		final := filepath.Join(p.dropDir, rec.FileName)
 		if _, err := os.Lstat(final); err == nil {
@@ -150,18 +154,9 @@ func (p *Processor) ReleaseFile(ctx context.Context, fileID string) (FileInfo, e
 		if tag.RowsAffected() != 1 {
 			return fmt.Errorf("%w: %s", ErrNotBuilding, fileID)
 		}
-		// A drop records a file in chunks after it is durable: once one
-		// entry is dropped (its line item told), the file was announced
-		// and only a drop may finish it.
-		var dropped int64
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM nacha_entries WHERE file_id = $1 AND status <> 'batched'`,
-			fileID).Scan(&dropped); err != nil {
-			return err
-		}
-		if dropped > 0 {
-			return fmt.Errorf("%d of its entries are already recorded dropped (a drop was interrupted while "+
-				"recording it): the next drop finishes it", dropped)
-		}
+		// Nothing of a building file has reached the ledger: a file is
+		// announced only once it is written, and a written file is never
+		// released.
 		tag, err = tx.Exec(ctx, `
 			UPDATE nacha_entries SET status = 'staged', file_id = NULL, batch_number = NULL, trace_number = NULL
 			 WHERE file_id = $1 AND status = 'batched'`, fileID)

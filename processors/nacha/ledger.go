@@ -23,12 +23,14 @@ type Ledger interface {
 	// nacha_file_id = FileID, trace_number = TraceNumber and
 	// transaction_id = TraceNumber (attempt status stays
 	// pending_settlement); one event per line item ("dropped"). Calls come
-	// in chunks of at most 5,000 entries of one file, each in its own
-	// transaction (the one that moves exactly those entries to dropped), so
-	// a drop interrupted between chunks has told the ledger about some of
-	// the file's entries and tells it the rest when the next drop finishes
-	// the file; a repeated call for an entry already carrying the same file
-	// and trace must be a no-op.
+	// after the file is recorded written (its entries are dropped from that
+	// commit on), in chunks of at most 5,000 entries of one file in trace
+	// order, each in its own transaction, the one that moves the file's
+	// announcement cursor past them; a drop interrupted between chunks has
+	// told the ledger about some of the file's entries and the next drop,
+	// settlement or return run tells it the rest first. A repeated call
+	// for an entry already carrying the same file and trace must be a
+	// no-op.
 	EntriesDropped(ctx context.Context, tx pgx.Tx, entries []DroppedEntry) error
 
 	// EntriesSettled moves each line item PENDING → VALID (valid_at =

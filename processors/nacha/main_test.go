@@ -270,8 +270,20 @@ func (f *fixture) entry(lineItem string) entryState {
 	var e entryState
 	var file, trace *string
 	if err := env.Pool.QueryRow(f.ctx, `
-		SELECT status, file_id, trace_number, effective_entry_date FROM nacha_entries
-		 WHERE org_id = $1 AND line_item_id = $2`, f.org, lineItem).Scan(&e.Status, &file, &trace, &e.Effective); err != nil {
+		SELECT CASE WHEN cl.file_id IS NULL THEN `+entryStatusSQL+`
+		            WHEN cl.status IN ('written', 'uploaded') THEN 'dropped' ELSE 'batched' END,
+		       COALESCE(e.file_id, cl.file_id), COALESCE(e.trace_number, cl.trace),
+		       COALESCE(cl.effective, e.effective_entry_date)
+		  FROM nacha_entries e LEFT JOIN nacha_files nf ON nf.file_id = e.file_id
+		  LEFT JOIN LATERAL (
+		      -- a file's claim that is not applied to the entry's row yet
+		      SELECT c.file_id, cf.status, nb.effective_entry_date AS effective,
+		             substr(cf.immediate_origin, 1, 8) || lpad((cf.trace_base + u.s)::text, 7, '0') AS trace
+		        FROM nacha_file_claims c JOIN nacha_files cf ON cf.file_id = c.file_id
+		       CROSS JOIN LATERAL unnest(c.entry_ids, c.batch_numbers, c.sequences) AS u(id, b, s)
+		        JOIN nacha_batches nb ON nb.file_id = c.file_id AND nb.batch_number = u.b
+		       WHERE u.id = e.entry_id AND NOT c.applied) cl ON true
+		 WHERE e.org_id = $1 AND e.line_item_id = $2`, f.org, lineItem).Scan(&e.Status, &file, &trace, &e.Effective); err != nil {
 		f.t.Fatal(err)
 	}
 	if file != nil {

@@ -12,10 +12,11 @@
 // pure function of their database rows, so a drop interrupted at any point
 // is finished by the next run with byte-identical output.
 //
-// Entry lifecycle (nacha_entries.status):
+// Entry lifecycle (nacha_entries.status; dropped is not stored: it is a
+// batched entry whose file is written or uploaded):
 //
-//	staged ──cutoff──▶ batched ──file durable──▶ dropped ──window passed──▶ settled
-//	   │                                             │                          │
+//	staged ──cutoff──▶ batched ──file durable──▶ (dropped) ──window passed──▶ settled
+//	   │                                             │                            │
 //	   └──reversal──▶ withdrawn                      └──return──▶ returned ◀──return (reversal line item)
 package nacha
 
@@ -85,11 +86,11 @@ type Processor struct {
 	// transaction carries. Tests shrink both to cross their boundaries.
 	pageSize int
 	chunk    int
-	// recordChunk: entries per recording transaction of a drop
-	// (markWritten); 0 means defaultRecordChunk.
+	// recordChunk: entries per announcement transaction of a drop
+	// (announce); 0 means defaultRecordChunk.
 	recordChunk int
-	// assignChunk: entries per assignment transaction of createFile; 0
-	// means defaultAssignChunk.
+	// assignChunk: entries per claim row of a file, and so per
+	// materialization transaction; 0 means defaultAssignChunk.
 	assignChunk int
 	// padShortRecords: Config.PadShortReturnRecords.
 	padShortRecords bool

@@ -100,6 +100,11 @@ func (p *Processor) IngestReturnFile(ctx context.Context, name string, r io.Read
 		return reject(err, problems...)
 	}
 
+	// A line item's "dropped" event comes before its return's: entries of
+	// files not yet announced are announced first, or nothing is applied.
+	if err := p.announcePending(ctx); err != nil {
+		return rep, fmt.Errorf("nacha: %s not applied: %w", name, err)
+	}
 	var outcomeCounts []func()
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		now := p.clock()
@@ -201,12 +206,14 @@ type matchedEntry struct {
 // set when more than one entry matches everything (nothing is applied).
 func (p *Processor) matchEntry(ctx context.Context, tx pgx.Tx, it nachafile.Item) (e matchedEntry, found, ambiguous bool, err error) {
 	rows, err := tx.Query(ctx, `
-		SELECT entry_id, org_id, account_id, line_item_id, attempt_id, status, amount_cents, rdfi_routing,
-		       account_number_enc, effective_entry_date
-		  FROM nacha_entries
-		 WHERE trace_number = $1 AND status IN ('dropped', 'settled', 'returned')
-		 ORDER BY entry_id
-		   FOR UPDATE`, it.Trace)
+		SELECT e.entry_id, e.org_id, e.account_id, e.line_item_id, e.attempt_id,
+		       `+entryStatusSQL+`, e.amount_cents, e.rdfi_routing,
+		       e.account_number_enc, e.effective_entry_date
+		  FROM nacha_entries e JOIN nacha_files nf ON nf.file_id = e.file_id
+		 WHERE e.trace_number = $1 AND e.status IN ('batched', 'settled', 'returned')
+		   AND nf.status IN ('written', 'uploaded')
+		 ORDER BY e.entry_id
+		   FOR UPDATE OF e`, it.Trace)
 	if err != nil {
 		return e, false, false, fmt.Errorf("match trace %s: %w", it.Trace, err)
 	}

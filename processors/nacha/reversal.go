@@ -47,8 +47,17 @@ func (p *Processor) withdraw(ctx context.Context, job processors.Job) (processor
 		}
 		var status, lastFour string
 		var reversal, fileID *string
-		err := tx.QueryRow(ctx, `SELECT status, reversal_line_item_id, file_id, account_last_four FROM nacha_entries
-			WHERE org_id = $1 AND account_id = $2 AND line_item_id = $3 AND attempt_id = $4 FOR UPDATE`,
+		// An entry a file has claimed keeps status staged until the file's
+		// claims are applied to the rows (after it is written and
+		// uploaded; README.md, "Scale"), so the claims are asked too: a
+		// claimed entry is in a file, whatever its row says. Under the
+		// drop lock no drop adds claims meanwhile.
+		err := tx.QueryRow(ctx, `SELECT e.status, e.reversal_line_item_id,
+			       COALESCE(e.file_id, (SELECT c.file_id FROM nacha_file_claims c
+			                             WHERE NOT c.applied AND e.entry_id = ANY (c.entry_ids) LIMIT 1)),
+			       e.account_last_four
+			  FROM nacha_entries e
+			 WHERE e.org_id = $1 AND e.account_id = $2 AND e.line_item_id = $3 AND e.attempt_id = $4 FOR UPDATE OF e`,
 			job.OrgID, job.AccountID, rv.OriginalLineItemID, rv.OriginalAttemptID).Scan(&status, &reversal, &fileID, &lastFour)
 		if errors.Is(err, pgx.ErrNoRows) {
 			res = processors.Result{Outcome: processors.Permanent, Code: "entry_not_found",
@@ -64,10 +73,13 @@ func (p *Processor) withdraw(ctx context.Context, job processors.Job) (processor
 			res = processors.Result{Outcome: processors.Succeeded, Code: "withdrawn",
 				Message: "the entry was withdrawn before any cutoff took it", Instrument: inst}
 			return nil
-		case status != entryStaged:
+		case status != entryStaged || fileID != nil:
 			in := ""
 			if fileID != nil {
 				in = " in file " + *fileID
+				if status == entryStaged {
+					status = "claimed" // by a file whose claims are not applied yet
+				}
 			}
 			res = processors.Result{Outcome: processors.Permanent, Code: "entry_not_staged",
 				Message:    "the entry is " + status + in + ": it cannot be withdrawn, and a reversing credit entry is not built",

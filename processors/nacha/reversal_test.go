@@ -1,6 +1,8 @@
 package nacha
 
 import (
+	"context"
+	"errors"
 	"testing"
 
 	"github.com/payrail/payrail/processors"
@@ -76,5 +78,57 @@ func TestReversalWithdrawsAStagedEntry(t *testing.T) {
 	}
 	if e := f.entry("li_keep"); e.Status != entryDropped {
 		t.Fatalf("dropped entry became %s", e.Status)
+	}
+}
+
+// A drop that died after writing its file but before applying the file's
+// claims to the entries' rows leaves those rows staged: the entries are in
+// the file all the same, and a reversal must not withdraw one (its debit
+// is on its way to the bank).
+func TestReversalRefusesAClaimedEntry(t *testing.T) {
+	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{})
+	f.p.assignChunk = 1
+	for _, li := range []string{"li_a", "li_b", "li_c"} {
+		f.stage(payment{lineItem: li, amount: 700})
+	}
+	cutoff := ny(t, 2025, 12, 2, 21, 0)
+	f.setNow(cutoff)
+	ctx, cancel := context.WithCancel(f.ctx)
+	f.p.hook = func(s DropStep, _ string) error {
+		if s == StepAssignedChunk {
+			cancel()
+			return errCrash
+		}
+		return nil
+	}
+	if _, err := f.p.DropAt(ctx, cutoff); !errors.Is(err, errCrash) {
+		t.Fatalf("drop with a crash while applying claims: %v", err)
+	}
+	cancel()
+	f.p.hook = nil
+
+	var staged int
+	if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_entries WHERE org_id = $1 AND status = 'staged'`,
+		f.org).Scan(&staged); err != nil {
+		t.Fatal(err)
+	}
+	if staged == 0 {
+		t.Fatal("every entry's row was applied before the crash; the test needs a claimed entry still staged")
+	}
+	for _, li := range []string{"li_a", "li_b", "li_c"} {
+		res, err := f.p.Process(f.ctx, f.reversalJob(li, "rev_"+li))
+		if err == nil || res.Outcome != processors.Permanent || res.Code != "entry_not_staged" {
+			t.Fatalf("reversal of %s, in a written file: %+v %v", li, res, err)
+		}
+		if e := f.entry(li); e.Status == entryWithdrawn {
+			t.Fatalf("%s withdrawn from a written file", li)
+		}
+	}
+	// The next drop finishes applying the claims, every entry intact.
+	f.mustDrop(cutoff)
+	for _, li := range []string{"li_a", "li_b", "li_c"} {
+		if e := f.entry(li); e.Status != entryDropped || e.FileID == "" {
+			t.Fatalf("%s after the next drop: %+v", li, e)
+		}
 	}
 }

@@ -117,6 +117,13 @@ type catchUpState struct {
 // refreshEffectiveDates). Past the grace it is reported and its entries go
 // out with the next cutoff, with recomputed effective dates; an operator
 // can send them sooner with payrail nacha drop.
+// unfinishedFiles selects the files a drop left to finish: still building,
+// awaiting their upload, with claims not applied to their entries' rows,
+// or with entries the ledger has not heard of.
+const unfinishedFiles = `status = 'building' OR (status = 'written' AND upload_required)
+	OR (status <> 'released' AND materialized_at IS NULL)
+	OR (announced_at IS NULL AND status IN ('written', 'uploaded'))`
+
 func (p *Processor) catchUp(ctx context.Context, c *catchUpState) {
 	now := p.clock()
 	last := p.cal.PreviousCutoff(now)
@@ -124,9 +131,12 @@ func (p *Processor) catchUp(ctx context.Context, c *catchUpState) {
 	var unfinished, overdue int
 	var oldest *time.Time
 	err := p.pool.QueryRow(ctx, `
-		SELECT (SELECT count(*) FROM nacha_files WHERE status = 'building' OR (status = 'written' AND upload_required)),
+		SELECT (SELECT count(*) FROM nacha_files WHERE `+unfinishedFiles+`),
 		       count(*), min(staged_at)
-		  FROM nacha_entries WHERE status = 'staged' AND staged_at < $1 AND effective_entry_date <= $2`,
+		  FROM nacha_entries e WHERE status = 'staged' AND staged_at < $1 AND effective_entry_date <= $2
+		   -- entries a file claims are staged until it is materialized
+		   AND NOT EXISTS (SELECT 1 FROM nacha_files nf WHERE nf.org_id = e.org_id AND nf.materialized_at IS NULL
+		                      AND nf.status <> 'released')`,
 		last, horizon).Scan(&unfinished, &overdue, &oldest)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -153,8 +163,7 @@ func (p *Processor) catchUp(ctx context.Context, c *catchUpState) {
 		res, err := p.Recover(ctx)
 		p.logDrop("NACHA recovery of interrupted files", last, res, err)
 		var left int
-		if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM nacha_files
-			 WHERE status = 'building' OR (status = 'written' AND upload_required)`).Scan(&left); err == nil {
+		if err := p.pool.QueryRow(ctx, `SELECT count(*) FROM nacha_files WHERE `+unfinishedFiles).Scan(&left); err == nil {
 			p.metrics.unfinishedFiles.Set(float64(left))
 		}
 	}

@@ -74,6 +74,11 @@ func (e *badEntriesError) Error() string {
 // need to ascend); a file left empty is released. It returns the file row
 // as it now is.
 func (p *Processor) removeFromFile(ctx context.Context, rec fileRecord, bad []setAsideRow) (fileRecord, error) {
+	// The file's membership changes: it moves to its entries' rows first
+	// (its claims would no longer describe it).
+	if err := p.materialize(ctx, rec.FileID); err != nil {
+		return rec, err
+	}
 	now := p.clock()
 	var n int
 	err := pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {

@@ -15,13 +15,13 @@ type SettleResult struct {
 	Entries   int       `json:"entries"`
 }
 
-// Settle moves every dropped entry whose settlement window (SettlementDays
+// Settle moves every dropped entry (in a written or uploaded file) whose settlement window (SettlementDays
 // banking days after its effective entry date, default 2) has passed
 // without a return to settled, and its line item to VALID. It works in
 // chunks, each one transaction with its ledger changes, so a run over a
 // large cutoff neither holds one huge transaction nor loses progress when
 // interrupted; a return applied concurrently wins (the row is locked and
-// no longer dropped).
+// no longer batched).
 func (p *Processor) Settle(ctx context.Context) (SettleResult, error) {
 	return p.settleBy(ctx, p.cal.DateOf(p.clock()))
 }
@@ -31,6 +31,12 @@ func (p *Processor) settleBy(ctx context.Context, today time.Time) (SettleResult
 	now := p.clock()
 	by := p.cal.SettledBy(today, p.settlementDays)
 	res := SettleResult{SettledBy: by}
+	// A line item's "dropped" event comes before its settlement: files
+	// whose entries are not all announced are announced first, and their
+	// entries are left alone if that fails.
+	if err := p.announcePending(ctx); err != nil {
+		p.log.Warn("settling without the entries of files not yet announced", "err", err)
+	}
 	// Keyset over (effective date, entry id) so each chunk starts where
 	// the last ended instead of rescanning what was just settled.
 	var after settleKey
@@ -65,10 +71,12 @@ func (p *Processor) settleChunk(ctx context.Context, by, now time.Time, after se
 		// looked at again by the next run.
 		rows, err := tx.Query(ctx, `
 			WITH c AS (
-			    SELECT entry_id FROM nacha_entries
-			     WHERE status = 'dropped' AND effective_entry_date <= $1
-			       AND (effective_entry_date, entry_id) > ($4::date, $5::bigint)
-			     ORDER BY effective_entry_date, entry_id LIMIT $3 FOR UPDATE SKIP LOCKED
+			    SELECT e.entry_id FROM nacha_entries e
+			      JOIN nacha_files nf ON nf.file_id = e.file_id
+			     WHERE e.status = 'batched' AND e.effective_entry_date <= $1
+			       AND (e.effective_entry_date, e.entry_id) > ($4::date, $5::bigint)
+			       AND nf.status IN ('written', 'uploaded') AND nf.announced_at IS NOT NULL
+			     ORDER BY e.effective_entry_date, e.entry_id LIMIT $3 FOR UPDATE OF e SKIP LOCKED
 			)
 			UPDATE nacha_entries e SET status = 'settled', settled_at = $2 FROM c WHERE e.entry_id = c.entry_id
 			RETURNING e.org_id, e.account_id, e.line_item_id, e.attempt_id, e.file_id, e.trace_number,
