@@ -163,10 +163,11 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx, emit func(...Out
 
 // RelayBatch claims up to limit unpublished outbox rows (skipping rows
 // another relay holds, and fast-path rows younger than grace), hands them
-// to publish, and marks the ids publish reports as acknowledged. Rows are
-// locked until the marks commit, so relays never publish the same row
-// concurrently; a crash after publishing leaves rows for a republish that
-// JetStream deduplicates. It returns how many rows it claimed.
+// to publish, and settles the ids publish reports as acknowledged (see
+// settlePublished). Rows are locked until that commits, so relays never
+// publish the same row concurrently; a crash after publishing leaves rows
+// for a republish that JetStream deduplicates. It returns how many rows it
+// claimed.
 func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 	publish func(ctx context.Context, msgs []OutboxMessage) (acked []int64, err error)) (int, error) {
 	var claimed int
@@ -194,7 +195,7 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 		}
 		// A job whose result committed before its row was marked (the
 		// fast path published it, then lost the mark) has no payload
-		// left: it needs no publish, only the mark.
+		// left: it needs no publish, only to be settled.
 		var done []int64
 		live := msgs[:0]
 		for _, m := range msgs {
@@ -207,7 +208,7 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 		acked, pubErr := publish(ctx, live)
 		done = append(done, acked...)
 		if len(done) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, done); err != nil {
+			if _, err := tx.Exec(ctx, settlePublished, done); err != nil {
 				return err
 			}
 		}
@@ -219,9 +220,34 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 	return claimed, nil
 }
 
-// MarkPublished records that JetStream acknowledged the rows.
+// settlePublished records that the rows $1 are published, touching each
+// row once more at most: an event row, or a job row whose payload is
+// already gone (its attempt finished), is deleted — nothing reads it
+// again, and a DELETE writes no new row version nor index entries, where
+// an UPDATE of published_at wrote both. A job row that still holds its
+// sealed payload is kept and marked, because the worker's reconciler
+// re-publishes an unfinished attempt's job from it and the worker's result
+// removes the payload (CompleteAttempt). Rows another transaction holds —
+// a worker completing the job's attempt, a relay publishing it — are
+// skipped rather than waited for (SKIP LOCKED): the publisher and the
+// worker never wait on each other's row locks, nor can they deadlock when
+// either works in batches. A skipped row stays unpublished and a relay
+// settles it after its grace period (without a publish when its payload
+// is gone; JetStream drops a republish of the rest).
+const settlePublished = `
+WITH t AS (
+    SELECT id, subject LIKE 'jobs.%' AND payload IS NOT NULL AS keep FROM outbox
+     WHERE id = ANY($1) AND published_at IS NULL
+       FOR UPDATE SKIP LOCKED
+), d AS (
+    DELETE FROM outbox o USING t WHERE o.id = t.id AND NOT t.keep
+)
+UPDATE outbox o SET published_at = now() FROM t WHERE o.id = t.id AND t.keep`
+
+// MarkPublished records that JetStream acknowledged the rows (see
+// settlePublished).
 func (s *Store) MarkPublished(ctx context.Context, ids []int64) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL`, ids); err != nil {
+	if _, err := s.pool.Exec(ctx, settlePublished, ids); err != nil {
 		return fmt.Errorf("store: mark %d outbox rows published: %w", len(ids), err)
 	}
 	return nil
@@ -246,8 +272,9 @@ func (s *Store) OutboxBacklog(ctx context.Context) (count int64, oldest time.Dur
 	return count, time.Duration(age * float64(time.Second)), nil
 }
 
-// PurgePublished deletes outbox rows published longer ago than retention,
-// except the job rows of attempts that have not finished: a job row keeps
+// PurgePublished deletes outbox rows published longer ago than retention
+// — only job rows are kept once published (settlePublished) — except the
+// job rows of attempts that have not finished: a job row keeps
 // its payload until its attempt's result commits (CompleteAttempt sets it
 // to NULL), and the worker's reconciler re-publishes an unfinished job
 // from it if the broker lost the message (worker/reconcile.go).

@@ -1,0 +1,77 @@
+package store
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Marking rows published deletes what nothing reads again (events, jobs
+// whose attempt finished) and marks jobs that keep their payload; a row
+// another transaction holds is skipped, not waited for, and stays for a
+// relay.
+func TestMarkPublishedSettlesRows(t *testing.T) {
+	ctx := context.Background()
+	st := New(env.Pool, env.Ring, plainEvents{})
+	prefix := NewID("mp_")
+	ids := map[string]int64{}
+	for _, r := range []struct {
+		name, subject string
+		payload       []byte
+	}{
+		{"event", "events.line_item.valid", []byte(`{}`)},
+		{"job", "jobs.AUTHORIZE_NET", []byte("sealed")},
+		{"finished job", "jobs.AUTHORIZE_NET", nil},
+		{"held event", "events.line_item.valid", []byte(`{}`)},
+	} {
+		var id int64
+		if err := env.Pool.QueryRow(ctx, `INSERT INTO outbox (msg_id, subject, payload, fast_path) VALUES ($1, $2, $3, true)
+			RETURNING id`, prefix+r.name, r.subject, r.payload).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids[r.name] = id
+	}
+	// Another transaction (a worker completing the job's attempt, say)
+	// holds one row while the rows are marked.
+	tx, err := env.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `UPDATE outbox SET headers = '{"x":"y"}' WHERE id = $1`, ids["held event"]); err != nil {
+		t.Fatal(err)
+	}
+	markCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := st.MarkPublished(markCtx, []int64{ids["event"], ids["job"], ids["finished job"], ids["held event"]}); err != nil {
+		t.Fatalf("mark while a row is held: %v", err)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name      string
+		present   bool
+		published bool
+	}{
+		{"event", false, false},
+		{"job", true, true},
+		{"finished job", false, false},
+		{"held event", true, false},
+	} {
+		var at *time.Time
+		err := env.Pool.QueryRow(ctx, `SELECT published_at FROM outbox WHERE id = $1`, ids[c.name]).Scan(&at)
+		switch {
+		case err == pgx.ErrNoRows && c.present:
+			t.Errorf("%s row deleted, want it kept", c.name)
+		case err == nil && !c.present:
+			t.Errorf("%s row kept, want it deleted", c.name)
+		case err == nil && (at != nil) != c.published:
+			t.Errorf("%s row published_at %v, want published %v", c.name, at, c.published)
+		case err != nil && err != pgx.ErrNoRows:
+			t.Fatal(err)
+		}
+	}
+}
