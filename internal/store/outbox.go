@@ -162,22 +162,25 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx, emit func(...Out
 }
 
 // RelayBatch claims up to limit unpublished outbox rows (skipping rows
-// another relay holds, and fast-path rows younger than grace), hands them
-// to publish, and settles the ids publish reports as acknowledged (see
-// settlePublished). Rows are locked until that commits, so relays never
-// publish the same row concurrently; a crash after publishing leaves rows
-// for a republish that JetStream deduplicates. It returns how many rows it
+// another relay holds, and fast-path rows younger than grace) and hands
+// them to publish. The claim settles the rows in the same statement, as
+// settlePublished does (events and finished jobs deleted, jobs that keep
+// their payload marked), so a batch costs PostgreSQL one statement and a
+// commit; the commit waits until publish reports every row acknowledged,
+// and the rows stay locked until then, so relays never publish the same
+// row concurrently. If publish fails for any row the claim is rolled back
+// and only the acknowledged rows are settled, on their own: the rest stay
+// unpublished for the next batch. A crash after publishing leaves rows for
+// a republish that JetStream deduplicates. It returns how many rows it
 // claimed.
 func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 	publish func(ctx context.Context, msgs []OutboxMessage) (acked []int64, err error)) (int, error) {
 	var claimed int
+	var acked []int64
+	var pubErr error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			SELECT id, msg_id, subject, headers, payload FROM outbox
-			 WHERE published_at IS NULL
-			   AND (NOT fast_path OR created_at < now() - $2::interval)
-			 ORDER BY id LIMIT $1
-			   FOR UPDATE SKIP LOCKED`, limit, grace)
+		claimed, acked, pubErr = 0, nil, nil
+		rows, err := tx.Query(ctx, claimAndSettle, limit, grace)
 		if err != nil {
 			return err
 		}
@@ -190,35 +193,52 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 			return err
 		}
 		claimed = len(msgs)
-		if claimed == 0 {
-			return nil
-		}
-		// A job whose result committed before its row was marked (the
+		// A job whose result committed before its row was settled (the
 		// fast path published it, then lost the mark) has no payload
-		// left: it needs no publish, only to be settled.
-		var done []int64
+		// left: it needs no publish, and the claim deleted it.
 		live := msgs[:0]
 		for _, m := range msgs {
-			if m.Payload == nil {
-				done = append(done, m.ID)
-			} else {
+			if m.Payload != nil {
 				live = append(live, m)
 			}
 		}
-		acked, pubErr := publish(ctx, live)
-		done = append(done, acked...)
-		if len(done) > 0 {
-			if _, err := tx.Exec(ctx, settlePublished, done); err != nil {
-				return err
-			}
+		if len(live) == 0 {
+			return nil
 		}
+		acked, pubErr = publish(ctx, live)
 		return pubErr
 	})
+	if pubErr != nil {
+		if len(acked) > 0 {
+			if err := s.MarkPublished(ctx, acked); err != nil {
+				return claimed, fmt.Errorf("store: relay outbox batch: %w (and %w)", pubErr, err)
+			}
+		}
+		return claimed, fmt.Errorf("store: relay outbox batch: %w", pubErr)
+	}
 	if err != nil {
 		return claimed, fmt.Errorf("store: relay outbox batch: %w", err)
 	}
 	return claimed, nil
 }
+
+// claimAndSettle is RelayBatch's claim: the oldest rows no relay holds,
+// settled as settlePublished settles them, returned in id order.
+const claimAndSettle = `
+WITH c AS (
+    SELECT id, subject LIKE 'jobs.%' AND payload IS NOT NULL AS keep FROM outbox
+     WHERE published_at IS NULL
+       AND (NOT fast_path OR created_at < now() - $2::interval)
+     ORDER BY id LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), d AS (
+    DELETE FROM outbox o USING c WHERE o.id = c.id AND NOT c.keep
+    RETURNING o.id, o.msg_id, o.subject, o.headers, o.payload
+), u AS (
+    UPDATE outbox o SET published_at = now() FROM c WHERE o.id = c.id AND c.keep
+    RETURNING o.id, o.msg_id, o.subject, o.headers, o.payload
+)
+SELECT * FROM d UNION ALL SELECT * FROM u ORDER BY id`
 
 // settlePublished records that the rows $1 are published, touching each
 // row once more at most: an event row, or a job row whose payload is

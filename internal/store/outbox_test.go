@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -73,5 +74,55 @@ func TestMarkPublishedSettlesRows(t *testing.T) {
 		case err != nil && err != pgx.ErrNoRows:
 			t.Fatal(err)
 		}
+	}
+}
+
+// A relay batch settles what its claim took only once every row is
+// acknowledged; when some are not, only the acknowledged ones are settled
+// and the rest stay for the next batch.
+func TestRelayBatchSettlesOnlyAcknowledgedRows(t *testing.T) {
+	ctx := context.Background()
+	st := New(env.Pool, env.Ring, plainEvents{})
+	// Older rows of other tests would be claimed first: settle them.
+	if _, err := env.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	prefix := NewID("rb_")
+	var ids []int64
+	for i, subject := range []string{"events.line_item.valid", "jobs.CANOPY_NACHA", "events.line_item.valid"} {
+		var id int64
+		if err := env.Pool.QueryRow(ctx, `INSERT INTO outbox (msg_id, subject, payload) VALUES ($1, $2, 'x') RETURNING id`,
+			prefix+string(rune('a'+i)), subject).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	failing := errors.New("no PubAck")
+	n, err := st.RelayBatch(ctx, 10, time.Second, func(_ context.Context, msgs []OutboxMessage) ([]int64, error) {
+		if len(msgs) != 3 {
+			t.Errorf("publish got %d rows, want 3", len(msgs))
+		}
+		return []int64{ids[0], ids[1]}, failing
+	})
+	if n != 3 || !errors.Is(err, failing) {
+		t.Fatalf("claimed %d, err %v", n, err)
+	}
+	rows, _ := env.Pool.Query(ctx, `SELECT id FROM outbox WHERE id = ANY($1) AND published_at IS NULL ORDER BY id`, ids)
+	left, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 1 || left[0] != ids[2] {
+		t.Errorf("unpublished rows %v, want only %d", left, ids[2])
+	}
+	var job int
+	if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE id = $1 AND published_at IS NOT NULL`, ids[1]).Scan(&job); err != nil || job != 1 {
+		t.Errorf("the acknowledged job row is not kept and marked (%d, %v)", job, err)
+	}
+	// The next batch publishes the rest and settles it.
+	if n, err := st.RelayBatch(ctx, 10, time.Second, func(_ context.Context, msgs []OutboxMessage) ([]int64, error) {
+		return []int64{msgs[0].ID}, nil
+	}); n != 1 || err != nil {
+		t.Fatalf("second batch: claimed %d, err %v", n, err)
 	}
 }
