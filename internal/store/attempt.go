@@ -108,7 +108,8 @@ type NewPayment struct {
 // transition, the attempt, the job's outbox row and the creation event
 // (docs/pipeline.md: no dual writes). Replays and conflicts behave as in
 // CreateLineItem; a replay writes and publishes nothing. The job's subject
-// is the caller's.
+// is the caller's. With in.ProductID the transaction is a single statement
+// (createPaymentOneTrip): one round trip and one commit.
 func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) (LineItem, bool, error) {
 	in.LineItem.Status = StatusPending
 	if in.ProductID != "" && len(in.LineItem.MerchantData) == 0 && len(in.LineItem.IssuerProcessorDetails) == 0 {
