@@ -210,7 +210,7 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 	})
 	if pubErr != nil {
 		if len(acked) > 0 {
-			if err := s.MarkPublished(ctx, acked); err != nil {
+			if _, err := s.MarkPublished(ctx, acked); err != nil {
 				return claimed, fmt.Errorf("store: relay outbox batch: %w (and %w)", pubErr, err)
 			}
 		}
@@ -251,9 +251,10 @@ SELECT * FROM d UNION ALL SELECT * FROM u ORDER BY id`
 // a worker completing the job's attempt, a relay publishing it — are
 // skipped rather than waited for (SKIP LOCKED): the publisher and the
 // worker never wait on each other's row locks, nor can they deadlock when
-// either works in batches. A skipped row stays unpublished and a relay
-// settles it after its grace period (without a publish when its payload
-// is gone; JetStream drops a republish of the rest).
+// either works in batches. A skipped row stays unpublished: the statement
+// returns it, the fast path tries again on its next flush, and otherwise
+// a relay settles it after its grace period (without a publish when its
+// payload is gone; JetStream drops a republish of the rest).
 const settlePublished = `
 WITH t AS (
     SELECT id, subject LIKE 'jobs.%' AND payload IS NOT NULL AS keep FROM outbox
@@ -261,16 +262,21 @@ WITH t AS (
        FOR UPDATE SKIP LOCKED
 ), d AS (
     DELETE FROM outbox o USING t WHERE o.id = t.id AND NOT t.keep
+), u AS (
+    UPDATE outbox o SET published_at = now() FROM t WHERE o.id = t.id AND t.keep
 )
-UPDATE outbox o SET published_at = now() FROM t WHERE o.id = t.id AND t.keep`
+SELECT COALESCE(array_agg(o.id), '{}') FROM outbox o
+ WHERE o.id = ANY($1) AND o.published_at IS NULL AND o.id NOT IN (SELECT id FROM t)`
 
 // MarkPublished records that JetStream acknowledged the rows (see
-// settlePublished).
-func (s *Store) MarkPublished(ctx context.Context, ids []int64) error {
-	if _, err := s.pool.Exec(ctx, settlePublished, ids); err != nil {
-		return fmt.Errorf("store: mark %d outbox rows published: %w", len(ids), err)
+// settlePublished) and returns the ids it skipped because another
+// transaction held them: still unpublished, for the caller to settle
+// again a moment later (or leave to a relay).
+func (s *Store) MarkPublished(ctx context.Context, ids []int64) (skipped []int64, err error) {
+	if err := s.pool.QueryRow(ctx, settlePublished, ids).Scan(&skipped); err != nil {
+		return nil, fmt.Errorf("store: mark %d outbox rows published: %w", len(ids), err)
 	}
-	return nil
+	return skipped, nil
 }
 
 // NotifyOutbox wakes the relays, e.g. after a fast-path publish failed.

@@ -46,8 +46,12 @@ func TestMarkPublishedSettlesRows(t *testing.T) {
 	}
 	markCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if err := st.MarkPublished(markCtx, []int64{ids["event"], ids["job"], ids["finished job"], ids["held event"]}); err != nil {
+	skipped, err := st.MarkPublished(markCtx, []int64{ids["event"], ids["job"], ids["finished job"], ids["held event"]})
+	if err != nil {
 		t.Fatalf("mark while a row is held: %v", err)
+	}
+	if len(skipped) != 1 || skipped[0] != ids["held event"] {
+		t.Errorf("skipped %v, want only the held row %d", skipped, ids["held event"])
 	}
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
