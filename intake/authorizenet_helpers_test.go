@@ -21,7 +21,7 @@ const (
 // newAuthorizeNet starts a simulator whose default merchant owns the test
 // profile and returns it with Merchants reading org credentials from st
 // (the default login being the simulator's), as cmd/payrail wires it.
-func newAuthorizeNet(t *testing.T, st *store.Store) (*anetsim.Server, *authorizenet.Merchants) {
+func newAuthorizeNet(t testing.TB, st *store.Store) (*anetsim.Server, *authorizenet.Merchants) {
 	t.Helper()
 	sim, err := anetsim.New(anetsim.Options{})
 	if err != nil {

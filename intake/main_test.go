@@ -30,7 +30,7 @@ var testSigningKey = []byte("0123456789abcdef0123456789abcdef")
 
 // harness is one API server over the package database, with its own org.
 type harness struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *httptest.Server
 	httpc *http.Client // checks every response against openapi.yaml
 	api   *Server
@@ -47,7 +47,7 @@ func withRate(limit rate.Limit, burst int) harnessOpt {
 	return func(c *Config) { c.RateLimit, c.RateBurst = limit, burst }
 }
 
-func newHarness(t *testing.T, opts ...harnessOpt) *harness {
+func newHarness(t testing.TB, opts ...harnessOpt) *harness {
 	t.Helper()
 	signer, err := auth.NewSigner(testSigningKey, time.Hour)
 	if err != nil {
@@ -107,7 +107,7 @@ func (h *harness) tokenFor(org, role string) string {
 }
 
 type response struct {
-	t      *testing.T
+	t      testing.TB
 	status int
 	header http.Header
 	body   []byte

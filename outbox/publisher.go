@@ -14,10 +14,16 @@ import (
 	"github.com/payrail/payrail/internal/store"
 )
 
-// Marker records acknowledged rows; *store.Store implements it.
+// Marker records acknowledged rows; *store.Store implements it. It skips
+// rows another transaction holds rather than waiting, and returns them.
 type Marker interface {
-	MarkPublished(ctx context.Context, ids []int64) error
+	MarkPublished(ctx context.Context, ids []int64) (skipped []int64, err error)
 }
+
+// markRetries is how many later flushes retry a row the marker skipped
+// (held by a worker completing its attempt, for a few milliseconds)
+// before leaving it to the relay.
+const markRetries = 50
 
 // PublisherOptions tune a Publisher.
 type PublisherOptions struct {
@@ -171,11 +177,13 @@ func (p *Publisher) failed(err error) {
 	}
 }
 
-// markLoop batches acknowledged ids into one UPDATE per flush.
+// markLoop batches acknowledged ids into one statement per flush. Rows
+// the marker skipped are retried on the next flushes.
 func (p *Publisher) markLoop() {
 	tick := time.NewTicker(p.opts.MarkEvery)
 	defer tick.Stop()
 	var ids []int64
+	retries := map[int64]int{}
 	flush := func() {
 		if len(ids) == 0 {
 			return
@@ -184,10 +192,21 @@ func (p *Publisher) markLoop() {
 		defer cancel()
 		// A failed mark only means the relay republishes these rows
 		// after the grace period; JetStream drops the duplicates.
-		if err := p.marker.MarkPublished(ctx, ids); err != nil {
+		skipped, err := p.marker.MarkPublished(ctx, ids)
+		if err != nil {
 			p.opts.Logger.Warn("could not mark outbox rows published", "rows", len(ids), "err", err)
 		}
 		ids = ids[:0]
+		for _, id := range skipped {
+			if retries[id]++; retries[id] <= markRetries {
+				ids = append(ids, id)
+			} else {
+				delete(retries, id)
+			}
+		}
+		if len(skipped) == 0 {
+			clear(retries)
+		}
 	}
 	for {
 		select {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,6 +19,9 @@ import (
 type RelayOptions struct {
 	// Batch is how many rows one claim takes. Default 500.
 	Batch int
+	// Parallel is how many batches one relay has in progress at once.
+	// Default 4.
+	Parallel int
 	// Grace leaves fast-path rows to their publisher this long. Default 2s.
 	Grace time.Duration
 	// Backstop wakes the relay when no notification came. Default 1s.
@@ -49,6 +53,9 @@ type Relay struct {
 func NewRelay(st *store.Store, pool *pgxpool.Pool, js jetstream.JetStream, topo queue.Topology, opts RelayOptions) *Relay {
 	if opts.Batch <= 0 {
 		opts.Batch = 500
+	}
+	if opts.Parallel <= 0 {
+		opts.Parallel = 4
 	}
 	if opts.Grace <= 0 {
 		opts.Grace = 2 * time.Second
@@ -124,16 +131,36 @@ func (r *Relay) Run(ctx context.Context) error {
 	}
 }
 
-// sweep publishes batches until a claim comes back short.
+// sweep publishes batches until a claim comes back short. Up to
+// opts.Parallel batches are in progress at once, so one batch's claim and
+// commit in PostgreSQL overlap another's publishes and PubAcks; SKIP
+// LOCKED keeps their rows apart.
 func (r *Relay) sweep(ctx context.Context) (int, error) {
-	total := 0
-	for {
-		n, err := r.store.RelayBatch(ctx, r.opts.Batch, r.opts.Grace, r.publish)
-		total += n
-		if err != nil || n < r.opts.Batch {
-			return total, err
-		}
+	var (
+		mu       sync.Mutex
+		total    int
+		firstErr error
+		wg       sync.WaitGroup
+	)
+	for range r.opts.Parallel {
+		wg.Go(func() {
+			for {
+				n, err := r.store.RelayBatch(ctx, r.opts.Batch, r.opts.Grace, r.publish)
+				mu.Lock()
+				total += n
+				if err != nil && firstErr == nil {
+					firstErr = err
+				}
+				stop := firstErr != nil
+				mu.Unlock()
+				if stop || n < r.opts.Batch {
+					return
+				}
+			}
+		})
 	}
+	wg.Wait()
+	return total, firstErr
 }
 
 // publish sends msgs with pipelined async PubAcks and returns the ids

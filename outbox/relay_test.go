@@ -28,13 +28,13 @@ var env *testenv.Env
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, "outbox", &env)) }
 
 type harness struct {
-	t    *testing.T
+	t    testing.TB
 	js   jetstream.JetStream
 	topo queue.Topology
 	st   *store.Store
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	nc, err := nats.Connect(env.NATSURL)
 	if err != nil {

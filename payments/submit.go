@@ -122,6 +122,7 @@ func (s *Service) Submit(ctx context.Context, p Payment, now time.Time) (li stor
 		},
 		AttemptID: job.AttemptID, PaymentType: job.PaymentType,
 		InstrumentKind: in.Kind, InstrumentBrand: in.Brand, InstrumentLastFour: in.LastFour, Job: msg,
+		ProductID: acct.ProductID,
 	})
 }
 

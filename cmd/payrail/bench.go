@@ -298,19 +298,19 @@ func checkBenchFlags(f *benchFlags) ([]loadgen.Kind, error) {
 	return kinds, nil
 }
 
-// runBaseline captures the SQL of one card guest payment on a scratch
-// database of the server serverURL names and runs pgbench with it.
+// runBaseline runs pgbench with the yardstick's SQL of one card guest
+// payment (pgbaseline.Round1) on a scratch database of the server
+// serverURL names.
 func runBaseline(ctx context.Context, serverURL, pgbench string, clients int, d time.Duration) (pgbaseline.Result, error) {
 	dbURL, drop, err := pgbaseline.Scratch(ctx, serverURL, "payrail_baseline")
 	if err != nil {
 		return pgbaseline.Result{}, err
 	}
 	defer func() { _ = drop(context.Background()) }()
-	script, err := pgbaseline.Capture(ctx, dbURL)
-	if err != nil {
+	if err := pgbaseline.Prepare(ctx, dbURL); err != nil {
 		return pgbaseline.Result{}, err
 	}
-	return pgbaseline.Run(ctx, pgbaseline.Options{Pgbench: pgbench, DatabaseURL: dbURL, Script: script.Text,
+	return pgbaseline.Run(ctx, pgbaseline.Options{Pgbench: pgbench, DatabaseURL: dbURL, Script: pgbaseline.Round1(),
 		Clients: clients, Duration: d})
 }
 

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -230,10 +231,11 @@ func (s *services) readyChecks(p *pipeline, api bool) []intake.Check {
 		{Name: "streams", Fn: p.keeper.Check}}
 }
 
-// serveOps serves /metrics, /healthz and /readyz on the ops listener
-// (PAYRAIL_METRICS_ADDR) of every server role, so its metrics can be
-// scraped and it can be probed. /metrics is served only here: never on
-// the API's public listener.
+// serveOps serves /metrics, /healthz, /readyz and /debug/pprof/ on the ops
+// listener (PAYRAIL_METRICS_ADDR) of every server role, so its metrics can
+// be scraped, it can be probed and profiled. /metrics and the profiler are
+// served only here: never on the API's public listener, where a profile
+// would hand anyone with a token the process's internals and CPU.
 //
 // api selects the API's readiness (NATS reported but optional) for a
 // process that serves the API and executes no jobs.
@@ -245,6 +247,14 @@ func (s *services) serveOps(ctx context.Context, ln net.Listener, p *pipeline, a
 func opsHandler(reg *prometheus.Registry, checks []intake.Check) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	// The profiler's own handlers, registered here rather than through
+	// net/http/pprof's init on http.DefaultServeMux, which payrail never serves.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))

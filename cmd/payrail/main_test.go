@@ -311,8 +311,10 @@ func TestBuildInfoMetric(t *testing.T) {
 	}
 }
 
-// TestOpsListenerServesMetrics: /metrics lives on the ops listener
-// (PAYRAIL_METRICS_ADDR), which every server role, the API included, runs.
+// TestOpsListenerServesMetrics: /metrics and /debug/pprof/ live on the ops
+// listener (PAYRAIL_METRICS_ADDR), which every server role, the API
+// included, runs. TestRolesStopCleanlyWhileNATSIsAway checks that the
+// running API's public listener answers 404 for /debug/pprof/.
 func TestOpsListenerServesMetrics(t *testing.T) {
 	reg := newRegistry()
 	ready := true
@@ -330,6 +332,8 @@ func TestOpsListenerServesMetrics(t *testing.T) {
 		{"/metrics", 200, "payrail_build_info"},
 		{"/healthz", 200, `"ok"`},
 		{"/readyz", 200, `"ready"`},
+		{"/debug/pprof/", 200, "goroutine"},
+		{"/debug/pprof/cmdline", 200, ""},
 	} {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", c.path, nil))

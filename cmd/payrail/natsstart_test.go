@@ -355,6 +355,16 @@ func TestRolesStopCleanlyWhileNATSIsAway(t *testing.T) {
 				return len(unreachableLines(p.out.String())) > 0
 			}, p.out.String)
 			checkUnreachableLog(t, p.out.String(), natsAddr)
+			if role == "api" {
+				// The profiler is on the ops listener only: the API's
+				// public listener must not show a process's internals.
+				if code, _ := httpGet("http://" + renv["PAYRAIL_HTTP_ADDR"] + "/debug/pprof/"); code != 404 {
+					t.Errorf("API listener GET /debug/pprof/: %d, want 404", code)
+				}
+				if code, _ := httpGet("http://" + renv["PAYRAIL_METRICS_ADDR"] + "/debug/pprof/"); code != 200 {
+					t.Errorf("ops listener GET /debug/pprof/: %d, want 200", code)
+				}
+			}
 			if code := p.stop(t, 10*time.Second); code != 0 {
 				t.Fatalf("exit %d after SIGTERM, want 0\n%s", code, p.out.String())
 			}

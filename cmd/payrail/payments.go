@@ -405,7 +405,7 @@ type outboxView struct {
 }
 
 const eventsNote = "published events live in the PAYRAIL_EVENTS stream (payrail events --status S); " +
-	"outbox rows are deleted 24 h after they are published, and a job's sealed payload when its attempt's result commits"
+	"event rows are deleted once published, job rows 24 h after they are published (or once published and finished), and a job's sealed payload when its attempt's result commits"
 
 func paymentView(ctx context.Context, st *store.Store, li store.LineItem) (paymentShow, error) {
 	v := paymentShow{LineItem: canopy.Render(li), OrgID: li.OrgID, Note: eventsNote, li: li}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -43,13 +42,12 @@ func rowCounts(t *testing.T, ctx context.Context, dbURL string) map[string]int {
 	return out
 }
 
-// The script does what one payment through the store does: after pgbench
-// ran it k times, every table one payment writes holds k+1 times the rows
-// the captured payment left, and every outbox row is marked published.
-// Were the script to drift from the store's statements (a statement
-// missing, an id not new per transaction), the counts or pgbench's
-// failures would show it.
-func TestCaptureMatchesStore(t *testing.T) {
+// The yardstick still does one payment's work on today's schema: after
+// pgbench ran it k times, the line item, transition and attempt tables
+// hold k rows each and the outbox 2k rows, all marked published. A schema
+// change the frozen SQL no longer fits shows as pgbench failures or
+// missing rows.
+func TestRound1WritesOnePayment(t *testing.T) {
 	if !Available("") {
 		t.Fatal("pgbench is not installed: install postgresql-client (it ships pgbench)")
 	}
@@ -64,91 +62,22 @@ func TestCaptureMatchesStore(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	script, err := Capture(ctx, dbURL)
-	if err != nil {
+	if err := Prepare(ctx, dbURL); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("script:\n%s", script.Text)
-	once := rowCounts(t, ctx, dbURL)
-	if once["outbox unpublished"] != 0 {
-		t.Fatalf("the captured payment left %d outbox rows unpublished", once["outbox unpublished"])
-	}
-	for _, tbl := range tables {
-		if once[tbl] == 0 {
-			t.Fatalf("the captured payment wrote no row to %s", tbl)
-		}
-	}
-	var kinds []string
-	for _, s := range script.Statements {
-		kinds = append(kinds, strings.Join(strings.Fields(firstLine(s.SQL)), " "))
-	}
-	for _, want := range []string{"begin", "commit"} {
-		if !containsFold(kinds, want) {
-			t.Errorf("statements %q lack %s", kinds, want)
-		}
-	}
-
 	const clients, perClient = 2, 5
-	res, err := Run(ctx, Options{DatabaseURL: dbURL, Script: script.Text, Clients: clients, Transactions: perClient})
+	res, err := Run(ctx, Options{DatabaseURL: dbURL, Script: Round1(), Clients: clients, Transactions: perClient})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.Processed != clients*perClient || res.Failed != 0 || res.TPS <= 0 {
 		t.Fatalf("pgbench processed %d, failed %d, tps %v; want %d, 0, positive", res.Processed, res.Failed, res.TPS, clients*perClient)
 	}
-	after := rowCounts(t, ctx, dbURL)
-	for _, tbl := range tables {
-		if want := once[tbl] * (1 + clients*perClient); after[tbl] != want {
-			t.Errorf("%s: %d rows after the script ran %d times, want %d (%d per payment)",
-				tbl, after[tbl], clients*perClient, want, once[tbl])
-		}
-	}
-	if after["outbox unpublished"] != 0 {
-		t.Errorf("the script left %d outbox rows unpublished", after["outbox unpublished"])
-	}
-}
-
-func containsFold(list []string, s string) bool {
-	for _, v := range list {
-		if strings.EqualFold(v, s) {
-			return true
-		}
-	}
-	return false
-}
-
-func TestQuote(t *testing.T) {
-	tests := []struct{ in, want string }{
-		{"plain", "U&'plain'"},
-		{"it's", "U&'it''s'"},
-		{`\x0a`, `U&'\\x0a'`},
-		{"2026-11-30 10:23:06+00", `U&'2026-11-30 10\003A23\003A06+00'`},
-		{`{"a":1}`, `U&'{"a"\003A1}'`},
-	}
-	for _, tt := range tests {
-		if got := quote(tt.in); got != tt.want {
-			t.Errorf("quote(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestFreshExpr(t *testing.T) {
-	fresh := []string{"bl_abc", "att_xyz"}
-	tests := []struct {
-		in     string
-		want   string
-		wantOK bool
-	}{
-		{"bl_abc", "(U&'bl_b0_' || :n)::text", true},
-		{"job.att_xyz", "(U&'job.' || U&'att_b1_' || :n)::text", true},
-		{"att_xyz/bl_abc", "(U&'att_b1_' || :n || U&'/' || U&'bl_b0_' || :n)::text", true},
-		{"other", "", false},
-	}
-	for _, tt := range tests {
-		got, ok := freshExpr(tt.in, fresh)
-		if ok != tt.wantOK || got != tt.want {
-			t.Errorf("freshExpr(%q) = %s, %v; want %s, %v", tt.in, got, ok, tt.want, tt.wantOK)
-		}
+	got := rowCounts(t, ctx, dbURL)
+	want := map[string]int{"line_items": clients * perClient, "line_item_transitions": clients * perClient,
+		"payment_attempts": clients * perClient, "outbox": 2 * clients * perClient, "outbox unpublished": 0}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows after the yardstick ran %d times: %v, want %v", clients*perClient, got, want)
 	}
 }
 

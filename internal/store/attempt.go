@@ -96,15 +96,34 @@ type NewPayment struct {
 	// Job is published to the processor's subject. Its Payload is stored
 	// (sealed details without CVV); FastPayload is published at once.
 	Job OutboxMessage
+	// ProductID is the account's product as the caller read it (to choose
+	// the processor). With it the payment is written in one statement and
+	// one round trip: the creation event is rendered before the insert,
+	// from the line item as it will be stored. An account's product never
+	// changes; should it differ, or be "", the general path is taken.
+	ProductID string
 }
 
 // CreatePayment writes, in one transaction, the PENDING line item with its
 // transition, the attempt, the job's outbox row and the creation event
 // (docs/pipeline.md: no dual writes). Replays and conflicts behave as in
 // CreateLineItem; a replay writes and publishes nothing. The job's subject
-// is the caller's.
+// is the caller's. With in.ProductID the transaction is a single statement
+// (createPaymentOneTrip): one round trip and one commit.
 func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) (LineItem, bool, error) {
 	in.LineItem.Status = StatusPending
+	if in.ProductID != "" && len(in.LineItem.MerchantData) == 0 && len(in.LineItem.IssuerProcessorDetails) == 0 {
+		li, ok, err := s.createPaymentOneTrip(ctx, orgID, in)
+		if err != nil {
+			return LineItem{}, false, fmt.Errorf("store: create payment %q on account %q: %w",
+				in.LineItem.LineItemID, in.LineItem.AccountID, err)
+		}
+		if ok {
+			return li, true, nil
+		}
+		// Nothing was written: a replay, a conflict, no such account (or
+		// another product). The general path tells them apart.
+	}
 	return s.createLineItem(ctx, orgID, in.LineItem, func(tx pgx.Tx, li *LineItem, emit func(...OutboxMessage)) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,

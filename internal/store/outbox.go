@@ -170,21 +170,25 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx, emit func(...Out
 }
 
 // RelayBatch claims up to limit unpublished outbox rows (skipping rows
-// another relay holds, and fast-path rows younger than grace), hands them
-// to publish, and marks the ids publish reports as acknowledged. Rows are
-// locked until the marks commit, so relays never publish the same row
-// concurrently; a crash after publishing leaves rows for a republish that
-// JetStream deduplicates. It returns how many rows it claimed.
+// another relay holds, and fast-path rows younger than grace) and hands
+// them to publish. The claim settles the rows in the same statement, as
+// settlePublished does (events and finished jobs deleted, jobs that keep
+// their payload marked), so a batch costs PostgreSQL one statement and a
+// commit; the commit waits until publish reports every row acknowledged,
+// and the rows stay locked until then, so relays never publish the same
+// row concurrently. If publish fails for any row the claim is rolled back
+// and only the acknowledged rows are settled, on their own: the rest stay
+// unpublished for the next batch. A crash after publishing leaves rows for
+// a republish that JetStream deduplicates. It returns how many rows it
+// claimed.
 func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 	publish func(ctx context.Context, msgs []OutboxMessage) (acked []int64, err error)) (int, error) {
 	var claimed int
+	var acked []int64
+	var pubErr error
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
-			SELECT id, msg_id, subject, headers, payload FROM outbox
-			 WHERE published_at IS NULL
-			   AND (NOT fast_path OR created_at < now() - $2::interval)
-			 ORDER BY id LIMIT $1
-			   FOR UPDATE SKIP LOCKED`, limit, grace)
+		claimed, acked, pubErr = 0, nil, nil
+		rows, err := tx.Query(ctx, claimAndSettle, limit, grace)
 		if err != nil {
 			return err
 		}
@@ -197,42 +201,90 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 			return err
 		}
 		claimed = len(msgs)
-		if claimed == 0 {
-			return nil
-		}
-		// A job whose result committed before its row was marked (the
+		// A job whose result committed before its row was settled (the
 		// fast path published it, then lost the mark) has no payload
-		// left: it needs no publish, only the mark.
-		var done []int64
+		// left: it needs no publish, and the claim deleted it.
 		live := msgs[:0]
 		for _, m := range msgs {
-			if m.Payload == nil {
-				done = append(done, m.ID)
-			} else {
+			if m.Payload != nil {
 				live = append(live, m)
 			}
 		}
-		acked, pubErr := publish(ctx, live)
-		done = append(done, acked...)
-		if len(done) > 0 {
-			if _, err := tx.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1)`, done); err != nil {
-				return err
-			}
+		if len(live) == 0 {
+			return nil
 		}
+		acked, pubErr = publish(ctx, live)
 		return pubErr
 	})
+	if pubErr != nil {
+		if len(acked) > 0 {
+			if _, err := s.MarkPublished(ctx, acked); err != nil {
+				return claimed, fmt.Errorf("store: relay outbox batch: %w (and %w)", pubErr, err)
+			}
+		}
+		return claimed, fmt.Errorf("store: relay outbox batch: %w", pubErr)
+	}
 	if err != nil {
 		return claimed, fmt.Errorf("store: relay outbox batch: %w", err)
 	}
 	return claimed, nil
 }
 
-// MarkPublished records that JetStream acknowledged the rows.
-func (s *Store) MarkPublished(ctx context.Context, ids []int64) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE outbox SET published_at = now() WHERE id = ANY($1) AND published_at IS NULL`, ids); err != nil {
-		return fmt.Errorf("store: mark %d outbox rows published: %w", len(ids), err)
+// claimAndSettle is RelayBatch's claim: the oldest rows no relay holds,
+// settled as settlePublished settles them, returned in id order.
+const claimAndSettle = `
+WITH c AS (
+    SELECT id, subject LIKE 'jobs.%' AND payload IS NOT NULL AS keep FROM outbox
+     WHERE published_at IS NULL
+       AND (NOT fast_path OR created_at < now() - $2::interval)
+     ORDER BY id LIMIT $1
+       FOR UPDATE SKIP LOCKED
+), d AS (
+    DELETE FROM outbox o USING c WHERE o.id = c.id AND NOT c.keep
+    RETURNING o.id, o.msg_id, o.subject, o.headers, o.payload
+), u AS (
+    UPDATE outbox o SET published_at = now() FROM c WHERE o.id = c.id AND c.keep
+    RETURNING o.id, o.msg_id, o.subject, o.headers, o.payload
+)
+SELECT * FROM d UNION ALL SELECT * FROM u ORDER BY id`
+
+// settlePublished records that the rows $1 are published, touching each
+// row once more at most: an event row, or a job row whose payload is
+// already gone (its attempt finished), is deleted — nothing reads it
+// again, and a DELETE writes no new row version nor index entries, where
+// an UPDATE of published_at wrote both. A job row that still holds its
+// sealed payload is kept and marked, because the worker's reconciler
+// re-publishes an unfinished attempt's job from it and the worker's result
+// removes the payload (CompleteAttempt). Rows another transaction holds —
+// a worker completing the job's attempt, a relay publishing it — are
+// skipped rather than waited for (SKIP LOCKED): the publisher and the
+// worker never wait on each other's row locks, nor can they deadlock when
+// either works in batches. A skipped row stays unpublished: the statement
+// returns it, the fast path tries again on its next flush, and otherwise
+// a relay settles it after its grace period (without a publish when its
+// payload is gone; JetStream drops a republish of the rest).
+const settlePublished = `
+WITH t AS (
+    SELECT id, subject LIKE 'jobs.%' AND payload IS NOT NULL AS keep FROM outbox
+     WHERE id = ANY($1) AND published_at IS NULL
+       FOR UPDATE SKIP LOCKED
+), d AS (
+    DELETE FROM outbox o USING t WHERE o.id = t.id AND NOT t.keep
+), u AS (
+    UPDATE outbox o SET published_at = now() FROM t WHERE o.id = t.id AND t.keep
+)
+SELECT COALESCE(array_agg(o.id), '{}') FROM outbox o
+ WHERE o.id = ANY($1) AND o.published_at IS NULL AND o.id NOT IN (SELECT id FROM t)`
+
+// MarkPublished records that JetStream acknowledged the rows (see
+// settlePublished) and returns the ids it skipped because another
+// transaction held them: still unpublished, for the caller to settle
+// again a moment later (or leave to a relay).
+func (s *Store) MarkPublished(ctx context.Context, ids []int64) (skipped []int64, err error) {
+	if err := s.pool.QueryRow(ctx, settlePublished, ids).Scan(&skipped); err != nil {
+		return nil, fmt.Errorf("store: mark %d outbox rows published: %w", len(ids), err)
 	}
-	return nil
+	return skipped, nil
 }
 
 // NotifyOutbox wakes the relays, e.g. after a fast-path publish failed.
@@ -254,8 +306,9 @@ func (s *Store) OutboxBacklog(ctx context.Context) (count int64, oldest time.Dur
 	return count, time.Duration(age * float64(time.Second)), nil
 }
 
-// PurgePublished deletes outbox rows published longer ago than retention,
-// except the job rows of attempts that have not finished: a job row keeps
+// PurgePublished deletes outbox rows published longer ago than retention
+// — only job rows are kept once published (settlePublished) — except the
+// job rows of attempts that have not finished: a job row keeps
 // its payload until its attempt's result commits (CompleteAttempt sets it
 // to NULL), and the worker's reconciler re-publishes an unfinished job
 // from it if the broker lost the message (worker/reconcile.go).

@@ -1,0 +1,125 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// insertPayment writes a payment in one statement, and so in one round
+// trip and one commit: the line item, its creation transition, the queued
+// attempt and the outbox rows (the job and the creation event), each
+// inserted only if the line item was. It always returns the account's row
+// when the account exists; seq is NULL when nothing was inserted (the id
+// or the idempotency key is taken, or the product is not the expected one).
+//
+// Foreign keys to the new line item are checked at the end of the
+// statement, when its row is visible. The NOTIFY is part of the statement
+// only when no fast path publishes the rows ($27).
+const insertPayment = `
+WITH acct AS (
+    SELECT org_id, account_id, product_id FROM accounts WHERE org_id = $1 AND account_id = $2
+), li AS (
+    INSERT INTO line_items (org_id, account_id, line_item_id, line_item_type, status, description,
+        original_amount_cents, effective_at, valid_at, created_at, updated_at, merchant_data,
+        issuer_processor_details, external_fields, origin, processor, request_hash, client_id, idempotency_key)
+    SELECT acct.org_id, acct.account_id, $3, $4, $5, $6, $7, $8, NULL, $9, $9, NULL, NULL, $10, $11, NULLIF($12, ''),
+           $13, $14, NULLIF($15, '')
+      FROM acct WHERE acct.product_id = $16
+    ON CONFLICT DO NOTHING
+    RETURNING org_id, account_id, line_item_id, status, original_amount_cents, client_id, origin, seq
+), tr AS (
+    INSERT INTO line_item_transitions (org_id, account_id, line_item_id, from_status, to_status, amount_cents,
+        actor, reason, at)
+    SELECT org_id, account_id, line_item_id, NULL, status, original_amount_cents, client_id, 'created via ' || origin, $9
+      FROM li
+), pa AS (
+    INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
+        instrument_kind, instrument_brand, instrument_last_four, job_msg_id, created_at, updated_at)
+    SELECT $17, org_id, account_id, line_item_id, $12, $18, 'queued', NULLIF($19, ''), NULLIF($20, ''),
+           NULLIF($21, ''), $22, $9, $9
+      FROM li
+), ob AS (
+    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
+    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $27
+      FROM li, unnest($23::text[], $24::text[], $25::text[], $26::bytea[]) AS m(msg_id, subject, headers, payload)
+    RETURNING id, msg_id
+), n AS (
+    SELECT pg_notify($28, '') FROM li WHERE NOT $27
+)
+SELECT li.seq, (SELECT array_agg(id ORDER BY id) FROM ob), (SELECT array_agg(msg_id ORDER BY id) FROM ob),
+       (SELECT count(*) FROM n)
+  FROM acct LEFT JOIN li ON true`
+
+// createPaymentOneTrip is CreatePayment's common case: the creation event
+// is rendered from the line item as the statement will store it (times
+// at PostgreSQL's microsecond precision, no JSON columns that jsonb would
+// respell), so everything goes to PostgreSQL at once. ok is false when
+// nothing was written, for the general path to explain.
+func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPayment) (li LineItem, ok bool, err error) {
+	n := in.LineItem
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	eff := now
+	if !n.EffectiveAt.IsZero() {
+		eff = n.EffectiveAt.UTC().Truncate(time.Microsecond)
+	}
+	li = LineItem{OrgID: orgID, AccountID: n.AccountID, LineItemID: n.LineItemID, ProductID: in.ProductID, Type: n.Type,
+		Status: StatusPending, Description: n.Description, AmountCents: n.AmountCents, EffectiveAt: eff,
+		CreatedAt: now, UpdatedAt: now, ExternalFields: nonNil(n.ExternalFields), Origin: n.Origin, Processor: n.Processor,
+		Attempt: &Attempt{AttemptID: in.AttemptID, Processor: n.Processor, PaymentType: in.PaymentType,
+			Status: AttemptQueued, InstrumentKind: in.InstrumentKind, InstrumentBrand: in.InstrumentBrand,
+			InstrumentLastFour: in.InstrumentLastFour}}
+	ev, err := s.events.Event(Change{LineItem: li, Actor: n.ClientID, Reason: "created via " + n.Origin, At: now})
+	if err != nil {
+		return LineItem{}, false, fmt.Errorf("event for line item %s: %w", n.LineItemID, err)
+	}
+	msgs := []OutboxMessage{in.Job, ev}
+	ids, subjects, headers, payloads := make([]string, 2), make([]string, 2), make([]string, 2), make([][]byte, 2)
+	for i, m := range msgs {
+		h := m.Headers
+		if h == nil {
+			h = map[string]string{}
+		}
+		b, err := json.Marshal(h)
+		if err != nil {
+			return LineItem{}, false, fmt.Errorf("encode headers of %s: %w", m.MsgID, err)
+		}
+		ids[i], subjects[i], headers[i], payloads[i] = m.MsgID, m.Subject, string(b), m.Payload
+	}
+	fastPath := s.fastPath != nil
+	var seq *int64
+	var rowIDs []int64
+	var rowMsgIDs []string
+	var notified int64
+	err = s.pool.QueryRow(ctx, insertPayment,
+		orgID, n.AccountID, n.LineItemID, n.Type, StatusPending, n.Description, n.AmountCents, eff, now,
+		nonNil(n.ExternalFields), n.Origin, n.Processor, n.RequestHash, n.ClientID, n.IdempotencyKey, in.ProductID,
+		in.AttemptID, in.PaymentType, in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour, in.Job.MsgID,
+		ids, subjects, headers, payloads, fastPath, outboxChannel,
+	).Scan(&seq, &rowIDs, &rowMsgIDs, &notified)
+	if errors.Is(err, pgx.ErrNoRows) || (err == nil && seq == nil) {
+		return LineItem{}, false, nil
+	}
+	if err != nil {
+		return LineItem{}, false, err
+	}
+	if len(rowIDs) != len(msgs) {
+		return LineItem{}, false, fmt.Errorf("wrote %d of %d outbox rows", len(rowIDs), len(msgs))
+	}
+	for i, id := range rowMsgIDs {
+		for j := range msgs {
+			if msgs[j].MsgID == id {
+				msgs[j].ID = rowIDs[i]
+			}
+		}
+	}
+	li.Seq = *seq
+	if fastPath {
+		s.fastPath.Enqueue(msgs)
+	}
+	return li, true, nil
+}
