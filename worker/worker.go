@@ -1,7 +1,8 @@
 // Package worker executes payment jobs. For each registered processor it
 // runs a durable pull consumer on that processor's subject of the jobs
-// stream, fetches in batches, and hands each job to the processor with
-// bounded concurrency.
+// stream, pulls as many jobs as it has room for (up to Concurrency), and
+// hands each job to the processor; the PostgreSQL writes of concurrent
+// jobs (steps 1 and 3 below) are made in sets (batch.go).
 //
 // A delivery is handled in this order, and the order is what makes the
 // effect exactly once (docs/pipeline.md):
@@ -11,8 +12,9 @@
 //  2. call the processor, telling JetStream the job is in progress while
 //     the call runs;
 //  3. commit the result through package payments: attempt, line item
-//     status, transition and event in one transaction;
-//  4. acknowledge.
+//     status, transition and event in one transaction (shared with other
+//     jobs' results);
+//  4. acknowledge, only once this job's result committed.
 //
 // A crash between 2 and 3 redelivers the job and calls the processor
 // again, which each processor makes harmless (see package processors). A
