@@ -268,9 +268,10 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			return nil
 		}
 
-		// 2. The jobs' payloads and the events, in one round trip.
+		// 2. The events and the jobs' payloads, in one round trip. The
+		// job rows, which the publishers mark too, are locked last, so
+		// for the least time before the commit.
 		batch := &pgx.Batch{}
-		queueClearJobPayloads(batch, jobs)
 		batch.Queue(`
 			WITH u AS MATERIALIZED (
 			    SELECT u.*, `+se.EventIDSQL()+` AS event_id
@@ -296,6 +297,7 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 				})
 				return err
 			})
+		queueClearJobPayloads(batch, jobs)
 		if !fastPath {
 			batch.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
 		}
