@@ -64,12 +64,44 @@ func (s *Service) Apply(ctx context.Context, o Outcome) (Resolution, error) {
 	if o.Reason != "" {
 		res.Reason = o.Reason
 	}
-	r := o.Result
-	_, err = s.store.CompleteAttempt(ctx, store.AttemptResult{
-		AttemptRef: o.Attempt, From: resolvable, Status: res.Attempt, LineItemStatus: res.LineItem,
-		TransactionID: r.TransactionID, ResultCode: r.Code, ResultMessage: r.Message,
-		InstrumentKind: r.Instrument.Kind, InstrumentBrand: r.Instrument.Brand, InstrumentLastFour: r.Instrument.LastFour,
-		Actor: o.Actor, Reason: res.Reason,
-	})
+	_, err = s.store.CompleteAttempt(ctx, attemptResult(o, res))
 	return res, err
+}
+
+// ApplyAll records many outcomes as Apply records each: res[i] and errs[i]
+// are what Apply would have returned for os[i]. The outcomes that apply
+// commit in one transaction (store.CompleteAttempts); one that cannot be
+// recorded fails alone.
+func (s *Service) ApplyAll(ctx context.Context, os []Outcome) (res []Resolution, errs []error) {
+	res, errs = make([]Resolution, len(os)), make([]error, len(os))
+	results := make([]store.AttemptResult, 0, len(os))
+	index := make([]int, 0, len(os)) // results[j] is os[index[j]]
+	for i, o := range os {
+		r, err := Resolve(o.Result.Outcome)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		if o.Reason != "" {
+			r.Reason = o.Reason
+		}
+		res[i] = r
+		results = append(results, attemptResult(o, r))
+		index = append(index, i)
+	}
+	for j, err := range s.store.CompleteAttempts(ctx, results) {
+		errs[index[j]] = err
+	}
+	return res, errs
+}
+
+// attemptResult is what the store records for outcome o resolved as r.
+func attemptResult(o Outcome, r Resolution) store.AttemptResult {
+	p := o.Result
+	return store.AttemptResult{
+		AttemptRef: o.Attempt, From: resolvable, Status: r.Attempt, LineItemStatus: r.LineItem,
+		TransactionID: p.TransactionID, ResultCode: p.Code, ResultMessage: p.Message,
+		InstrumentKind: p.Instrument.Kind, InstrumentBrand: p.Instrument.Brand, InstrumentLastFour: p.Instrument.LastFour,
+		Actor: o.Actor, Reason: r.Reason,
+	}
 }

@@ -79,11 +79,12 @@ func TestCardPaymentsUnderFaultsChargeOnce(t *testing.T) {
 }
 
 // BenchmarkCardPipeline is the card pipeline end to end (HTTP intake to
-// VALID) against the simulator answering at once and after 250 ms.
+// VALID) against the simulator answering at once and after 250 ms, with
+// the worker's default concurrency.
 func BenchmarkCardPipeline(b *testing.B) {
 	for _, latency := range []time.Duration{0, 250 * time.Millisecond} {
 		b.Run(fmt.Sprintf("latency=%s", latency), func(b *testing.B) {
-			f, _ := cardFixture(b, anetsim.Faults{Latency: latency}, 64)
+			f, _ := cardFixture(b, anetsim.Faults{Latency: latency}, -1)
 			b.ResetTimer()
 			f.postAll(fmt.Sprintf("bench%d", latency.Milliseconds()), b.N, 16)
 			f.waitCount(store.StatusValid, b.N, 10*time.Minute)

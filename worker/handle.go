@@ -61,7 +61,7 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	var began store.Delivery
 	err = w.retryStore(ctx, log, "record the delivery", func() error {
 		var err error
-		began, err = w.store.BeginDeliveryState(ctx, ref, delivery, w.lease())
+		began, err = w.claims.do(ctx, claim{ref: ref, delivery: delivery})
 		return err
 	}, store.ErrAttemptLeased, store.ErrNotFound)
 	stopWaiting()
@@ -142,7 +142,7 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	var applied payments.Resolution
 	err = w.retryStore(ctx, log, "commit the processor's result", func() error {
 		var err error
-		applied, err = w.payments.Apply(ctx, payments.Outcome{Attempt: ref, Result: outcome, Actor: w.actor(proc.Name())})
+		applied, err = w.completions.do(ctx, payments.Outcome{Attempt: ref, Result: outcome, Actor: w.actor(proc.Name())})
 		return err
 	}, store.ErrAttemptClosed, store.ErrNotFound)
 	stop()

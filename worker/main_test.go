@@ -54,6 +54,8 @@ type testProcessor struct {
 	delay time.Duration
 
 	mu      sync.Mutex
+	running int // calls in progress
+	peak    int // the most calls in progress at once
 	calls   map[string]int
 	effects map[string]int
 	amounts map[string][]int64 // amounts asked for, per attempt
@@ -72,7 +74,14 @@ func (p *testProcessor) Process(ctx context.Context, job processors.Job) (proces
 	if p.effects[job.AttemptID] == 0 {
 		p.effects[job.AttemptID] = 1
 	}
+	p.running++
+	p.peak = max(p.peak, p.running)
 	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.running--
+		p.mu.Unlock()
+	}()
 	if p.delay > 0 {
 		select {
 		case <-time.After(p.delay):
@@ -108,6 +117,13 @@ func (p *testProcessor) amountsOf(attempt string) []int64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]int64(nil), p.amounts[attempt]...)
+}
+
+// peakInFlight is the most calls the processor had in progress at once.
+func (p *testProcessor) peakInFlight() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.peak
 }
 
 func (p *testProcessor) counts(attempt string) (calls, effects int) {
@@ -158,7 +174,7 @@ type fixtureOpts struct {
 	noWorker     bool          // the test starts the worker itself
 	ackWait      time.Duration // default 2s
 	maxDeliver   int           // default 3
-	concurrency  int           // default 16
+	concurrency  int           // default 16; negative: the worker's default
 	hooks        hooks
 	// processor replaces the test processor (f.proc stays unused).
 	processor processors.Processor
@@ -254,6 +270,7 @@ func newFixture(t testing.TB, o fixtureOpts) *fixture {
 	if o.concurrency == 0 {
 		o.concurrency = 16
 	}
+	o.concurrency = max(o.concurrency, 0)
 	reg, err := processors.NewRegistry(proc)
 	if err != nil {
 		t.Fatal(err)

@@ -1,13 +1,9 @@
 package worker
 
-import (
-	"time"
+import "time"
 
-	"github.com/nats-io/nats.go/jetstream"
-)
-
-// The worker's pull requests expire after pullExpiry and ask for an idle
-// heartbeat every pullHeartbeat. A pull request lives on the consumer's
+// The worker's pull requests (Worker.pull) expire after pullExpiry and
+// ask for an idle heartbeat every pullHeartbeat. A pull request lives on the consumer's
 // leader; when that node dies (or hangs) the request dies with it and
 // nothing tells the client, which notices only when two heartbeats are
 // missed and then pulls again, from whichever node leads by then. With
@@ -21,12 +17,3 @@ var (
 	pullExpiry    = 5 * time.Second
 	pullHeartbeat = time.Second
 )
-
-// pullOptions are the options of each processor's continuous pull.
-func (w *Worker) pullOptions() []jetstream.PullMessagesOpt {
-	return []jetstream.PullMessagesOpt{
-		jetstream.PullMaxMessages(w.opts.Concurrency),
-		jetstream.PullExpiry(pullExpiry),
-		jetstream.PullHeartbeat(pullHeartbeat),
-	}
-}

@@ -1,7 +1,8 @@
 // Package worker executes payment jobs. For each registered processor it
 // runs a durable pull consumer on that processor's subject of the jobs
-// stream, fetches in batches, and hands each job to the processor with
-// bounded concurrency.
+// stream, pulls as many jobs as it has room for (up to Concurrency), and
+// hands each job to the processor; the PostgreSQL writes of concurrent
+// jobs (steps 1 and 3 below) are made in sets (batch.go).
 //
 // A delivery is handled in this order, and the order is what makes the
 // effect exactly once (docs/pipeline.md):
@@ -11,8 +12,9 @@
 //  2. call the processor, telling JetStream the job is in progress while
 //     the call runs;
 //  3. commit the result through package payments: attempt, line item
-//     status, transition and event in one transaction;
-//  4. acknowledge.
+//     status, transition and event in one transaction (shared with other
+//     jobs' results);
+//  4. acknowledge, only once this job's result committed.
 //
 // A crash between 2 and 3 redelivers the job and calls the processor
 // again, which each processor makes harmless (see package processors). A
@@ -25,7 +27,6 @@ package worker
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -42,7 +43,10 @@ import (
 
 // Options tune a Worker. Zero values take the defaults noted.
 type Options struct {
-	// Concurrency bounds jobs in flight per processor. Default 32.
+	// Concurrency bounds jobs in flight per processor. Jobs are pulled as
+	// capacity frees, so how many are in flight follows the load up to
+	// this bound: by Little's law, rate × (processor latency + commit),
+	// e.g. 1,500/s at 250 ms is about 450. Default 1024.
 	Concurrency int
 	// AckWait is how long JetStream waits for an ack or a progress signal
 	// before redelivering. Default 30s.
@@ -79,7 +83,7 @@ type Options struct {
 
 func (o *Options) defaults() {
 	if o.Concurrency <= 0 {
-		o.Concurrency = 32
+		o.Concurrency = 1024
 	}
 	if o.AckWait <= 0 {
 		o.AckWait = 30 * time.Second
@@ -125,6 +129,10 @@ type Worker struct {
 	opts     Options
 	log      *slog.Logger
 	hooks    hooks
+	// claims records deliveries and completions commits results, each in
+	// sets of concurrent jobs (batch.go).
+	claims      *batcher[claim, store.Delivery]
+	completions *batcher[payments.Outcome, payments.Resolution]
 }
 
 // hooks let tests stop a worker at the pipeline's boundaries as a crash
@@ -142,13 +150,23 @@ var errCrashed = errors.New("worker: simulated crash")
 // New returns a worker. ring opens the sealed payment details in jobs.
 func New(js jetstream.JetStream, topo queue.Topology, st *store.Store, reg *processors.Registry, ring *keyring.Ring, opts Options) *Worker {
 	opts.defaults()
-	return &Worker{js: js, topo: topo, store: st, payments: payments.New(st, ring), registry: reg, ring: ring,
+	w := &Worker{js: js, topo: topo, store: st, payments: payments.New(st, ring), registry: reg, ring: ring,
 		opts: opts, log: opts.Logger}
+	w.claims, w.completions = w.claimBatcher(), w.completionBatcher()
+	return w
 }
 
 // Run consumes until ctx ends, then stops fetching, lets jobs in flight
 // finish for up to DrainTimeout and hands the rest back.
 func (w *Worker) Run(ctx context.Context) error {
+	// The batchers outlive the consumers: jobs finishing during the drain
+	// still commit through them.
+	batchCtx, stopBatches := context.WithCancel(context.WithoutCancel(ctx))
+	var batches sync.WaitGroup
+	batches.Go(func() { w.claims.run(batchCtx) })
+	batches.Go(func() { w.completions.run(batchCtx) })
+	defer batches.Wait()
+	defer stopBatches()
 	var wg sync.WaitGroup
 	errc := make(chan error, len(w.registry.Names())+2)
 	for _, name := range w.registry.Names() {
@@ -182,20 +200,20 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 }
 
-// consume runs one processor's pull loop: a continuous pull that keeps at
-// most Concurrency messages buffered, and a slot per job in flight. When
-// the consumer disappears (the broker lost its store, the stream or the
-// consumer was deleted) the pull is restarted on a recreated one
+// consume runs one processor's pull loop: pull requests sized to the
+// free capacity (at most Concurrency jobs in flight), and a goroutine per
+// job. When the consumer disappears (the broker lost its store, the stream
+// or the consumer was deleted) the pull is restarted on a recreated one
 // (consumer.go).
 func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons jetstream.Consumer) error {
 	// hard outlives ctx by DrainTimeout: jobs in flight at shutdown use it
 	// to finish their commit and ack.
 	hard, cancelHard := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelHard()
-	slots := make(chan struct{}, w.opts.Concurrency)
+	free := newCapacity(w.opts.Concurrency)
 	var inflight sync.WaitGroup
 	for {
-		if err := w.pull(ctx, hard, proc, cons, slots, &inflight); err != nil {
+		if err := w.pull(ctx, hard, proc, cons, free, &inflight); err != nil {
 			return err
 		}
 		if ctx.Err() != nil {
@@ -219,42 +237,125 @@ func (w *Worker) consume(ctx context.Context, proc processors.Processor, cons je
 }
 
 // pull takes messages from cons until ctx ends or the consumer is found
-// missing, and runs each in a slot with hard as its context.
+// missing, and runs each with hard as its context. Each pull request asks
+// for as many jobs as there is free capacity, so the jobs in flight follow
+// the load up to Concurrency, and no job waits in a buffer while its
+// AckWait runs.
 func (w *Worker) pull(ctx, hard context.Context, proc processors.Processor, cons jetstream.Consumer,
-	slots chan struct{}, inflight *sync.WaitGroup) error {
-	it, err := cons.Messages(w.pullOptions()...)
-	if err != nil {
-		return fmt.Errorf("worker: pull %s jobs: %w", proc.Name(), err)
-	}
-	// Stopping the iterator drops messages it buffered but nobody took;
-	// JetStream redelivers them after AckWait.
-	stopped := context.AfterFunc(ctx, it.Stop)
-	defer stopped()
-	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
-	go w.watchConsumer(watchCtx, proc.Name(), cons, it.Stop)
+	free *capacity, inflight *sync.WaitGroup) error {
+	pullCtx, stop := context.WithCancel(ctx)
+	defer stop()
+	// A missing consumer leaves a pull that only misses heartbeats: the
+	// watcher ends the pull, and the caller recreates the consumer.
+	go w.watchConsumer(pullCtx, proc.Name(), cons, stop)
 	for {
-		slots <- struct{}{} // take a job only when one can run
-		msg, err := it.Next()
+		n := free.takeAll(pullCtx, w.opts.Concurrency/8)
+		if n == 0 {
+			return nil // ctx ended or the consumer is gone
+		}
+		fetchCtx, cancel := context.WithTimeout(pullCtx, pullExpiry+pullExpiry/9)
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fetchCtx), jetstream.FetchHeartbeat(pullHeartbeat))
 		if err != nil {
-			<-slots
-			if errors.Is(err, jetstream.ErrMsgIteratorClosed) || ctx.Err() != nil {
+			cancel()
+			free.put(n)
+			if pullCtx.Err() != nil {
 				return nil
 			}
 			if consumerGone(err) {
 				w.log.Warn("jobs consumer gone; recreating it", "processor", proc.Name(), "err", err)
-				it.Stop()
 				return nil
 			}
 			w.log.Warn("pull failed", "processor", proc.Name(), "err", err)
-			sleep(ctx, 250*time.Millisecond)
+			sleep(pullCtx, 250*time.Millisecond)
 			continue
 		}
-		inflight.Add(1)
-		go func() {
-			defer func() { <-slots; inflight.Done() }()
-			w.handle(hard, proc, msg)
-		}()
+		got := 0
+		for msg := range batch.Messages() {
+			got++
+			inflight.Add(1)
+			go func() {
+				defer func() { free.put(1); inflight.Done() }()
+				w.handle(hard, proc, msg)
+			}()
+		}
+		cancel()
+		free.put(n - got)
+		err = batch.Error()
+		switch {
+		case err == nil || errors.Is(err, context.DeadlineExceeded):
+		case pullCtx.Err() != nil:
+			return nil
+		case consumerGone(err):
+			w.log.Warn("jobs consumer gone; recreating it", "processor", proc.Name(), "err", err)
+			return nil
+		default:
+			// A missed heartbeat: the request died with the consumer's
+			// leader. Pull again, from whichever node leads now.
+			w.log.Warn("pull failed", "processor", proc.Name(), "err", err)
+			sleep(pullCtx, 250*time.Millisecond)
+		}
+	}
+}
+
+// capacity counts the free job slots of one processor's consumer.
+type capacity struct {
+	mu   sync.Mutex
+	free int
+	wake chan struct{} // signalled when slots are put back
+}
+
+func newCapacity(n int) *capacity { return &capacity{free: n, wake: make(chan struct{}, 1)} }
+
+// takeAll waits until a slot is free and takes every free one. When fewer
+// than want are free it waits up to capacityLinger for more, so a
+// saturated worker pulls in batches rather than one job per request. It
+// returns 0 when ctx ends.
+func (c *capacity) takeAll(ctx context.Context, want int) int {
+	var linger <-chan time.Time
+	for {
+		c.mu.Lock()
+		n := c.free
+		if n >= max(want, 1) {
+			c.free = 0
+			c.mu.Unlock()
+			return n
+		}
+		c.mu.Unlock()
+		if n > 0 && linger == nil {
+			t := time.NewTimer(capacityLinger)
+			defer t.Stop()
+			linger = t.C
+		}
+		select {
+		case <-ctx.Done():
+			return 0
+		case <-c.wake:
+		case <-linger:
+			c.mu.Lock()
+			n, c.free = c.free, 0
+			c.mu.Unlock()
+			if n > 0 {
+				return n
+			}
+			linger = nil
+		}
+	}
+}
+
+// capacityLinger is how long a nearly full worker waits for more free
+// slots before pulling for the few it has.
+const capacityLinger = 5 * time.Millisecond
+
+func (c *capacity) put(n int) {
+	if n <= 0 {
+		return
+	}
+	c.mu.Lock()
+	c.free += n
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -459,7 +459,7 @@ func (c *config) settings(logFormat string) []*setting {
 		durationSetting(&c.DuplicateWindow, "PAYRAIL_DUPLICATE_WINDOW", "duplicate-window", 2*time.Hour, time.Nanosecond, "JetStream duplicate window", roleServers),
 		durationSetting(&c.RelayGrace, "PAYRAIL_RELAY_GRACE", "relay-grace", 2*time.Second, 0, "how long the relay leaves a fast-path row to its publisher", roleDev|roleAPI|roleRelay),
 		boolSetting(&c.APIRelay, "PAYRAIL_API_RELAY", "api-relay", true, "payrail api also runs a relay", roleAPI),
-		intSetting(&c.WorkerConcurrency, "PAYRAIL_WORKER_CONCURRENCY", "worker-concurrency", 32, 1, 0, "jobs in flight per processor", roleWorkers),
+		intSetting(&c.WorkerConcurrency, "PAYRAIL_WORKER_CONCURRENCY", "worker-concurrency", 1024, 1, 0, "jobs in flight per processor (at most; they follow the load)", roleWorkers),
 		durationSetting(&c.AckWait, "PAYRAIL_ACK_WAIT", "ack-wait", 30*time.Second, time.Nanosecond, "JetStream AckWait for jobs", roleWorkers),
 		intSetting(&c.MaxDeliver, "PAYRAIL_MAX_DELIVER", "max-deliver", 10, 1, 0, "deliveries of one job before it is dead", roleWorkers),
 		boolSetting(&c.WebhooksAllowPrivate, "PAYRAIL_WEBHOOKS_ALLOW_PRIVATE", "webhooks-allow-private", false,

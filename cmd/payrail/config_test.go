@@ -197,7 +197,7 @@ func TestDefaults(t *testing.T) {
 		{"StreamReplicas", cfg.StreamReplicas, 1},
 		{"DuplicateWindow", cfg.DuplicateWindow, 2 * time.Hour},
 		{"RelayGrace", cfg.RelayGrace, 2 * time.Second},
-		{"WorkerConcurrency", cfg.WorkerConcurrency, 32},
+		{"WorkerConcurrency", cfg.WorkerConcurrency, 1024},
 		{"AckWait", cfg.AckWait, 30 * time.Second},
 		{"MaxDeliver", cfg.MaxDeliver, 10},
 		{"AuthNetEndpoint", cfg.AuthNetEndpoint, authorizenet.SandboxEndpoint},

@@ -296,7 +296,7 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 		if r.Status != AttemptHeld {
 			// Held attempts are polled with the job's details still needed
 			// by nothing but the transaction id; the rest are done with them.
-			batch.Queue(`UPDATE outbox SET payload = NULL WHERE msg_id = $1`, jobMsgID)
+			queueClearJobPayloads(batch, []string{jobMsgID})
 		}
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return err

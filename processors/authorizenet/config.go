@@ -72,7 +72,10 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HTTPClient == nil {
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12} // the API requires TLS 1.2
-		t.MaxIdleConnsPerHost = 16
+		// As many idle connections as a worker has calls in flight (its
+		// default concurrency): fewer would close and reopen connections
+		// at every call once hundreds run at once.
+		t.MaxIdleConnsPerHost = 1024
 		c.HTTPClient = &http.Client{Transport: t}
 	}
 	return c, nil

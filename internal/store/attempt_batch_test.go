@@ -1,0 +1,215 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+// sqlEvents is plainEvents that PostgreSQL can also build (SQLEvents), as
+// package canopy's events are: CompleteAttempts writes events this way.
+type sqlEvents struct{ plainEvents }
+
+func (sqlEvents) EventIDSQL() string { return `('evt_' || gen_random_uuid()::text)` }
+
+func (sqlEvents) EventSQL() string {
+	return `SELECT c.event_id AS msg_id, 'events.line_item.' || lower(li.status) AS subject,
+	       jsonb_build_object('Payrail-Line-Item-Id', li.line_item_id) AS headers,
+	       convert_to(jsonb_build_object('line_item_id', li.line_item_id, 'from', c.from_status, 'status', li.status,
+	           'attempt_id', pa.attempt_id, 'actor', c.actor, 'reason', c.reason)::text, 'UTF8') AS payload`
+}
+
+// recordingFastPath keeps what the store hands it after each commit.
+type recordingFastPath struct{ got []OutboxMessage }
+
+func (r *recordingFastPath) Enqueue(msgs []OutboxMessage) { r.got = append(r.got, msgs...) }
+
+// distinctWriters counts the transactions that last wrote the attempts.
+func distinctWriters(t *testing.T, refs ...AttemptRef) int {
+	t.Helper()
+	ids := make([]string, len(refs))
+	for i, r := range refs {
+		ids[i] = r.AttemptID
+	}
+	var n int
+	if err := env.Pool.QueryRow(context.Background(),
+		`SELECT count(DISTINCT xmin::text) FROM payment_attempts WHERE attempt_id = ANY($1)`, ids).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// BeginDeliveries records a set of deliveries in one statement with
+// BeginDelivery's answers: a new delivery moves its attempt to
+// processing, a second delivery of the same attempt in the same set finds
+// the first's lease, a finished attempt is reported as finished and an
+// unknown one as not found.
+func TestBeginDeliveriesAnswersAsBeginDelivery(t *testing.T) {
+	st := New(env.Pool, env.Ring, sqlEvents{})
+	ctx := context.Background()
+	a, _ := newPayment(t, st)
+	b, _ := newPayment(t, st)
+	done, _ := newPayment(t, st)
+	if _, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: done, From: resultFrom, Status: AttemptSucceeded,
+		LineItemStatus: StatusValid, Actor: "test", Reason: "approved"}); err != nil {
+		t.Fatal(err)
+	}
+	missing := AttemptRef{OrgID: a.OrgID, AttemptID: "att_missing"}
+
+	got, errs, err := st.BeginDeliveries(ctx, []DeliveryClaim{
+		{a, 1}, {b, 1}, {a, 2}, {done, 2}, {missing, 1},
+	}, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range []struct {
+		name       string
+		before     AttemptStatus
+		deliveries int
+		err        error
+	}{
+		{"first delivery of a", AttemptQueued, 1, nil},
+		{"first delivery of b", AttemptQueued, 1, nil},
+		{"second delivery of a, inside the first's lease", AttemptProcessing, 1, ErrAttemptLeased},
+		{"delivery of a finished attempt", AttemptSucceeded, 0, nil},
+		{"delivery of an unknown attempt", "", 0, ErrNotFound},
+	} {
+		if got[i].Before != c.before || got[i].Deliveries != c.deliveries || !errors.Is(errs[i], c.err) {
+			t.Errorf("%s: %+v, %v; want before %q, deliveries %d, %v", c.name, got[i], errs[i], c.before, c.deliveries, c.err)
+		}
+	}
+	if got[2].LeaseLeft <= 0 {
+		t.Errorf("leased delivery: lease left %s, want > 0", got[2].LeaseLeft)
+	}
+	// a and b were recorded by one statement.
+	if n := distinctWriters(t, a, b); n != 1 {
+		t.Errorf("the deliveries of a and b were written by %d transactions, want 1", n)
+	}
+}
+
+// CompleteAttempts commits a set of results in one transaction with
+// CompleteAttempt's effects (attempt, line item, transition, event,
+// purged job) and answers each result as CompleteAttempt would; the
+// events go to the fast path after the commit.
+func TestCompleteAttemptsAppliesEachLikeCompleteAttempt(t *testing.T) {
+	fp := &recordingFastPath{}
+	st := New(env.Pool, env.Ring, sqlEvents{})
+	st.SetFastPath(fp)
+	ctx := context.Background()
+	valid, validLI := newPayment(t, st)
+	declined, declinedLI := newPayment(t, st)
+	held, heldLI := newPayment(t, st)
+	closed, _ := newPayment(t, st)
+	if _, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: closed, From: resultFrom, Status: AttemptSucceeded,
+		LineItemStatus: StatusValid, Actor: "test", Reason: "approved"}); err != nil {
+		t.Fatal(err)
+	}
+	fp.got = nil
+	missing := AttemptRef{OrgID: valid.OrgID, AttemptID: "att_missing"}
+	result := func(ref AttemptRef, status AttemptStatus, li Status) AttemptResult {
+		return AttemptResult{AttemptRef: ref, From: resultFrom, Status: status, LineItemStatus: li, TransactionID: "t-" + ref.AttemptID,
+			ResultCode: "1", ResultMessage: "m", InstrumentKind: "card", InstrumentBrand: "Visa", InstrumentLastFour: "1111",
+			Actor: "worker:AUTHORIZE_NET", Reason: "processor outcome " + string(status)}
+	}
+	errs := st.CompleteAttempts(ctx, []AttemptResult{
+		result(valid, AttemptSucceeded, StatusValid),
+		result(declined, AttemptDeclined, StatusDeclined),
+		result(held, AttemptHeld, ""),
+		result(closed, AttemptDeclined, StatusDeclined),
+		result(missing, AttemptSucceeded, StatusValid),
+	})
+
+	for _, c := range []struct {
+		name    string
+		err     error
+		ref     AttemptRef
+		li      LineItem
+		attempt AttemptStatus
+		status  Status
+		from    Status // the event's previous status
+		purged  bool
+	}{
+		{"succeeded", nil, valid, validLI, AttemptSucceeded, StatusValid, StatusPending, true},
+		{"declined", nil, declined, declinedLI, AttemptDeclined, StatusDeclined, StatusPending, true},
+		// Held keeps the status and the job's details, and announces it.
+		{"held", nil, held, heldLI, AttemptHeld, StatusPending, StatusPending, false},
+	} {
+		if !errors.Is(errs[0], c.err) {
+			t.Errorf("%s: err %v", c.name, errs[0])
+		}
+		errs = errs[1:]
+		li, err := st.LineItem(ctx, c.ref.OrgID, c.li.AccountID, c.li.LineItemID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if li.Status != c.status || li.Attempt.Status != c.attempt || li.Attempt.TransactionID != "t-"+c.ref.AttemptID ||
+			li.Attempt.InstrumentLastFour != "1111" {
+			t.Errorf("%s: line item %s, attempt %+v", c.name, li.Status, li.Attempt)
+		}
+		if c.status == StatusValid && li.ValidAt == nil {
+			t.Errorf("%s: VALID without valid_at", c.name)
+		}
+		var transitions, events int
+		var payload []byte
+		if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM line_item_transitions WHERE org_id = $1 AND line_item_id = $2`,
+			c.ref.OrgID, c.li.LineItemID).Scan(&transitions); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE fast_path AND subject = $1
+			AND convert_from(payload, 'UTF8')::jsonb @> jsonb_build_object('attempt_id', $2::text, 'from', $3::text, 'status', $4::text)`,
+			"events.line_item."+strings.ToLower(string(c.status)), c.ref.AttemptID, string(c.from), string(c.status)).Scan(&events); err != nil {
+			t.Fatal(err)
+		}
+		if err := env.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1`, "job_"+c.ref.AttemptID).Scan(&payload); err != nil {
+			t.Fatal(err)
+		}
+		wantTransitions := 2
+		if c.status == StatusPending {
+			wantTransitions = 1 // no change of status: no transition
+		}
+		if transitions != wantTransitions || events != 1 || (payload == nil) != c.purged {
+			t.Errorf("%s: %d transitions (want %d), %d events, job payload %q (purged: %v)", c.name, transitions,
+				wantTransitions, events, payload, c.purged)
+		}
+	}
+	if !errors.Is(errs[0], ErrAttemptClosed) || !errors.Is(errs[1], ErrNotFound) {
+		t.Errorf("closed attempt: %v (want ErrAttemptClosed); missing attempt: %v (want ErrNotFound)", errs[0], errs[1])
+	}
+	if n := distinctWriters(t, valid, declined, held); n != 1 {
+		t.Errorf("the results were committed by %d transactions, want 1", n)
+	}
+	if len(fp.got) != 3 {
+		t.Fatalf("fast path got %d events, want 3", len(fp.got))
+	}
+	for _, m := range fp.got {
+		if m.ID == 0 || m.MsgID == "" || m.Headers["Payrail-Line-Item-Id"] == "" || len(m.Payload) == 0 {
+			t.Errorf("fast-path event without its row: %+v", m)
+		}
+	}
+}
+
+// A result PostgreSQL refuses (a NUL byte in the processor's message)
+// fails alone: the rest of its set commits.
+func TestCompleteAttemptsIsolatesAFailingResult(t *testing.T) {
+	st := New(env.Pool, env.Ring, sqlEvents{})
+	ctx := context.Background()
+	good, goodLI := newPayment(t, st)
+	bad, badLI := newPayment(t, st)
+	errs := st.CompleteAttempts(ctx, []AttemptResult{
+		{AttemptRef: good, From: resultFrom, Status: AttemptSucceeded, LineItemStatus: StatusValid, Actor: "w", Reason: "ok"},
+		{AttemptRef: bad, From: resultFrom, Status: AttemptSucceeded, LineItemStatus: StatusValid, ResultMessage: "bad\x00byte",
+			Actor: "w", Reason: "ok"},
+	})
+	if errs[0] != nil || errs[1] == nil {
+		t.Fatalf("errs = %v, want the second result alone to fail", errs)
+	}
+	if li, err := st.LineItem(ctx, good.OrgID, goodLI.AccountID, goodLI.LineItemID); err != nil || li.Status != StatusValid {
+		t.Errorf("good result: %s, %v", li.Status, err)
+	}
+	if li, err := st.LineItem(ctx, bad.OrgID, badLI.AccountID, badLI.LineItemID); err != nil || li.Status != StatusPending ||
+		li.Attempt.Status != AttemptQueued {
+		t.Errorf("refused result changed its payment: %s, %+v, %v", li.Status, li.Attempt, err)
+	}
+}
