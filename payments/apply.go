@@ -49,6 +49,9 @@ type Outcome struct {
 	Actor string
 	// Reason overrides the resolution's reason when set.
 	Reason string
+	// TraceHeaders is the trace context of the work that decided (the
+	// worker's delivery span), for the event's headers.
+	TraceHeaders map[string]string
 }
 
 // Apply records o in one transaction: the attempt's status and result, the
@@ -102,6 +105,6 @@ func attemptResult(o Outcome, r Resolution) store.AttemptResult {
 		AttemptRef: o.Attempt, From: resolvable, Status: r.Attempt, LineItemStatus: r.LineItem,
 		TransactionID: p.TransactionID, ResultCode: p.Code, ResultMessage: p.Message,
 		InstrumentKind: p.Instrument.Kind, InstrumentBrand: p.Instrument.Brand, InstrumentLastFour: p.Instrument.LastFour,
-		Actor: o.Actor, Reason: r.Reason,
+		Actor: o.Actor, Reason: r.Reason, TraceHeaders: o.TraceHeaders,
 	}
 }

@@ -142,7 +142,8 @@ func (w *Worker) handle(ctx context.Context, proc processors.Processor, msg jets
 	var applied payments.Resolution
 	err = w.retryStore(ctx, log, "commit the processor's result", func() error {
 		var err error
-		applied, err = w.completions.do(ctx, payments.Outcome{Attempt: ref, Result: outcome, Actor: w.actor(proc.Name())})
+		applied, err = w.completions.do(ctx, payments.Outcome{Attempt: ref, Result: outcome, Actor: w.actor(proc.Name()),
+			TraceHeaders: tracing.Inject(ctx, nil)})
 		return err
 	}, store.ErrAttemptClosed, store.ErrNotFound)
 	stop()

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/payrail/payrail/internal/tracing"
 )
 
 // AttemptStatus is where a payment's execution by its processor stands
@@ -250,6 +252,11 @@ type AttemptResult struct {
 	InstrumentLastFour string
 	Actor              string // e.g. "worker:AUTHORIZE_NET"
 	Reason             string
+	// TraceHeaders is the trace context of the work that decided the
+	// result (tracing.Inject of the worker's delivery span), carried into
+	// the event's headers: the result is committed in a set, away from
+	// that work's context.
+	TraceHeaders map[string]string
 }
 
 // CompleteAttempt applies a processor's result in one transaction: the
@@ -259,6 +266,9 @@ type AttemptResult struct {
 // in none of r.From is left alone (ErrAttemptClosed), so a duplicate
 // delivery can never apply a second result.
 func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem, error) {
+	if len(r.TraceHeaders) > 0 {
+		ctx = tracing.ExtractMap(ctx, r.TraceHeaders) // insertOutbox injects it into the event
+	}
 	var out LineItem
 	err := s.writeTx(ctx, func(tx pgx.Tx, emit func(...OutboxMessage)) error {
 		var accountID, lineItemID, jobMsgID string

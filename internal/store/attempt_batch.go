@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -165,11 +166,19 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 	txIDs, codes, messages, kinds, brands, lastFours := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n)
 	actors, reasons := make([]string, n), make([]string, n)
+	traces := make([]*string, n) // JSON objects merged into the events' headers; NULL when untraced
 	for i, r := range rs {
 		orgs[i], attempts[i], statuses[i], liStatuses[i] = r.OrgID, r.AttemptID, string(r.Status), string(r.LineItemStatus)
 		txIDs[i], codes[i], messages[i] = r.TransactionID, r.ResultCode, r.ResultMessage
 		kinds[i], brands[i], lastFours[i] = r.InstrumentKind, r.InstrumentBrand, r.InstrumentLastFour
 		actors[i], reasons[i] = r.Actor, r.Reason
+		if len(r.TraceHeaders) > 0 {
+			b, err := json.Marshal(r.TraceHeaders)
+			if err != nil {
+				return fmt.Errorf("encode trace headers of attempt %s: %w", r.AttemptID, err)
+			}
+			traces[i] = new(string(b))
+		}
 	}
 	fromText := make([]string, len(from))
 	for i, f := range from {
@@ -237,6 +246,7 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			return err
 		}
 		var evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons, jobs []string
+		var evTraces []*string
 		for rows.Next() {
 			var ord int64
 			var ok bool
@@ -254,6 +264,7 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			evOrgs, evAccounts, evLineItems = append(evOrgs, orgs[i]), append(evAccounts, account), append(evLineItems, lineItem)
 			evAttempts, evFrom = append(evAttempts, attempts[i]), append(evFrom, liBefore)
 			evActors, evReasons = append(evActors, actors[i]), append(evReasons, reasons[i])
+			evTraces = append(evTraces, traces[i])
 			if AttemptStatus(status) != AttemptHeld {
 				// Held attempts are polled with the job's details still
 				// needed by nothing but the transaction id; the rest are
@@ -275,11 +286,11 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 		batch.Queue(`
 			WITH u AS MATERIALIZED (
 			    SELECT u.*, `+se.EventIDSQL()+` AS event_id
-			      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[])
-			           AS u(org_id, account_id, line_item_id, attempt_id, from_status, actor, reason)
+			      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $10::text[])
+			           AS u(org_id, account_id, line_item_id, attempt_id, from_status, actor, reason, trace_headers)
 			)
 			INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
-			SELECT ev.msg_id, ev.subject, ev.headers, ev.payload, $9
+			SELECT ev.msg_id, ev.subject, ev.headers || COALESCE(u.trace_headers::jsonb, '{}'), ev.payload, $9
 			  FROM u
 			  JOIN line_items li ON li.org_id = u.org_id AND li.account_id = u.account_id AND li.line_item_id = u.line_item_id
 			  JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
@@ -287,7 +298,7 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			 CROSS JOIN LATERAL (SELECT u.event_id, u.from_status, u.actor, u.reason, $8::timestamptz AS at) c
 			 CROSS JOIN LATERAL (`+se.EventSQL()+`) ev
 			RETURNING id, msg_id, subject, headers, payload`,
-			evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons, now, fastPath).Query(
+			evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons, now, fastPath, evTraces).Query(
 			func(rows pgx.Rows) error {
 				var err error
 				events, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMessage, error) {

@@ -213,3 +213,44 @@ func TestCompleteAttemptsIsolatesAFailingResult(t *testing.T) {
 		t.Errorf("refused result changed its payment: %s, %+v, %v", li.Status, li.Attempt, err)
 	}
 }
+
+// A result committed in a set is away from the delivery that decided it:
+// its event row must still carry that delivery's trace context, in the
+// set's one statement as in CompleteAttempt; an untraced result's event
+// carries none.
+func TestCompleteAttemptsCarriesEachResultsTrace(t *testing.T) {
+	st := New(env.Pool, env.Ring, sqlEvents{})
+	ctx := context.Background()
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	traced := map[string]string{"traceparent": parent}
+	a, _ := newPayment(t, st)
+	b, _ := newPayment(t, st)
+	c, _ := newPayment(t, st)
+	single, _ := newPayment(t, st)
+	result := func(ref AttemptRef, trace map[string]string) AttemptResult {
+		return AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptSucceeded, LineItemStatus: StatusValid,
+			Actor: "worker:AUTHORIZE_NET", Reason: "processor outcome succeeded", TraceHeaders: trace}
+	}
+	for i, err := range st.CompleteAttempts(ctx, []AttemptResult{result(a, traced), result(b, nil), result(c, traced)}) {
+		if err != nil {
+			t.Fatalf("result %d: %v", i, err)
+		}
+	}
+	if _, err := st.CompleteAttempt(ctx, result(single, traced)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ref    AttemptRef
+		parent string
+	}{{a, parent}, {b, ""}, {c, parent}, {single, parent}} {
+		var got string
+		if err := env.Pool.QueryRow(ctx, `SELECT COALESCE(headers->>'traceparent', '') FROM outbox
+			WHERE subject = 'events.line_item.valid' AND convert_from(payload, 'UTF8')::jsonb @> jsonb_build_object('attempt_id', $1::text)`,
+			tc.ref.AttemptID).Scan(&got); err != nil {
+			t.Fatalf("event of %s: %v", tc.ref.AttemptID, err)
+		}
+		if got != tc.parent {
+			t.Errorf("event of %s: traceparent %q, want %q", tc.ref.AttemptID, got, tc.parent)
+		}
+	}
+}

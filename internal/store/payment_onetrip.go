@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/payrail/payrail/internal/tracing"
 )
 
 // insertPayment writes a payment in one statement, and so in one round
@@ -80,10 +82,12 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 	msgs := []OutboxMessage{in.Job, ev}
 	ids, subjects, headers, payloads := make([]string, 2), make([]string, 2), make([]string, 2), make([][]byte, 2)
 	for i, m := range msgs {
-		h := m.Headers
+		// The rows carry the request's trace, as insertOutbox's do.
+		h := tracing.Inject(ctx, m.Headers)
 		if h == nil {
 			h = map[string]string{}
 		}
+		msgs[i].Headers = h
 		b, err := json.Marshal(h)
 		if err != nil {
 			return LineItem{}, false, fmt.Errorf("encode headers of %s: %w", m.MsgID, err)
