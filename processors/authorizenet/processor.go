@@ -79,25 +79,38 @@ func (p *Processor) Process(ctx context.Context, job processors.Job) (processors
 	inv := tr.Order.InvoiceNumber
 	log := p.log.With("attempt_id", job.AttemptID, "invoice", inv, "delivery", job.Delivery)
 
-	if job.Delivery > 1 {
-		// An earlier delivery may have charged and died before its result
-		// was stored. Find out before sending anything.
-		res, found, err := p.lookup(ctx, job, inv, inst)
-		switch {
-		case err == nil && found:
-			log.Info("authorizenet: earlier delivery already reached the gateway; not charging again",
-				"trans_id", res.TransactionID, "outcome", res.Outcome)
-			return res, nil
-		case err != nil && !p.insideWindow(job):
-			// Too old for the duplicate check to catch a second charge,
-			// and the lookup failed: charging now could charge twice.
-			log.Warn("authorizenet: cannot verify earlier delivery outside the duplicate window", "err", err)
-			return fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, lookupRetryAfter, err)
-		case err != nil:
-			log.Warn("authorizenet: lookup failed; relying on the duplicate window", "err", err)
-		}
+	if res, done, err := p.earlierDelivery(ctx, job, inv, inst, log, "charge"); done {
+		return res, err
 	}
 	return p.charge(ctx, job, tr, inst, log)
+}
+
+// earlierDelivery looks, on a redelivery, for the transaction an earlier
+// delivery may have made under invoice number inv (a charge or a refund)
+// and died before its result was stored. done means the caller must not
+// send: res is that transaction's outcome, or a retry because it could not
+// be verified outside the duplicate window, where a second send would not
+// be caught as a duplicate. Inside the window a failed look-up is left to
+// the gateway's duplicate check (reason 11).
+func (p *Processor) earlierDelivery(ctx context.Context, job processors.Job, inv string, inst processors.Instrument,
+	log *slog.Logger, what string) (res processors.Result, done bool, err error) {
+	if job.Delivery <= 1 {
+		return processors.Result{}, false, nil
+	}
+	res, found, err := p.lookup(ctx, job, inv, inst)
+	switch {
+	case err == nil && found:
+		log.Info("authorizenet: an earlier delivery already reached the gateway; not sending the "+what+" again",
+			"trans_id", res.TransactionID, "outcome", res.Outcome)
+		return res, true, nil
+	case err != nil && !p.insideWindow(job):
+		log.Warn("authorizenet: cannot verify an earlier "+what+" outside the duplicate window", "err", err)
+		res, err := fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, lookupRetryAfter, err)
+		return res, true, err
+	case err != nil:
+		log.Warn("authorizenet: lookup failed; relying on the duplicate window", "what", what, "err", err)
+	}
+	return processors.Result{}, false, nil
 }
 
 func (p *Processor) charge(ctx context.Context, job processors.Job, tr TransactionRequest, inst processors.Instrument, log *slog.Logger) (processors.Result, error) {

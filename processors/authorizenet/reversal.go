@@ -156,14 +156,26 @@ func (p *Processor) void(ctx context.Context, job processors.Job, inst processor
 			Code: d.ReasonCode, Message: d.ReasonText, Instrument: inst}, false, nil
 	case d.ReasonCode == reasonTransactionNotFound:
 		log.Info("authorizenet: the original cannot be voided any more (settled since the look-up?); looking again")
-		err := errors.New("the original could not be voided: " + d.ReasonText)
-		res, err := fail(processors.Retryable, d.ReasonCode, d.ReasonText, inst, lookupRetryAfter, err)
+		res, err := lookAgain(d, inst, "voided")
 		return res, true, err
 	}
-	log.Info("authorizenet: void failed", "class", d.Class, "reason", d.ReasonCode)
-	err = &Error{Op: "createTransactionRequest", Class: d.Class, Code: d.ReasonCode, Text: d.ReasonText}
-	res, err := fail(reversalOutcome(d.Class), d.ReasonCode, d.ReasonText, inst, d.RetryAfter, err)
+	res, err := refused(d, inst, log, "void")
 	return res, false, err
+}
+
+// lookAgain is a void or refund the original's state refused (it settled,
+// or turned out unsettled, since it was read): the reversal is retried
+// and reads the original again.
+func lookAgain(d Decision, inst processors.Instrument, verb string) (processors.Result, error) {
+	err := errors.New("the original could not be " + verb + ": " + d.ReasonText)
+	return fail(processors.Retryable, d.ReasonCode, d.ReasonText, inst, lookupRetryAfter, err)
+}
+
+// refused is any other answer to a void or refund that moved no money.
+func refused(d Decision, inst processors.Instrument, log *slog.Logger, what string) (processors.Result, error) {
+	log.Info("authorizenet: "+what+" failed", "class", d.Class, "reason", d.ReasonCode)
+	err := &Error{Op: "createTransactionRequest", Class: d.Class, Code: d.ReasonCode, Text: d.ReasonText}
+	return fail(reversalOutcome(d.Class), d.ReasonCode, d.ReasonText, inst, d.RetryAfter, err)
 }
 
 // refund refunds the settled original with the card's masked number and
@@ -176,20 +188,8 @@ func (p *Processor) void(ctx context.Context, job processors.Job, inst processor
 // turned out unsettled (reason 54): look again and void.
 func (p *Processor) refund(ctx context.Context, job processors.Job, det *TransactionDetails, inv string,
 	inst processors.Instrument, log *slog.Logger) (processors.Result, bool, error) {
-	if job.Delivery > 1 {
-		res, found, err := p.lookup(ctx, job, inv, inst)
-		switch {
-		case err == nil && found:
-			log.Info("authorizenet: an earlier delivery already refunded; not refunding again",
-				"trans_id", res.TransactionID, "outcome", res.Outcome)
-			return res, false, nil
-		case err != nil && !p.insideWindow(job):
-			log.Warn("authorizenet: cannot verify an earlier refund outside the duplicate window", "err", err)
-			res, err := fail(processors.Retryable, "lookup_failed", "cannot verify an earlier delivery", inst, lookupRetryAfter, err)
-			return res, false, err
-		case err != nil:
-			log.Warn("authorizenet: lookup failed; relying on the duplicate window", "err", err)
-		}
+	if res, done, err := p.earlierDelivery(ctx, job, inv, inst, log, "refund"); done {
+		return res, false, err
 	}
 	card := ""
 	if det.Payment != nil && det.Payment.CreditCard != nil {
@@ -226,13 +226,10 @@ func (p *Processor) refund(ctx context.Context, job processors.Job, det *Transac
 		return res, false, err
 	case d.ReasonCode == reasonNotRefundable:
 		log.Info("authorizenet: the original is not refundable (not settled?); looking again")
-		err := errors.New("the original could not be refunded: " + d.ReasonText)
-		res, err := fail(processors.Retryable, d.ReasonCode, d.ReasonText, inst, lookupRetryAfter, err)
+		res, err := lookAgain(d, inst, "refunded")
 		return res, true, err
 	}
-	log.Info("authorizenet: refund failed", "class", d.Class, "reason", d.ReasonCode)
-	err = &Error{Op: "createTransactionRequest", Class: d.Class, Code: d.ReasonCode, Text: d.ReasonText}
-	res, err := fail(reversalOutcome(d.Class), d.ReasonCode, d.ReasonText, inst, d.RetryAfter, err)
+	res, err := refused(d, inst, log, "refund")
 	return res, false, err
 }
 
