@@ -781,6 +781,42 @@ func (p *Processor) scanEntries(rows pgx.Rows, orgID string) ([]entryRecord, err
 // validates) at a time.
 const sliceEntries = 10_000
 
+// fileHeader is the file header record of rec.
+func fileHeader(rec fileRecord) ach.FileHeader {
+	fh := ach.NewFileHeader()
+	fh.ImmediateDestination = rec.Destination
+	fh.ImmediateDestinationName = rec.DestinationName
+	fh.ImmediateOrigin = rec.Origin
+	fh.ImmediateOriginName = rec.OriginName
+	fh.FileCreationDate = rec.CreationDate.Format("060102")
+	fh.FileCreationTime = rec.CreationTime
+	fh.FileIDModifier = rec.Modifier
+	return fh
+}
+
+// batchHeader is the batch header record of batch b of file rec; its
+// service class follows what the batch holds (debits, a balancing credit,
+// or only the offset).
+func batchHeader(rec fileRecord, b batchRecord) *ach.BatchHeader {
+	bh := ach.NewBatchHeader()
+	bh.CompanyName = rec.CompanyName
+	bh.CompanyIdentification = rec.CompanyID
+	bh.StandardEntryClassCode = b.SEC
+	bh.CompanyEntryDescription = rec.EntryDescription
+	bh.EffectiveEntryDate = b.EffectiveDate.Format("060102")
+	bh.ODFIIdentification = rec.Origin[:8]
+	bh.BatchNumber = b.Number
+	switch {
+	case b.OffsetOnly:
+		bh.ServiceClassCode = ach.CreditsOnly
+	case b.CreditTotal > 0:
+		bh.ServiceClassCode = ach.MixedDebitsAndCredits
+	default:
+		bh.ServiceClassCode = ach.DebitsOnly
+	}
+	return bh
+}
+
 // writeACH writes the NACHA file for a file row, its batches and its
 // entries to w, entry by entry: it holds one slice of a batch
 // (sliceEntries), never the whole file, so its memory does not grow with
@@ -795,20 +831,12 @@ const sliceEntries = 10_000
 // reported (badEntriesError) with every other one in the file, and
 // nothing written is usable then.
 func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource, w io.Writer) error {
-	fh := ach.NewFileHeader()
-	fh.ImmediateDestination = rec.Destination
-	fh.ImmediateDestinationName = rec.DestinationName
-	fh.ImmediateOrigin = rec.Origin
-	fh.ImmediateOriginName = rec.OriginName
-	fh.FileCreationDate = rec.CreationDate.Format("060102")
-	fh.FileCreationTime = rec.CreationTime
-	fh.FileIDModifier = rec.Modifier
+	fh := fileHeader(rec)
 	if err := fh.Validate(); err != nil {
 		return fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
 	}
 	lw := &lineWriter{w: w}
 	lw.line(fh.String())
-	odfi := rec.Origin[:8]
 
 	pending, havePending, err := next()
 	if err != nil {
@@ -818,22 +846,7 @@ func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next 
 	// File control totals: records, entry hash, amounts (ach.File.Create).
 	records, fileEntries, fileHash, fileDebits, fileCredits := 2, 0, 0, 0, 0
 	for _, b := range batches {
-		bh := ach.NewBatchHeader()
-		bh.CompanyName = rec.CompanyName
-		bh.CompanyIdentification = rec.CompanyID
-		bh.StandardEntryClassCode = b.SEC
-		bh.CompanyEntryDescription = rec.EntryDescription
-		bh.EffectiveEntryDate = b.EffectiveDate.Format("060102")
-		bh.ODFIIdentification = odfi
-		bh.BatchNumber = b.Number
-		switch {
-		case b.OffsetOnly:
-			bh.ServiceClassCode = ach.CreditsOnly
-		case b.CreditTotal > 0:
-			bh.ServiceClassCode = ach.MixedDebitsAndCredits
-		default:
-			bh.ServiceClassCode = ach.DebitsOnly
-		}
+		bh := batchHeader(rec, b)
 		if len(bad) == 0 {
 			lw.line(bh.String())
 		}

@@ -31,18 +31,10 @@ func moovFile(rec fileRecord, offsetAccount string, batches []batchRecord, next 
 // same file. Every batch and the file are created under moov-io/ach's
 // default (strict) validation.
 func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource) (*ach.File, error) {
-	fh := ach.NewFileHeader()
-	fh.ImmediateDestination = rec.Destination
-	fh.ImmediateDestinationName = rec.DestinationName
-	fh.ImmediateOrigin = rec.Origin
-	fh.ImmediateOriginName = rec.OriginName
-	fh.FileCreationDate = rec.CreationDate.Format("060102")
-	fh.FileCreationTime = rec.CreationTime
-	fh.FileIDModifier = rec.Modifier
+	fh := fileHeader(rec)
 
 	file := ach.NewFile()
 	file.SetHeader(fh)
-	odfi := rec.Origin[:8]
 
 	pending, havePending, err := next()
 	if err != nil {
@@ -50,22 +42,7 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 	}
 	var bad []setAsideRow
 	for _, b := range batches {
-		bh := ach.NewBatchHeader()
-		bh.CompanyName = rec.CompanyName
-		bh.CompanyIdentification = rec.CompanyID
-		bh.StandardEntryClassCode = b.SEC
-		bh.CompanyEntryDescription = rec.EntryDescription
-		bh.EffectiveEntryDate = b.EffectiveDate.Format("060102")
-		bh.ODFIIdentification = odfi
-		bh.BatchNumber = b.Number
-		switch {
-		case b.OffsetOnly:
-			bh.ServiceClassCode = ach.CreditsOnly
-		case b.CreditTotal > 0:
-			bh.ServiceClassCode = ach.MixedDebitsAndCredits
-		default:
-			bh.ServiceClassCode = ach.DebitsOnly
-		}
+		bh := batchHeader(rec, b)
 		batch, err := ach.NewBatch(bh)
 		if err != nil {
 			return nil, fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
