@@ -663,26 +663,8 @@ func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) ent
 			if err != nil {
 				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
 			}
-			page = make([]entryRecord, 0, p.pageSize)
-			for rows.Next() {
-				var e entryRecord
-				var attemptID string
-				var sealed []byte
-				if err := rows.Scan(&e.EntryID, &e.LineItemID, &attemptID, &e.Batch, &e.Trace, &e.AmountCents,
-					&e.RDFI, &e.AccountType, &sealed, &e.Name, &e.PayType); err != nil {
-					rows.Close()
-					return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
-				}
-				if sealed == nil {
-					e.Bad = "the account number was purged"
-				} else if plain, err := p.ring.Open(sealed, entryContext(orgID, attemptID)); err != nil {
-					e.Bad = "the account number cannot be opened: " + err.Error()
-				} else {
-					e.AccountNumber = string(plain)
-				}
-				page = append(page, e)
-			}
-			if err := rows.Err(); err != nil {
+			page, err = p.scanEntries(rows, orgID)
+			if err != nil {
 				return entryRecord{}, false, fmt.Errorf("nacha: read entries of file %s: %w", fileID, err)
 			}
 			if len(page) < p.pageSize {
