@@ -36,7 +36,7 @@ const entryStatusSQL = `CASE WHEN e.status = 'batched' AND nf.status IN ('writte
 // (PendingSettlement); the drop, settlement and returns move it later.
 func (p *Processor) Process(ctx context.Context, job processors.Job) (processors.Result, error) {
 	if job.Reversal != nil {
-		return p.withdraw(ctx, job)
+		return p.reverse(ctx, job)
 	}
 	log := p.log.With("org_id", job.OrgID, "account_id", job.AccountID, "line_item_id", job.LineItemID,
 		"attempt_id", job.AttemptID)

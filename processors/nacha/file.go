@@ -65,10 +65,38 @@ type batchRecord struct {
 	EntryCount    int
 	DebitTotal    int64
 	CreditTotal   int64
-	OffsetTrace   string // balanced files: the offsetting credit's trace
+	OffsetTrace   string // balanced files: the offsetting entry's trace
 	OffsetOnly    bool   // the batch holds only the offset of the batch before it
+	// Credits: the batch's entries are refund credits (and its offset, or
+	// the offset an OffsetOnly batch holds, a debit).
+	Credits bool
 	// sameBatchOffset (planning only): the batch carries its own offset.
 	sameBatchOffset bool
+}
+
+// entryTotal is the total of the batch's own entries, without its offset.
+func (b batchRecord) entryTotal() int64 {
+	if b.Credits {
+		return b.CreditTotal
+	}
+	return b.DebitTotal
+}
+
+// offsetTotal is the amount of the balancing entry the batch carries (0
+// when it carries none): on the other side of its entries.
+func (b batchRecord) offsetTotal() int64 {
+	if b.Credits {
+		return b.DebitTotal
+	}
+	return b.CreditTotal
+}
+
+func (b *batchRecord) setOffset(amount int64) {
+	if b.Credits {
+		b.DebitTotal = amount
+	} else {
+		b.CreditTotal = amount
+	}
 }
 
 // entryRecord is one batched entry as the file builder reads it, with its
@@ -124,7 +152,7 @@ func (p *Processor) loadFile(ctx context.Context, q pgx.Tx, fileID string) (file
 func (p *Processor) loadBatches(ctx context.Context, fileID string) ([]batchRecord, error) {
 	rows, err := p.pool.Query(ctx, `
 		SELECT batch_number, standard_entry_class, effective_entry_date, entry_count, debit_total_cents,
-		       credit_total_cents, COALESCE(offset_trace_number, ''), offset_only
+		       credit_total_cents, COALESCE(offset_trace_number, ''), offset_only, credits
 		  FROM nacha_batches WHERE file_id = $1 ORDER BY batch_number`, fileID)
 	if err != nil {
 		return nil, fmt.Errorf("nacha: read batches of file %s: %w", fileID, err)
@@ -132,7 +160,7 @@ func (p *Processor) loadBatches(ctx context.Context, fileID string) ([]batchReco
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (batchRecord, error) {
 		var b batchRecord
 		err := r.Scan(&b.Number, &b.SEC, &b.EffectiveDate, &b.EntryCount, &b.DebitTotal, &b.CreditTotal,
-			&b.OffsetTrace, &b.OffsetOnly)
+			&b.OffsetTrace, &b.OffsetOnly, &b.Credits)
 		return b, err
 	})
 	if err != nil {
@@ -174,24 +202,30 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		// A million due entries are held here while planning, so each is
 		// kept small: the name comes back only when it fails the check
 		// unwritable makes (non-empty printable ASCII of at most 22
-		// bytes), and the short codes are shared constants.
+		// bytes), and the short codes are shared constants. A refund
+		// credit comes with its original debit's status (looked up for
+		// credits only): it waits while the debit is unsettled
+		// (refundHeld).
 		rows, err := tx.Query(ctx, `
-			SELECT entry_id, standard_entry_class, GREATEST(effective_entry_date, $2::date), amount_cents, rdfi_routing,
-			       CASE WHEN individual_name ~ $4 THEN NULL ELSE individual_name END, account_type,
-			       account_number_enc IS NULL, count(*) OVER ()
-			  FROM nacha_entries
-			 WHERE org_id = $1 AND status = 'staged' AND effective_entry_date <= $3 AND staged_at < $5
-			 ORDER BY 2, 3, 1`, orgID, earliest, horizon, fmt.Sprintf(`^[ -~]{1,%d}$`, processors.MaxACHNameChars), cutoffAt)
+			SELECT e.entry_id, e.standard_entry_class, GREATEST(e.effective_entry_date, $2::date), e.amount_cents,
+			       e.rdfi_routing, CASE WHEN e.individual_name ~ $4 THEN NULL ELSE e.individual_name END,
+			       e.account_type, e.account_number_enc IS NULL, e.direction = 'credit',
+			       CASE WHEN e.reverses_entry_id IS NOT NULL THEN
+			           (SELECT o.status FROM nacha_entries o WHERE o.entry_id = e.reverses_entry_id) END,
+			       count(*) OVER ()
+			  FROM nacha_entries e
+			 WHERE e.org_id = $1 AND e.status = 'staged' AND e.effective_entry_date <= $3 AND e.staged_at < $5
+			 ORDER BY 9, 2, 3, 1`, orgID, earliest, horizon, fmt.Sprintf(`^[ -~]{1,%d}$`, processors.MaxACHNameChars), cutoffAt)
 		if err != nil {
 			return err
 		}
 		var bad []setAsideRow
 		for rows.Next() {
 			var e dueEntry
-			var name *string
+			var name, original *string
 			var total int
 			if err := rows.Scan(&e.ID, &e.SEC, &e.Effective, &e.Amount, &e.RDFI, &name, &e.AccountType, &e.Purged,
-				&total); err != nil {
+				&e.Credit, &original, &total); err != nil {
 				rows.Close()
 				return err
 			}
@@ -203,6 +237,15 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 				e.Name = *name
 			}
 			e.SEC, e.AccountType = internCode(e.SEC), internCode(e.AccountType)
+			if e.Credit {
+				held, why := refundHeld(original)
+				if why != "" {
+					bad = append(bad, setAsideRow{EntryID: e.ID, Reason: why})
+				}
+				if held || why != "" {
+					continue
+				}
+			}
 			if why := e.unwritable(p.limits); why != "" {
 				bad = append(bad, setAsideRow{EntryID: e.ID, Reason: why})
 				continue
@@ -210,6 +253,9 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			due = append(due, e)
 		}
 		if err := rows.Err(); err != nil {
+			return err
+		}
+		if due, err = lockRefunds(ctx, tx, due); err != nil {
 			return err
 		}
 		if len(bad) > 0 {
@@ -261,7 +307,7 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		due = due[:taken]
 		offsets := 0
 		for _, b := range batches {
-			if b.CreditTotal > 0 {
+			if b.offsetTotal() > 0 {
 				offsets++
 			}
 			rec.EntryCount += b.EntryCount
@@ -277,7 +323,7 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		rec.TraceBase = base
 		next := base + int64(rec.EntryCount)
 		for i := range batches {
-			if batches[i].CreditTotal > 0 { // the batch carrying an offset
+			if batches[i].offsetTotal() > 0 { // the batch carrying an offset
 				next++
 				batches[i].OffsetTrace = odfi + fmt.Sprintf("%07d", next)
 			}
@@ -301,19 +347,20 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		var dates []time.Time
 		var nums, counts []int32
 		var debits, credits []int64
-		var offsetOnly []bool
+		var offsetOnly, creditBatches []bool
 		for _, b := range batches {
 			secs, dates, nums = append(secs, b.SEC), append(dates, b.EffectiveDate), append(nums, int32(b.Number))
 			counts, debits, credits = append(counts, int32(b.EntryCount)), append(debits, b.DebitTotal), append(credits, b.CreditTotal)
 			traces, offsetOnly = append(traces, b.OffsetTrace), append(offsetOnly, b.OffsetOnly)
+			creditBatches = append(creditBatches, b.Credits)
 		}
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO nacha_batches (file_id, batch_number, standard_entry_class, effective_entry_date,
-			    entry_count, debit_total_cents, credit_total_cents, offset_trace_number, offset_only)
-			SELECT $1, n, sec, eff, c, d, cr, NULLIF(t, ''), oo
+			    entry_count, debit_total_cents, credit_total_cents, offset_trace_number, offset_only, credits)
+			SELECT $1, n, sec, eff, c, d, cr, NULLIF(t, ''), oo, cb
 			  FROM unnest($2::int[], $3::text[], $4::date[], $5::int[], $6::bigint[], $7::bigint[], $8::text[],
-			              $9::bool[]) AS b(n, sec, eff, c, d, cr, t, oo)`,
-			rec.FileID, nums, secs, dates, counts, debits, credits, traces, offsetOnly); err != nil {
+			              $9::bool[], $10::bool[]) AS b(n, sec, eff, c, d, cr, t, oo, cb)`,
+			rec.FileID, nums, secs, dates, counts, debits, credits, traces, offsetOnly, creditBatches); err != nil {
 			return fmt.Errorf("insert batches: %w", err)
 		}
 		// The claims: planFile numbered the entries in (SEC, date, entry
@@ -357,6 +404,48 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 	p.log.Info("NACHA file planned", "org_id", orgID, "file_id", rec.FileID, "entries", n,
 		"plan_transaction_took", time.Since(planBegan))
 	return rec, true, more, nil
+}
+
+// lockRefunds locks the refund credits among due entries and keeps those
+// still staged whose debit is still settled, read after the locks: a
+// return of the debit applied meanwhile (resolveRefundOnReturn, which
+// locks the refund too) has withdrawn its refund, and a file must not
+// claim it. Debits pass untouched; with no refunds due it costs nothing.
+func lockRefunds(ctx context.Context, tx pgx.Tx, due []dueEntry) ([]dueEntry, error) {
+	var ids []int64
+	for _, e := range due {
+		if e.Credit {
+			ids = append(ids, e.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return due, nil
+	}
+	if _, err := tx.Exec(ctx, `SELECT 1 FROM nacha_entries WHERE entry_id = ANY ($1) ORDER BY entry_id FOR UPDATE`,
+		ids); err != nil {
+		return nil, fmt.Errorf("lock refund credits: %w", err)
+	}
+	rows, err := tx.Query(ctx, `
+		SELECT r.entry_id FROM nacha_entries r JOIN nacha_entries o ON o.entry_id = r.reverses_entry_id
+		 WHERE r.entry_id = ANY ($1) AND r.status = 'staged' AND o.status = 'settled'`, ids)
+	if err != nil {
+		return nil, fmt.Errorf("recheck refund credits: %w", err)
+	}
+	still, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("recheck refund credits: %w", err)
+	}
+	keep := make(map[int64]bool, len(still))
+	for _, id := range still {
+		keep[id] = true
+	}
+	out := due[:0]
+	for _, e := range due {
+		if !e.Credit || keep[e.ID] {
+			out = append(out, e)
+		}
+	}
+	return out, nil
 }
 
 // StepAssignedChunk: one claim of a file is applied to its entries' rows
@@ -776,23 +865,31 @@ func fileHeader(rec fileRecord) ach.FileHeader {
 	return fh
 }
 
+// refundDescription is the Company Entry Description of a batch of
+// refund credits (README.md, "Reversals": a refund, never a Reversing
+// Entry, which would say REVERSAL).
+const refundDescription = "REFUND"
+
 // batchHeader is the batch header record of batch b of file rec; its
-// service class follows what the batch holds (debits, a balancing credit,
-// or only the offset).
+// service class follows what the batch holds (one side, or both when it
+// carries its own offset).
 func batchHeader(rec fileRecord, b batchRecord) *ach.BatchHeader {
 	bh := ach.NewBatchHeader()
 	bh.CompanyName = rec.CompanyName
 	bh.CompanyIdentification = rec.CompanyID
 	bh.StandardEntryClassCode = b.SEC
 	bh.CompanyEntryDescription = rec.EntryDescription
+	if b.Credits {
+		bh.CompanyEntryDescription = refundDescription
+	}
 	bh.EffectiveEntryDate = b.EffectiveDate.Format("060102")
 	bh.ODFIIdentification = rec.Origin[:8]
 	bh.BatchNumber = b.Number
 	switch {
-	case b.OffsetOnly:
-		bh.ServiceClassCode = ach.CreditsOnly
-	case b.CreditTotal > 0:
+	case b.DebitTotal > 0 && b.CreditTotal > 0:
 		bh.ServiceClassCode = ach.MixedDebitsAndCredits
+	case b.CreditTotal > 0:
+		bh.ServiceClassCode = ach.CreditsOnly
 	default:
 		bh.ServiceClassCode = ach.DebitsOnly
 	}
@@ -833,7 +930,7 @@ func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next 
 			lw.line(bh.String())
 		}
 		var count int
-		var debits int64
+		var amount int64
 		// Batch control totals over its slices (ach.Batch.build).
 		entryCount, hash, debitSum, creditSum := 0, 0, 0, 0
 		lastTrace := ""
@@ -845,11 +942,11 @@ func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next 
 				if pending.Bad != "" {
 					bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
 				} else {
-					slice = append(slice, debitEntry(pending))
+					slice = append(slice, entryDetail(pending, b.Credits))
 					ids = append(ids, pending.EntryID)
 				}
 				count++
-				debits += pending.AmountCents
+				amount += pending.AmountCents
 				if pending, havePending, err = next(); err != nil {
 					return err
 				}
@@ -899,9 +996,9 @@ func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next 
 				break
 			}
 		}
-		if count != b.EntryCount || debits != b.DebitTotal {
+		if count != b.EntryCount || amount != b.entryTotal() {
 			return fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
-				b.Number, rec.FileID, count, debits, b.EntryCount, b.DebitTotal)
+				b.Number, rec.FileID, count, amount, b.EntryCount, b.entryTotal())
 		}
 		if len(bad) > 0 {
 			continue // the file is built again without them
@@ -974,9 +1071,14 @@ func (l *lineWriter) line(s string) {
 	l.n++
 }
 
-func debitEntry(e entryRecord) *ach.EntryDetail {
+// entryDetail is e's entry detail record: a debit, or a refund credit in a
+// credit batch.
+func entryDetail(e entryRecord, credit bool) *ach.EntryDetail {
 	ed := ach.NewEntryDetail()
 	ed.TransactionCode = debitCode(e.AccountType)
+	if credit {
+		ed.TransactionCode = creditCode(e.AccountType)
+	}
 	ed.SetRDFI(e.RDFI)
 	ed.DFIAccountNumber = e.AccountNumber
 	ed.Amount = int(e.AmountCents)
@@ -988,13 +1090,17 @@ func debitEntry(e entryRecord) *ach.EntryDetail {
 	return ed
 }
 
-// offsetEntry is the balancing credit of a batch to the org's own account.
+// offsetEntry is the balancing entry of a batch to the org's own account:
+// a credit balancing debits, a debit balancing refund credits.
 func offsetEntry(rec fileRecord, account string, b batchRecord) *ach.EntryDetail {
 	ed := ach.NewEntryDetail()
 	ed.TransactionCode = creditCode(rec.OffsetType)
+	if b.Credits {
+		ed.TransactionCode = debitCode(rec.OffsetType)
+	}
 	ed.SetRDFI(rec.OffsetRouting)
 	ed.DFIAccountNumber = account
-	ed.Amount = int(b.CreditTotal)
+	ed.Amount = int(b.offsetTotal())
 	ed.IdentificationNumber = "OFFSET"
 	ed.IndividualName = nachaText(rec.CompanyName, 22)
 	if b.SEC == ach.WEB {

@@ -72,6 +72,20 @@ type Ledger interface {
 	// "nacha_entry_set_aside" and result_message = Reason, and one event
 	// is emitted per line item. Rare: calls carry few entries.
 	EntriesSetAside(ctx context.Context, tx pgx.Tx, entries []SetAsideEntry) error
+
+	// RefundUnneeded completes a reversal whose refund credit is not sent
+	// because the money came back another way (the original debit was
+	// returned after it settled): the reversal's line item moves PENDING →
+	// VALID with Reason on its transition, its attempt becomes succeeded,
+	// and one event is emitted.
+	RefundUnneeded(ctx context.Context, tx pgx.Tx, r UnneededRefund) error
+}
+
+// UnneededRefund is a reversal completed without its refund credit.
+type UnneededRefund struct {
+	LineItemRef // the reversal's line item and attempt
+	Reason      string
+	At          time.Time // UTC
 }
 
 // SetAsideEntry is an entry the drop could not write.

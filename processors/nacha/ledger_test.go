@@ -203,6 +203,13 @@ func (l *testLedger) BankDetailsCorrected(ctx context.Context, tx pgx.Tx, c Corr
 	return true, emit(ctx, tx, "bank_details_corrected", c.LineItemRef, map[string]string{"code": c.ChangeCode})
 }
 
+func (l *testLedger) RefundUnneeded(ctx context.Context, tx pgx.Tx, r UnneededRefund) error {
+	if err := transition(ctx, tx, r.LineItemRef, "VALID", r.Reason); err != nil {
+		return err
+	}
+	return emit(ctx, tx, "refund_unneeded", r.LineItemRef, map[string]string{"reason": r.Reason})
+}
+
 func (l *testLedger) EntriesSetAside(ctx context.Context, tx pgx.Tx, entries []SetAsideEntry) error {
 	for _, e := range entries {
 		if err := transition(ctx, tx, e.LineItemRef, "INVALID", "ACH entry cannot be written into a NACHA file: "+e.Reason); err != nil {

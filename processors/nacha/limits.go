@@ -57,6 +57,9 @@ type dueEntry struct {
 	Name        string
 	AccountType string
 	Purged      bool
+	// Credit: a refund credit (reversal.go); credits go into batches of
+	// their own, after the debits.
+	Credit bool
 	// Batch and Seq are assigned by planFile.
 	Batch int32
 	Seq   int64
@@ -93,22 +96,25 @@ func (e dueEntry) unwritable(lim limits) string {
 	return ""
 }
 
-// planFile packs entries (ordered by SEC code, effective date, entry id)
-// into the batches of one file, in order, and returns the batches and how
-// many entries (a prefix) the file takes; the rest wait for the next file
-// of the same cutoff. A new batch starts at every change of SEC code or
-// date and whenever the next entry would overflow the batch: its entry
-// count, its debit total (12 digits), or in a balanced file its offset
-// credit (one entry: 10 digits). The file ends before its debit or credit
-// total (12 digits) or its block count would overflow. Balanced files get
-// one offset per debit batch, in the batch (SAME_BATCH, not TEL) or in a
-// CCD credits-only batch right after it. planFile numbers entry.Batch and
-// entry.Seq (the trace sequence offset, 1-based, ascending in file order);
-// offsets are numbered after all entries.
+// planFile packs entries (ordered by direction — debits first —, SEC code,
+// effective date, entry id) into the batches of one file, in order, and
+// returns the batches and how many entries (a prefix) the file takes; the
+// rest wait for the next file of the same cutoff. A new batch starts at
+// every change of direction, SEC code or date and whenever the next entry
+// would overflow the batch: its entry count, its total (12 digits), or in
+// a balanced file its offset (one entry: 10 digits). The file ends before
+// its debit or credit total (12 digits) or its block count would
+// overflow; the sum of all its entries bounds both totals (in a balanced
+// file each total is exactly that sum). Balanced files get one offset per
+// batch — a credit for a debit batch, a debit for a credit batch — in the
+// batch (SAME_BATCH, not TEL) or in a CCD batch of its own right after
+// it. planFile numbers entry.Batch and entry.Seq (the trace sequence
+// offset, 1-based, ascending in file order); offsets are numbered after
+// all entries.
 func planFile(entries []dueEntry, balanced bool, placement string, lim limits) ([]batchRecord, int, error) {
 	var batches []batchRecord
 	records := 2 // file header and control
-	var fileDebit int64
+	var fileAmount int64
 	cur := -1
 	taken := 0
 	for i := range entries {
@@ -122,8 +128,9 @@ func planFile(entries []dueEntry, balanced bool, placement string, lim limits) (
 		if sameBatchOffset {
 			perBatch-- // room for the offset
 		}
-		newBatch := cur < 0 || batches[cur].SEC != e.SEC || !batches[cur].EffectiveDate.Equal(e.Effective) ||
-			batches[cur].EntryCount+1 > perBatch || batches[cur].DebitTotal+e.Amount > batchCap
+		newBatch := cur < 0 || batches[cur].Credits != e.Credit || batches[cur].SEC != e.SEC ||
+			!batches[cur].EffectiveDate.Equal(e.Effective) ||
+			batches[cur].EntryCount+1 > perBatch || batches[cur].entryTotal()+e.Amount > batchCap
 		add := 1
 		if newBatch {
 			add += 2 // batch header and control
@@ -134,24 +141,28 @@ func planFile(entries []dueEntry, balanced bool, placement string, lim limits) (
 				}
 			}
 		}
-		if fileDebit+e.Amount > lim.ControlTotal || records+add > lim.FileRecords {
+		if fileAmount+e.Amount > lim.ControlTotal || records+add > lim.FileRecords {
 			break
 		}
 		if newBatch {
-			b := batchRecord{Number: len(batches) + 1, SEC: e.SEC, EffectiveDate: e.Effective}
+			b := batchRecord{Number: len(batches) + 1, SEC: e.SEC, EffectiveDate: e.Effective, Credits: e.Credit}
 			batches = append(batches, b)
 			cur = len(batches) - 1
 			if balanced && !sameBatchOffset {
 				batches = append(batches, batchRecord{Number: len(batches) + 1, SEC: ach.CCD, EffectiveDate: e.Effective,
-					OffsetOnly: true})
+					Credits: e.Credit, OffsetOnly: true})
 			} else if balanced {
 				batches[cur].sameBatchOffset = true
 			}
 		}
 		records += add
-		fileDebit += e.Amount
+		fileAmount += e.Amount
 		batches[cur].EntryCount++
-		batches[cur].DebitTotal += e.Amount
+		if e.Credit {
+			batches[cur].CreditTotal += e.Amount
+		} else {
+			batches[cur].DebitTotal += e.Amount
+		}
 		taken++
 		e.Batch, e.Seq = int32(batches[cur].Number), int64(taken)
 	}
@@ -161,9 +172,9 @@ func planFile(entries []dueEntry, balanced bool, placement string, lim limits) (
 	for i := range batches {
 		switch {
 		case batches[i].OffsetOnly:
-			batches[i].CreditTotal = batches[i-1].DebitTotal
+			batches[i].setOffset(batches[i-1].entryTotal())
 		case batches[i].sameBatchOffset:
-			batches[i].CreditTotal = batches[i].DebitTotal
+			batches[i].setOffset(batches[i].entryTotal())
 		}
 	}
 	return batches, taken, nil

@@ -18,6 +18,10 @@
 //	staged ──cutoff──▶ batched ──file durable──▶ (dropped) ──window passed──▶ settled
 //	   │                                             │                            │
 //	   └──reversal──▶ withdrawn                      └──return──▶ returned ◀──return (reversal line item)
+//
+// A reversal of a debit already in a file, or settled, stages a refund
+// credit: an entry of its own (direction credit) with the same lifecycle,
+// held staged until its debit settles (README.md, "Reversals").
 package nacha
 
 import (

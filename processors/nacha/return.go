@@ -39,12 +39,15 @@ type InboundReport struct {
 
 // ReturnOutcome is one returned entry.
 type ReturnOutcome struct {
-	TraceNumber        string `json:"trace_number"`
-	AccountID          string `json:"account_id"`
-	LineItemID         string `json:"line_item_id"`
-	ReturnCode         string `json:"return_code"`
-	ReturnReason       string `json:"return_reason"`
-	Outcome            string `json:"outcome"` // declined, reversed or duplicate
+	TraceNumber  string `json:"trace_number"`
+	AccountID    string `json:"account_id"`
+	LineItemID   string `json:"line_item_id"`
+	ReturnCode   string `json:"return_code"`
+	ReturnReason string `json:"return_reason"`
+	// declined, reversed, duplicate; refund_returned (a refund credit
+	// returned after it settled), reversed_after_refund (a debit returned
+	// after its refund went into a file). README.md, "Reversals".
+	Outcome            string `json:"outcome"`
 	ReversalLineItemID string `json:"reversal_line_item_id,omitempty"`
 }
 
@@ -191,6 +194,8 @@ type matchedEntry struct {
 	RDFI          string
 	AccountSealed []byte
 	Effective     time.Time
+	// Credit: a refund credit (reversal.go), not a payment's debit.
+	Credit bool
 }
 
 // matchEntry finds the dropped entry a return or NOC is for, and locks
@@ -208,7 +213,7 @@ func (p *Processor) matchEntry(ctx context.Context, tx pgx.Tx, it nachafile.Item
 	rows, err := tx.Query(ctx, `
 		SELECT e.entry_id, e.org_id, e.account_id, e.line_item_id, e.attempt_id,
 		       `+entryStatusSQL+`, e.amount_cents, e.rdfi_routing,
-		       e.account_number_enc, e.effective_entry_date
+		       e.account_number_enc, e.effective_entry_date, e.direction = 'credit'
 		  FROM nacha_entries e JOIN nacha_files nf ON nf.file_id = e.file_id
 		 WHERE e.trace_number = $1 AND e.status IN ('batched', 'settled', 'returned')
 		   AND nf.status IN ('written', 'uploaded')
@@ -220,7 +225,7 @@ func (p *Processor) matchEntry(ctx context.Context, tx pgx.Tx, it nachafile.Item
 	cands, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (matchedEntry, error) {
 		var c matchedEntry
 		return c, r.Scan(&c.EntryID, &c.OrgID, &c.AccountID, &c.LineItemID, &c.AttemptID, &c.Status, &c.AmountCents,
-			&c.RDFI, &c.AccountSealed, &c.Effective)
+			&c.RDFI, &c.AccountSealed, &c.Effective, &c.Credit)
 	})
 	if err != nil {
 		return e, false, false, fmt.Errorf("match trace %s: %w", it.Trace, err)
@@ -269,10 +274,28 @@ func (p *Processor) applyReturn(ctx context.Context, tx pgx.Tx, inboundID int64,
 		ReturnCode: it.ReturnCode, ReturnReason: it.Reason}
 	log := p.log.With("org_id", e.OrgID, "account_id", e.AccountID, "line_item_id", e.LineItemID,
 		"trace_number", it.Trace, "return_code", it.ReturnCode)
-	switch e.Status {
-	case entryReturned:
+	var refund refundOfDebit
+	if !e.Credit && e.Status != entryReturned {
+		var err error
+		if refund, err = p.resolveRefundOnReturn(ctx, tx, e, it, now); err != nil {
+			return out, err
+		}
+	}
+	switch {
+	case e.Status == entryReturned:
 		out.Outcome = "duplicate"
-	case entryDropped:
+	case e.Status == entrySettled && e.Credit:
+		// The refund reached the RDFI and came back after it settled:
+		// the reversal is VALID in the append-only ledger, but the
+		// customer does not have the money.
+		out.Outcome = "refund_returned"
+		if _, err := tx.Exec(ctx, `
+			UPDATE nacha_entries SET status = 'returned', returned_at = $2, return_code = $3, return_reason = $4
+			 WHERE entry_id = $1`, e.EntryID, now, it.ReturnCode, it.Reason); err != nil {
+			return out, fmt.Errorf("record return of refund %s: %w", e.LineItemID, err)
+		}
+		log.Error("ACH refund credit returned after it settled: the customer did not get the money back; refund it outside payrail")
+	case e.Status == entryDropped:
 		out.Outcome = "declined"
 		if _, err := tx.Exec(ctx, `
 			UPDATE nacha_entries SET status = 'returned', returned_at = $2, return_code = $3, return_reason = $4
@@ -284,9 +307,17 @@ func (p *Processor) applyReturn(ctx context.Context, tx pgx.Tx, inboundID int64,
 			return out, fmt.Errorf("ledger: return line item %s: %w", e.LineItemID, err)
 		}
 		log.Info("ACH return before settlement: line item declined")
-	case entrySettled:
+	case e.Status == entrySettled:
 		out.Outcome = "reversed"
 		out.ReversalLineItemID = fmt.Sprintf("nacha-return-%d", e.EntryID)
+		if refund.ReversalLineItemID != "" {
+			// The payment was reversed already: that reversal records the
+			// money coming back, and no second one is made.
+			out.ReversalLineItemID = refund.ReversalLineItemID
+			if refund.Sent {
+				out.Outcome = "reversed_after_refund"
+			}
+		}
 		if _, err := tx.Exec(ctx, `
 			UPDATE nacha_entries SET status = 'returned', returned_at = $2, return_code = $3, return_reason = $4,
 			       reversal_line_item_id = $5
@@ -308,6 +339,75 @@ func (p *Processor) applyReturn(ctx context.Context, tx pgx.Tx, inboundID int64,
 		inboundID, e.EntryID, it.ReturnCode, it.Reason, it.Addenda, out.Outcome, now); err != nil {
 		return out, fmt.Errorf("record return of line item %s: %w", e.LineItemID, err)
 	}
+	return out, nil
+}
+
+// refundOfDebit is what resolveRefundOnReturn found of a returned debit's
+// refund credit.
+type refundOfDebit struct {
+	ReversalLineItemID string // "" when the debit has no refund
+	Sent               bool   // the refund is in a file: it cannot be held back
+}
+
+// resolveRefundOnReturn settles the fate of the refund credit of a debit
+// being returned, in the return's transaction (README.md, "Reversals"):
+//   - returned before it settled (the payment becomes DECLINED): no money
+//     moved, so the refund, still held, is withdrawn and its reversal
+//     becomes INVALID;
+//   - returned after it settled with the refund not yet in a file: the
+//     return brought the money back, so the refund is withdrawn and its
+//     reversal becomes VALID (RefundUnneeded);
+//   - the refund is already in a file: the customer gets the money back
+//     twice. Nothing can stop it here; it is logged at ERROR and reported
+//     (reversed_after_refund).
+//
+// The refund's row is locked: a drop planning a file locks a refund before
+// it claims it, so the two never both act on it.
+func (p *Processor) resolveRefundOnReturn(ctx context.Context, tx pgx.Tx, e matchedEntry, it nachafile.Item,
+	now time.Time) (refundOfDebit, error) {
+	var out refundOfDebit
+	var id int64
+	var status string
+	var claimed bool
+	var ref LineItemRef
+	err := tx.QueryRow(ctx, `
+		SELECT r.entry_id, r.status, r.org_id, r.account_id, r.line_item_id, r.attempt_id,
+		       EXISTS (SELECT 1 FROM nacha_file_claims c WHERE NOT c.applied AND r.entry_id = ANY (c.entry_ids))
+		  FROM nacha_entries r WHERE r.reverses_entry_id = $1 FOR UPDATE`, e.EntryID).Scan(
+		&id, &status, &ref.OrgID, &ref.AccountID, &ref.LineItemID, &ref.AttemptID, &claimed)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return out, nil
+	}
+	if err != nil {
+		return out, fmt.Errorf("look up the refund of line item %s: %w", e.LineItemID, err)
+	}
+	out.ReversalLineItemID = ref.LineItemID
+	log := p.log.With("org_id", ref.OrgID, "account_id", ref.AccountID, "line_item_id", e.LineItemID,
+		"reversal_line_item_id", ref.LineItemID, "trace_number", it.Trace, "return_code", it.ReturnCode)
+	if status != entryStaged || claimed {
+		out.Sent = status == entryBatched || status == entrySettled || claimed
+		if out.Sent {
+			log.Error("ACH debit returned after its refund credit went into a file: the customer gets the money back twice; recover it outside payrail")
+		}
+		return out, nil
+	}
+	if _, err := tx.Exec(ctx, `UPDATE nacha_entries SET status = 'withdrawn', withdrawn_at = $2,
+		account_number_enc = NULL, purged_at = $2 WHERE entry_id = $1`, id, now); err != nil {
+		return out, fmt.Errorf("withdraw the refund of line item %s: %w", e.LineItemID, err)
+	}
+	if e.Status == entryDropped {
+		reason := "the original debit was returned (" + it.ReturnCode + ") before it settled: there is no money to give back"
+		if err := p.ledger.EntriesSetAside(ctx, tx, []SetAsideEntry{{LineItemRef: ref, Reason: reason, At: now}}); err != nil {
+			return out, fmt.Errorf("ledger: cancel reversal %s: %w", ref.LineItemID, err)
+		}
+		log.Info("ACH debit returned before it settled: its refund is withdrawn, the reversal INVALID")
+		return out, nil
+	}
+	if err := p.ledger.RefundUnneeded(ctx, tx, UnneededRefund{LineItemRef: ref, At: now,
+		Reason: "the original debit was returned (" + it.ReturnCode + ") after it settled: the money is back, and the refund credit is not sent"}); err != nil {
+		return out, fmt.Errorf("ledger: complete reversal %s: %w", ref.LineItemID, err)
+	}
+	log.Info("ACH debit returned after it settled: its refund is withdrawn, the reversal VALID")
 	return out, nil
 }
 

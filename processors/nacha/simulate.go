@@ -110,11 +110,16 @@ func SimulateReturns(original []byte, codes map[string]string, now time.Time) ([
 }
 
 // returnCode is the transaction code of a return of an entry: a debit's
-// return is a credit back to the originator's side (27 → 26, 37 → 36).
+// return is a credit back to the originator's side (27 → 26, 37 → 36), a
+// refund credit's a debit (22 → 21, 32 → 31).
 func returnCode(original int) int {
 	switch original {
 	case ach.SavingsDebit:
 		return ach.SavingsReturnNOCDebit
+	case ach.CheckingCredit:
+		return ach.CheckingReturnNOCCredit
+	case ach.SavingsCredit:
+		return ach.SavingsReturnNOCCredit
 	default:
 		return ach.CheckingReturnNOCDebit
 	}

@@ -107,6 +107,15 @@ func (l StoreLedger) BankDetailsCorrected(ctx context.Context, tx pgx.Tx, c Corr
 		"notification of change "+c.ChangeCode+" applied to the account's stored bank details")
 }
 
+// RefundUnneeded implements Ledger.
+func (l StoreLedger) RefundUnneeded(ctx context.Context, tx pgx.Tx, r UnneededRefund) error {
+	done := mustResolve(processors.Succeeded)
+	_, err := l.Store.ApplyBulkTx(ctx, tx, store.BulkChange{
+		Items: []store.BulkItem{bulkItem(r.LineItemRef, store.AttemptPatch{Status: done.Attempt})},
+		From:  store.StatusPending, To: done.LineItem, Actor: Name, Reason: r.Reason, At: r.At})
+	return err
+}
+
 // EntriesSetAside implements Ledger.
 func (l StoreLedger) EntriesSetAside(ctx context.Context, tx pgx.Tx, entries []SetAsideEntry) error {
 	invalid := mustResolve(processors.Permanent)

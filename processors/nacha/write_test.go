@@ -48,24 +48,24 @@ func buildFile(rec fileRecord, offsetAccount string, batches []batchRecord, next
 			return nil, fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
 		}
 		var count int
-		var debits int64
+		var amount int64
 		var ids []int64 // entry ids in batch order, to name an entry moov-io/ach refuses
 		for havePending && pending.Batch == b.Number {
 			if pending.Bad != "" {
 				bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
 			} else {
-				batch.AddEntry(debitEntry(pending))
+				batch.AddEntry(entryDetail(pending, b.Credits))
 				ids = append(ids, pending.EntryID)
 			}
 			count++
-			debits += pending.AmountCents
+			amount += pending.AmountCents
 			if pending, havePending, err = next(); err != nil {
 				return nil, err
 			}
 		}
-		if count != b.EntryCount || debits != b.DebitTotal {
+		if count != b.EntryCount || amount != b.entryTotal() {
 			return nil, fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
-				b.Number, rec.FileID, count, debits, b.EntryCount, b.DebitTotal)
+				b.Number, rec.FileID, count, amount, b.EntryCount, b.entryTotal())
 		}
 		if len(bad) > 0 {
 			continue // the file is built again without them
@@ -125,13 +125,15 @@ func TestWriteACHEqualsMoovWriter(t *testing.T) {
 	type batchShape struct {
 		sec     string
 		entries int
+		credits bool // refund credits
 	}
 	build := func(shapes []batchShape, balanced bool, placement string, badAt int) ([]batchRecord, []entryRecord) {
 		var batches []batchRecord
 		var es []entryRecord
 		seq := 0
 		for _, sh := range shapes {
-			b := batchRecord{Number: len(batches) + 1, SEC: sh.sec, EffectiveDate: civil(2025, 12, 3), EntryCount: sh.entries}
+			b := batchRecord{Number: len(batches) + 1, SEC: sh.sec, EffectiveDate: civil(2025, 12, 3), EntryCount: sh.entries,
+				Credits: sh.credits}
 			for i := 0; i < sh.entries; i++ {
 				seq++
 				e := entryRecord{EntryID: int64(seq), LineItemID: fmt.Sprintf("li-%d", seq), Batch: b.Number,
@@ -144,16 +146,22 @@ func TestWriteACHEqualsMoovWriter(t *testing.T) {
 				if seq == badAt {
 					e.Bad = "the account number was purged"
 				}
-				b.DebitTotal += e.AmountCents
+				if sh.credits {
+					b.CreditTotal += e.AmountCents
+				} else {
+					b.DebitTotal += e.AmountCents
+				}
 				es = append(es, e)
 			}
 			batches = append(batches, b)
 			if balanced {
 				off := b
-				off.CreditTotal = b.DebitTotal
+				off.setOffset(b.entryTotal())
 				if placement == OffsetOwnBatch {
-					batches = append(batches, batchRecord{Number: b.Number + 1, SEC: ach.CCD, EffectiveDate: b.EffectiveDate,
-						CreditTotal: b.DebitTotal, OffsetOnly: true})
+					own := batchRecord{Number: b.Number + 1, SEC: ach.CCD, EffectiveDate: b.EffectiveDate, Credits: sh.credits,
+						OffsetOnly: true}
+					own.setOffset(b.entryTotal())
+					batches = append(batches, own)
 				} else {
 					batches[len(batches)-1] = off
 				}
@@ -161,7 +169,7 @@ func TestWriteACHEqualsMoovWriter(t *testing.T) {
 		}
 		// Offsets take the traces after every entry, as createFile numbers them.
 		for i := range batches {
-			if batches[i].CreditTotal > 0 {
+			if batches[i].offsetTotal() > 0 {
 				seq++
 				batches[i].OffsetTrace = fmt.Sprintf("09100001%07d", seq)
 			}
@@ -175,12 +183,16 @@ func TestWriteACHEqualsMoovWriter(t *testing.T) {
 		placement string
 		badAt     int
 	}{
-		{"unbalanced, slices and a remainder", []batchShape{{ach.WEB, 2*sliceEntries + 7}, {ach.PPD, 3}}, false, "", 0},
-		{"one full slice", []batchShape{{ach.PPD, sliceEntries}}, false, "", 0},
-		{"offset in the debit batch after full slices", []batchShape{{ach.WEB, 2 * sliceEntries}, {ach.CCD, 5}}, true,
+		{"unbalanced, slices and a remainder", []batchShape{{ach.WEB, 2*sliceEntries + 7, false}, {ach.PPD, 3, false}}, false, "", 0},
+		{"one full slice", []batchShape{{ach.PPD, sliceEntries, false}}, false, "", 0},
+		{"offset in the debit batch after full slices", []batchShape{{ach.WEB, 2 * sliceEntries, false}, {ach.CCD, 5, false}}, true,
 			OffsetSameBatch, 0},
-		{"offset in its own batch", []batchShape{{ach.WEB, sliceEntries + 1}, {ach.TEL, 4}}, true, OffsetOwnBatch, 0},
-		{"an unwritable entry in a later slice", []batchShape{{ach.PPD, sliceEntries + 10}, {ach.WEB, 2}}, false, "",
+		{"offset in its own batch", []batchShape{{ach.WEB, sliceEntries + 1, false}, {ach.TEL, 4, false}}, true, OffsetOwnBatch, 0},
+		{"refund credits after debits", []batchShape{{ach.WEB, 5, false}, {ach.PPD, sliceEntries + 2, true}, {ach.CCD, 2, true}},
+			false, "", 0},
+		{"refunds balanced in their own batch", []batchShape{{ach.PPD, 3, false}, {ach.PPD, 4, true}}, true, OffsetOwnBatch, 0},
+		{"refunds balanced in the batch", []batchShape{{ach.WEB, 3, false}, {ach.CCD, 4, true}}, true, OffsetSameBatch, 0},
+		{"an unwritable entry in a later slice", []batchShape{{ach.PPD, sliceEntries + 10, false}, {ach.WEB, 2, false}}, false, "",
 			sliceEntries + 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
