@@ -101,3 +101,66 @@ func TestStoreLedgerThroughDropReturnSettlementAndReversal(t *testing.T) {
 		t.Errorf("after R10: original %s/%s, reversal %+v", orig.Status, orig.Attempt.Status, rev)
 	}
 }
+
+// Refunds over the real store ledger: a refund that settles makes its
+// reversal VALID; a debit returned after settlement while its refund is
+// held completes its reversal (RefundUnneeded) without a second reversal
+// line item; each with its attempt succeeded and its event.
+func TestStoreLedgerRefunds(t *testing.T) {
+	st := store.New(env.Pool, env.Ring, canopy.Events{})
+	f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{mutate: func(c *Config) { c.Ledger = StoreLedger{Store: st} }})
+	f.stage(payment{lineItem: "li_refunded", amount: 1500})
+	f.stage(payment{lineItem: "li_returned", amount: 2500})
+	f.setNow(ny(t, 2025, 12, 2, 21, 0))
+	debits := f.mustDrop(ny(t, 2025, 12, 2, 21, 0))
+	f.setNow(ny(t, 2025, 12, 3, 9, 0))
+	for _, li := range []string{"li_refunded", "li_returned"} {
+		if _, err := f.p.Process(f.ctx, f.reversalJob(li, "rev_"+li)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.setNow(ny(t, 2025, 12, 5, 9, 0))
+	if _, err := f.p.Settle(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	f.setNow(ny(t, 2025, 12, 5, 15, 0))
+	f.ingestReturns(debits.Files[0].Path, map[string]string{f.entry("li_returned").Trace: "R10"})
+	f.setNow(ny(t, 2025, 12, 5, 21, 0))
+	if res := f.mustDrop(ny(t, 2025, 12, 5, 21, 0)); len(res.Files) != 1 || res.Files[0].Entries != 1 {
+		t.Fatalf("refund drop: %+v", res.Files)
+	}
+	f.setNow(ny(t, 2025, 12, 10, 9, 0))
+	if _, err := f.p.Settle(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, li := range []string{"rev_li_refunded", "rev_li_returned"} {
+		got, err := st.LineItem(f.ctx, f.org, "acct_1", li)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Status != store.StatusValid || got.Attempt == nil || got.Attempt.Status != store.AttemptSucceeded {
+			t.Errorf("%s: %s, attempt %+v", li, got.Status, got.Attempt)
+		}
+		var n int
+		if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM outbox WHERE subject = 'events.line_item.valid'
+			AND headers->>'Payrail-Line-Item-Id' = $1 AND convert_from(payload, 'UTF8') LIKE '%' || $2 || '%'`,
+			li, f.org).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Errorf("%s: %d valid events, want 1", li, n)
+		}
+	}
+	orig, err := st.LineItem(f.ctx, f.org, "acct_1", "li_returned")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if orig.Status != store.StatusValid || orig.Attempt.Status != store.AttemptReturned {
+		t.Errorf("returned debit: %s, attempt %s", orig.Status, orig.Attempt.Status)
+	}
+	var reversals int
+	if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM line_items WHERE org_id = $1 AND line_item_type = 'PAYMENT_REVERSAL'`,
+		f.org).Scan(&reversals); err != nil || reversals != 2 {
+		t.Fatalf("%d reversal line items (%v), want 2", reversals, err)
+	}
+}
