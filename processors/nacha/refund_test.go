@@ -54,6 +54,34 @@ func (f *fixture) ingestReturns(path string, codes map[string]string) InboundRep
 	return rep
 }
 
+// refund runs the reversal job of each line item, whose debit is in a
+// file: each stages a refund credit (reversal rev_<line item>).
+func (f *fixture) refund(lineItems ...string) {
+	f.t.Helper()
+	for _, li := range lineItems {
+		if res, err := f.p.Process(f.ctx, f.reversalJob(li, "rev_"+li)); err != nil || res.Outcome != processors.PendingSettlement {
+			f.t.Fatalf("reversal of %s: %+v %v", li, res, err)
+		}
+	}
+}
+
+// settleAndDropRefunds settles debits dropped on 2025-12-02 (on Friday
+// 12-05) and runs that evening's cutoff, which must write one file of n
+// refunds.
+func (f *fixture) settleAndDropRefunds(n int) DropResult {
+	f.t.Helper()
+	f.setNow(ny(f.t, 2025, 12, 5, 9, 0))
+	if _, err := f.p.Settle(f.ctx); err != nil {
+		f.t.Fatal(err)
+	}
+	f.setNow(ny(f.t, 2025, 12, 5, 21, 0))
+	res := f.mustDrop(ny(f.t, 2025, 12, 5, 21, 0))
+	if len(res.Files) != 1 || res.Files[0].Entries != n {
+		f.t.Fatalf("refund drop: %+v, want one file of %d refunds", res.Files, n)
+	}
+	return res
+}
+
 // filePath is where a file of the fixture was dropped.
 func (f *fixture) filePath(fileID string) string {
 	f.t.Helper()
@@ -126,16 +154,7 @@ func TestRefundCreditLifecycle(t *testing.T) {
 			if res := f.mustDrop(ny(t, 2025, 12, 3, 21, 0)); len(res.Files) != 0 {
 				t.Fatalf("refunds of unsettled debits dropped: %+v", res.Files)
 			}
-			// Settled on Friday 12-05; that evening's cutoff takes them.
-			f.setNow(ny(t, 2025, 12, 5, 9, 0))
-			if _, err := f.p.Settle(f.ctx); err != nil {
-				t.Fatal(err)
-			}
-			f.setNow(ny(t, 2025, 12, 5, 21, 0))
-			res := f.mustDrop(ny(t, 2025, 12, 5, 21, 0))
-			if len(res.Files) != 1 || res.Files[0].Entries != 2 {
-				t.Fatalf("refund drop: %+v", res.Files)
-			}
+			res := f.settleAndDropRefunds(2)
 			file := readDropped(t, res.Files[0].Path)
 			var credits, offsets int
 			for _, b := range file.Batches {
@@ -210,11 +229,7 @@ func TestReturnOfARefundedDebit(t *testing.T) {
 		payment{lineItem: "li_job_after", amount: 1300}, payment{lineItem: "li_declined", amount: 1400})
 	path := f.filePath(f.entry("li_early").FileID)
 	f.setNow(ny(t, 2025, 12, 3, 9, 0))
-	for _, li := range []string{"li_early", "li_late"} {
-		if res, err := f.p.Process(f.ctx, f.reversalJob(li, "rev_"+li)); err != nil || res.Outcome != processors.PendingSettlement {
-			t.Fatalf("reversal of %s: %+v %v", li, res, err)
-		}
-	}
+	f.refund("li_early", "li_late")
 	jobAfter := f.reversalJob("li_job_after", "rev_li_job_after") // recorded, its job not run yet
 	declinedJob := f.reversalJob("li_declined", "rev_li_declined")
 
@@ -278,20 +293,8 @@ func TestReturnsAfterARefundWentOut(t *testing.T) {
 	f := droppedFixture(t, payment{lineItem: "li_a", amount: 1500}, payment{lineItem: "li_b", amount: 1600})
 	debits := f.filePath(f.entry("li_a").FileID)
 	f.setNow(ny(t, 2025, 12, 3, 9, 0))
-	for _, li := range []string{"li_a", "li_b"} {
-		if res, err := f.p.Process(f.ctx, f.reversalJob(li, "rev_"+li)); err != nil || res.Outcome != processors.PendingSettlement {
-			t.Fatalf("reversal of %s: %+v %v", li, res, err)
-		}
-	}
-	f.setNow(ny(t, 2025, 12, 5, 9, 0))
-	if _, err := f.p.Settle(f.ctx); err != nil {
-		t.Fatal(err)
-	}
-	f.setNow(ny(t, 2025, 12, 5, 21, 0))
-	res := f.mustDrop(ny(t, 2025, 12, 5, 21, 0))
-	if len(res.Files) != 1 || res.Files[0].Entries != 2 {
-		t.Fatalf("refund drop: %+v", res.Files)
-	}
+	f.refund("li_a", "li_b")
+	res := f.settleAndDropRefunds(2)
 	f.setNow(ny(t, 2025, 12, 8, 6, 0))
 	rep := f.ingestReturns(debits, map[string]string{f.entry("li_a").Trace: "R10"})
 	if len(rep.Returns) != 1 || rep.Returns[0].Outcome != "reversed_after_refund" || rep.Returns[0].ReversalLineItemID != "rev_li_a" {

@@ -114,11 +114,7 @@ func TestStoreLedgerRefunds(t *testing.T) {
 	f.setNow(ny(t, 2025, 12, 2, 21, 0))
 	debits := f.mustDrop(ny(t, 2025, 12, 2, 21, 0))
 	f.setNow(ny(t, 2025, 12, 3, 9, 0))
-	for _, li := range []string{"li_refunded", "li_returned"} {
-		if _, err := f.p.Process(f.ctx, f.reversalJob(li, "rev_"+li)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	f.refund("li_refunded", "li_returned")
 	f.setNow(ny(t, 2025, 12, 5, 9, 0))
 	if _, err := f.p.Settle(f.ctx); err != nil {
 		t.Fatal(err)
