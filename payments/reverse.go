@@ -59,7 +59,7 @@ func (e *UnsupportedReversalError) Error() string {
 }
 
 // reversibleBy lists the processors whose workers reverse a VALID payment
-// they executed: AUTHORIZE_NET refunds the settled transaction, and
+// they executed: AUTHORIZE_NET voids or refunds the transaction, and
 // CANOPY_NACHA stages a refund credit entry to the same account
 // (processors/nacha/README.md, "Reversals"). A processor missing here is
 // answered with UnsupportedReversalError.
