@@ -158,7 +158,7 @@ func TestReversalRefusals(t *testing.T) {
 		{"declined", paymentReversalPath(acct, "declined"), h.token, 409, codeInvalidStateTransition},
 		{"charge by payment route", paymentReversalPath(acct, "chg"), h.token, 409, codeInvalidStateTransition},
 		{"payment by charge route", chargeReversalPath(acct, "ok"), h.token, 409, codeInvalidStateTransition},
-		{"ACH payment", paymentReversalPath(acct, "ach"), h.token, 422, codeReversalNotSupported},
+		{"ACH payment by operations", paymentReversalPath(acct, "ach"), ops, 403, codeForbidden},
 		{"card payment by operations", paymentReversalPath(acct, "card"), ops, 403, codeForbidden},
 		{"readonly", paymentReversalPath(acct, "ok"), readonly, 403, codeForbidden},
 		{"missing original", paymentReversalPath(acct, "nope"), h.token, 404, codeNotFound},
@@ -262,37 +262,68 @@ func TestReversalIdempotencyKey(t *testing.T) {
 	}
 }
 
-// A staged ACH payment (no file has taken its entry) is reversed by a
-// CANOPY_NACHA job that withdraws the entry; once a file took it, 409;
-// once it settled, 422 (the credit entry is not built).
-func TestStagedACHReversal(t *testing.T) {
+// A CANOPY_NACHA payment is reversed at every stage its money moved or may
+// move: staged (no file took the entry), dropped (in a file, not settled)
+// and settled (VALID). Each reversal is PENDING with a CANOPY_NACHA job
+// naming the original's attempt and trace number and carrying no bank
+// account (the worker withdraws the entry or stages a refund credit,
+// processors/nacha/README.md); a second request replays the first reversal
+// and queues nothing, and a role that may not execute is refused.
+func TestACHReversal(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t)
-	acct := h.account()
-	h.do("POST", guestPath(acct), h.token, guestBody("ach", achMethod())).wantStatus(200)
-	h.decide(acct, "ach", processors.PendingSettlement, "")
-	ops := h.tokenFor(h.org, auth.RoleOperations)
-	h.do("POST", paymentReversalPath(acct, "ach"), ops, map[string]any{}).wantError(403, codeForbidden)
-	res := h.do("POST", paymentReversalPath(acct, "ach"), h.token, map[string]any{}).wantStatus(200)
-	if res.str("line_item_overview", "line_item_status") != "PENDING" || processing(res)["payment_processor_name"] != "CANOPY_NACHA" {
-		t.Fatalf("reversal %s", res.body)
+	parent := newHarness(t)
+	acct := parent.account()
+	ops := parent.tokenFor(parent.org, auth.RoleOperations)
+	for _, tc := range []struct {
+		name, trace string
+		settle      func(h *harness, id string)
+		origStatus  store.Status
+	}{
+		{"staged", "", func(h *harness, id string) { h.decide(acct, id, processors.PendingSettlement, "") }, store.StatusPending},
+		{"dropped", "021000020000001", func(h *harness, id string) {
+			h.decide(acct, id, processors.PendingSettlement, "")
+			li, _ := h.store.LineItem(context.Background(), h.org, acct, id)
+			// As the drop stamps it (nacha.StoreLedger.EntriesDropped).
+			if _, err := env.Pool.Exec(context.Background(), `UPDATE payment_attempts
+				SET nacha_file_id = 'file_1', trace_number = '021000020000001', transaction_id = '021000020000001'
+				WHERE org_id = $1 AND attempt_id = $2`, h.org, li.Attempt.AttemptID); err != nil {
+				h.t.Fatal(err)
+			}
+		}, store.StatusPending},
+		{"settled", "021000020000002", func(h *harness, id string) { h.decide(acct, id, processors.Succeeded, "021000020000002") }, store.StatusValid},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := *parent // reports to the subtest
+			h.t = t
+			id := "ach-" + tc.name
+			h.do("POST", guestPath(acct), h.token, guestBody(id, achMethod())).wantStatus(200)
+			tc.settle(&h, id)
+			h.do("POST", paymentReversalPath(acct, id), ops, map[string]any{}).wantError(403, codeForbidden)
+			res := h.do("POST", paymentReversalPath(acct, id), h.token, map[string]any{}).wantStatus(200)
+			if res.str("line_item_overview", "line_item_status") != "PENDING" || res.str("line_item_overview", "line_item_type") != "PAYMENT_REVERSAL" ||
+				processing(res)["payment_processor_name"] != "CANOPY_NACHA" || res.str("related_line_item_id") != id {
+				t.Fatalf("reversal %s", res.body)
+			}
+			subject, payload, _ := storedJob(t, h.org, acct, res.str("line_item_id"))
+			job, err := processors.DecodeJob(env.Ring, payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			orig, _ := h.store.LineItem(context.Background(), h.org, acct, id)
+			if subject != "jobs.CANOPY_NACHA" || job.Reversal == nil || job.Reversal.OriginalLineItemID != id ||
+				job.Reversal.OriginalAttemptID != orig.Attempt.AttemptID || job.Reversal.OriginalTransactionID != tc.trace ||
+				job.ACH != nil || job.PaymentType != processors.PaymentTypeACH || job.AmountCents != 200 {
+				t.Fatalf("job on %s: %+v (reversal %+v)", subject, job, job.Reversal)
+			}
+			// The original keeps its status and names its reversal.
+			if orig.Status != tc.origStatus || orig.RelatedLineItemID != res.str("line_item_id") {
+				t.Fatalf("original %s, related %q", orig.Status, orig.RelatedLineItemID)
+			}
+			jobs := jobCount(t, h.org)
+			again := h.do("POST", paymentReversalPath(acct, id), h.token, map[string]any{}).wantStatus(200)
+			if string(again.body) != string(res.body) || jobCount(t, h.org) != jobs {
+				t.Fatalf("second reversal %s (jobs %d, were %d), want the first %s", again.body, jobCount(t, h.org), jobs, res.body)
+			}
+		})
 	}
-	subject, payload, _ := storedJob(t, h.org, acct, res.str("line_item_id"))
-	job, err := processors.DecodeJob(env.Ring, payload)
-	if err != nil {
-		t.Fatal(err)
-	}
-	orig, _ := h.store.LineItem(context.Background(), h.org, acct, "ach")
-	if subject != "jobs.CANOPY_NACHA" || job.Reversal == nil || job.Reversal.OriginalAttemptID != orig.Attempt.AttemptID || job.ACH != nil {
-		t.Fatalf("job on %s: %+v", subject, job)
-	}
-
-	h.do("POST", guestPath(acct), h.token, guestBody("dropped", achMethod())).wantStatus(200)
-	h.decide(acct, "dropped", processors.PendingSettlement, "")
-	li, _ := h.store.LineItem(context.Background(), h.org, acct, "dropped")
-	if _, err := env.Pool.Exec(context.Background(), `UPDATE payment_attempts SET nacha_file_id = 'file_1' WHERE org_id = $1 AND attempt_id = $2`,
-		h.org, li.Attempt.AttemptID); err != nil {
-		t.Fatal(err)
-	}
-	h.do("POST", paymentReversalPath(acct, "dropped"), h.token, map[string]any{}).wantError(409, codeInvalidStateTransition)
 }

@@ -47,8 +47,9 @@ var (
 	ErrReversalNotPermitted = errors.New("payments: reversing an executed payment moves money; the caller may not execute payments")
 )
 
-// UnsupportedReversalError: the original's processor cannot reverse it
-// (yet); nothing was recorded.
+// UnsupportedReversalError: the original's processor cannot reverse it;
+// nothing was recorded. AUTHORIZE_NET and CANOPY_NACHA both reverse, so
+// this answers only for a processor added without reversals (reversibleBy).
 type UnsupportedReversalError struct {
 	Processor string
 }
@@ -58,21 +59,23 @@ func (e *UnsupportedReversalError) Error() string {
 }
 
 // reversibleBy lists the processors whose workers reverse a VALID payment
-// they executed. CANOPY_NACHA is not among them: reversing an entry that
-// went out takes a credit entry in the next file, which is not built
-// (processors/nacha/README.md); the API answers 422 for such payments.
-// CANOPY_NACHA does withdraw a payment whose entry is still staged
-// (stagedACH).
-var reversibleBy = map[string]bool{processors.AuthorizeNet: true}
+// they executed: AUTHORIZE_NET voids or refunds the transaction, and
+// CANOPY_NACHA stages a refund credit entry to the same account
+// (processors/nacha/README.md, "Reversals"). A processor missing here is
+// answered with UnsupportedReversalError.
+var reversibleBy = map[string]bool{processors.AuthorizeNet: true, processors.CanopyNACHA: true}
 
-// stagedACH reports whether orig is an ACH payment whose entry no file
-// has taken yet, as far as the line item shows (the drop stamps the
-// attempt with its file when the file is durable, so an entry being cut
-// into a file still looks staged; the worker's withdrawal finds out under
-// the drop's lock).
-func stagedACH(orig store.LineItem) bool {
+// pendingACH reports whether orig is an ACH payment whose entry is waiting
+// for its settlement window: still staged, or in a file that is not
+// settled yet. Its reversal cannot wait for VALID as a card's does, since
+// the money may already be moving; the CANOPY_NACHA worker decides by the
+// entry's real state under the drop's lock (the line item can lag: the
+// drop stamps the attempt with its file only when the file is durable):
+// a staged entry is withdrawn from the cutoff, an entry in a file gets a
+// refund credit entry that is held until the debit settles.
+func pendingACH(orig store.LineItem) bool {
 	return orig.Processor == processors.CanopyNACHA && orig.Status == store.StatusPending && orig.Attempt != nil &&
-		orig.Attempt.Status == store.AttemptPendingSettlement && orig.Attempt.NachaFileID == ""
+		orig.Attempt.Status == store.AttemptPendingSettlement
 }
 
 // Reverse records the reversal of a line item (docs/states.md, Reversals).
@@ -114,9 +117,10 @@ type reversalPlan struct {
 
 // PlanReversal judges the reversal of orig by route kind, under orig's row
 // lock: which originals each route reverses, and in which states
-// (docs/states.md). Only a VALID original is reversed: a PENDING one is
-// still executing (or waiting for settlement) and DECLINED, INVALID and
-// the other final states moved no money to give back.
+// (docs/states.md). Only a VALID original is reversed, and an ACH payment
+// waiting for settlement (pendingACH): any other PENDING one is still
+// executing, and DECLINED, INVALID and the other final states moved no
+// money to give back.
 func PlanReversal(kind string, orig store.LineItem, mayExecute bool) (reversalPlan, error) {
 	refuse := func(reason string) error {
 		return &store.TransitionError{From: orig.Status, To: store.StatusReversed, Reason: reason}
@@ -132,10 +136,11 @@ func PlanReversal(kind string, orig store.LineItem, mayExecute bool) (reversalPl
 	}
 	executed := orig.Processor != "" && orig.Attempt != nil
 	switch {
-	case stagedACH(orig) && !mayExecute:
+	case pendingACH(orig) && !mayExecute:
 		return plan, ErrReversalNotPermitted
-	case stagedACH(orig):
-		// Withdrawn from the cutoff by the worker: nothing is sent.
+	case pendingACH(orig):
+		// Withdrawn from the cutoff, or refunded by a credit entry once
+		// the debit settles: the worker decides (pendingACH).
 		plan.Status, plan.executed = store.StatusPending, true
 		return plan, nil
 	case executed && orig.Status == store.StatusPending:

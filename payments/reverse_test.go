@@ -27,6 +27,22 @@ func TestPlanReversal(t *testing.T) {
 		li.Attempt = &store.Attempt{AttemptID: "att_3", Processor: processors.CanopyNACHA, Status: store.AttemptPendingSettlement, NachaFileID: file}
 		return li
 	}
+	queued := func(li store.LineItem) store.LineItem {
+		li.Processor = processors.CanopyNACHA
+		li.Attempt = &store.Attempt{AttemptID: "att_4", Processor: processors.CanopyNACHA, Status: store.AttemptQueued}
+		return li
+	}
+	returned := func(li store.LineItem) store.LineItem {
+		li.Processor = processors.CanopyNACHA
+		li.Attempt = &store.Attempt{AttemptID: "att_5", Processor: processors.CanopyNACHA, Status: store.AttemptDeclined, TransactionID: "2"}
+		return li
+	}
+	// A processor added without reversals (both of today's reverse).
+	other := func(li store.LineItem) store.LineItem {
+		li.Processor = "OTHER"
+		li.Attempt = &store.Attempt{AttemptID: "att_6", Processor: "OTHER", Status: store.AttemptSucceeded, TransactionID: "3"}
+		return li
+	}
 	item := func(typ string, st store.Status) store.LineItem {
 		return store.LineItem{LineItemID: "li_1", Type: typ, Status: st, AmountCents: 500}
 	}
@@ -56,10 +72,15 @@ func TestPlanReversal(t *testing.T) {
 		{"invalid card payment", ReversePayment, card(item(store.TypePayment, store.StatusInvalid), store.AttemptDead, ""), true, "", "", false, &transition},
 		{"invalid charge", ReverseCharge, item(store.TypeCharge, store.StatusInvalid), true, "", "", false, &transition},
 		{"card payment, caller may not execute", ReversePayment, card(item(store.TypePayment, store.StatusValid), store.AttemptSucceeded, "60004"), false, "", "", false, ErrReversalNotPermitted},
-		{"settled ACH payment", ReversePayment, nacha(item(store.TypePayment, store.StatusValid)), true, "", "", false, &unsupported},
+		{"settled ACH payment", ReversePayment, nacha(item(store.TypePayment, store.StatusValid)), true, store.TypePaymentReversal, store.StatusPending, true, nil},
+		{"settled ACH payment, caller may not execute", ReversePayment, nacha(item(store.TypePayment, store.StatusValid)), false, "", "", false, ErrReversalNotPermitted},
 		{"staged ACH payment", ReversePayment, staged(item(store.TypePayment, store.StatusPending), ""), true, store.TypePaymentReversal, store.StatusPending, true, nil},
 		{"staged ACH payment, caller may not execute", ReversePayment, staged(item(store.TypePayment, store.StatusPending), ""), false, "", "", false, ErrReversalNotPermitted},
-		{"dropped ACH payment", ReversePayment, staged(item(store.TypePayment, store.StatusPending), "file_1"), true, "", "", false, &transition},
+		{"dropped ACH payment", ReversePayment, staged(item(store.TypePayment, store.StatusPending), "file_1"), true, store.TypePaymentReversal, store.StatusPending, true, nil},
+		{"dropped ACH payment, caller may not execute", ReversePayment, staged(item(store.TypePayment, store.StatusPending), "file_1"), false, "", "", false, ErrReversalNotPermitted},
+		{"queued ACH payment", ReversePayment, queued(item(store.TypePayment, store.StatusPending)), true, "", "", false, &transition},
+		{"returned ACH payment", ReversePayment, returned(item(store.TypePayment, store.StatusDeclined)), true, "", "", false, &transition},
+		{"payment by a processor without reversals", ReversePayment, other(item(store.TypePayment, store.StatusValid)), true, "", "", false, &unsupported},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan, err := PlanReversal(tc.kind, tc.orig, tc.mayExecute)
