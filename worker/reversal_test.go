@@ -157,7 +157,8 @@ func TestCardReversals(t *testing.T) {
 // CANOPY_NACHA, which withdraws the entry (the first delivery dies after
 // withdrawing, before its commit; the redelivery finds the entry withdrawn
 // by the same reversal), the reversal becomes VALID, the payment stays
-// PENDING, and the next drop leaves the entry out of its file.
+// PENDING, and the next drop leaves the entry out of its file. A payment
+// already in the file is reversed by a refund credit.
 func TestStagedACHReversal(t *testing.T) {
 	p, err := nacha.New(nacha.Config{Pool: env.Pool, Ring: env.Ring, Ledger: nacha.StoreLedger{Store: store.New(env.Pool, env.Ring, canopy.Events{})},
 		DropDir: t.TempDir(), Logger: testLogger()})
@@ -205,5 +206,34 @@ func TestStagedACHReversal(t *testing.T) {
 	}
 	if li, _ := f.store.LineItem(f.ctx, f.org, f.account, "ach-back"); li.Attempt.NachaFileID != "" {
 		t.Fatalf("the withdrawn payment went into file %s", li.Attempt.NachaFileID)
+	}
+
+	// The kept payment is in a file now: its reversal stages one refund
+	// credit (the first delivery dies after staging it, before its commit;
+	// the redelivery finds it under its attempt id) and stays PENDING
+	// until the credit settles.
+	status, body = f.reverse("ach-keep")
+	if status != 200 || body["line_item_overview"].(map[string]any)["line_item_status"] != "PENDING" {
+		t.Fatalf("reversal of a dropped payment: %d %v", status, body)
+	}
+	rid = body["line_item_id"].(string)
+	var refund store.LineItem
+	waitFor(t, 30*time.Second, func() bool {
+		refund, _ = f.store.LineItem(f.ctx, f.org, f.account, rid)
+		return refund.Attempt != nil && refund.Attempt.Status == store.AttemptPendingSettlement
+	}, func() string { return fmt.Sprintf("reversal %s: %s %+v", rid, refund.Status, refund.Attempt) })
+	if refund.Status != store.StatusPending || refund.Attempt.ResultCode != "refund_staged" || refund.Attempt.Deliveries < 2 {
+		t.Fatalf("reversal of a dropped payment: %s %+v", refund.Status, refund.Attempt)
+	}
+	var credits int
+	if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_entries WHERE org_id = $1 AND direction = 'credit'
+		AND line_item_id = $2 AND amount_cents = 1500 AND status = 'staged'`, f.org, rid).Scan(&credits); err != nil {
+		t.Fatal(err)
+	}
+	if credits != 1 {
+		t.Fatalf("%d refund credits staged for one reversal delivered twice", credits)
+	}
+	if li, _ := f.store.LineItem(f.ctx, f.org, f.account, "ach-keep"); li.Status != store.StatusPending || li.RelatedLineItemID != rid {
+		t.Fatalf("payment reversed by a refund: %s, related %q", li.Status, li.RelatedLineItemID)
 	}
 }

@@ -126,11 +126,11 @@ func (p *Processor) Process(ctx context.Context, job processors.Job) (processors
 // stagedResult answers a redelivery from the entry already staged for the
 // attempt. An attempt id staged for another line item is a permanent error.
 func (p *Processor) stagedResult(ctx context.Context, job processors.Job) (processors.Result, bool, error) {
-	var org, acct, li, last4 string
+	var org, acct, li, last4, direction string
 	var trace *string
 	err := p.pool.QueryRow(ctx, `
-		SELECT org_id, account_id, line_item_id, account_last_four, trace_number
-		  FROM nacha_entries WHERE attempt_id = $1`, job.AttemptID).Scan(&org, &acct, &li, &last4, &trace)
+		SELECT org_id, account_id, line_item_id, account_last_four, trace_number, direction
+		  FROM nacha_entries WHERE attempt_id = $1`, job.AttemptID).Scan(&org, &acct, &li, &last4, &trace, &direction)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return processors.Result{}, false, nil
 	}
@@ -141,8 +141,11 @@ func (p *Processor) stagedResult(ctx context.Context, job processors.Job) (proce
 		return processors.Result{}, true, permanent("attempt_conflict",
 			"attempt "+job.AttemptID+" is already staged for another line item")
 	}
-	res := processors.Result{Outcome: processors.PendingSettlement,
-		Instrument: processors.Instrument{Kind: "bank_account", LastFour: last4}}
+	inst := processors.Instrument{Kind: "bank_account", LastFour: last4}
+	res := processors.Result{Outcome: processors.PendingSettlement, Instrument: inst}
+	if direction == directionCredit {
+		res = refundStaged(inst)
+	}
 	if trace != nil {
 		res.TransactionID = *trace
 	}

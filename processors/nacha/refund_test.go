@@ -128,7 +128,7 @@ func TestRefundCreditLifecycle(t *testing.T) {
 					job := f.reversalJob(li, "rev_"+li)
 					job.Delivery = delivery
 					res, err := f.p.Process(f.ctx, job)
-					if err != nil || res.Outcome != processors.PendingSettlement {
+					if err != nil || res.Outcome != processors.PendingSettlement || res.Code != "refund_staged" {
 						t.Fatalf("reversal of %s, delivery %d: %+v %v", li, delivery, res, err)
 					}
 				}

@@ -20,12 +20,9 @@ const entryWithdrawn = "withdrawn"
 // to finish.
 const withdrawRetryAfter = 30 * time.Second
 
-// Directions of an entry (nacha_entries.direction): a payment is a debit,
-// the refund of one a credit.
-const (
-	directionDebit  = "debit"
-	directionCredit = "credit"
-)
+// directionCredit is nacha_entries.direction of a refund credit; a
+// payment's entry is a debit.
+const directionCredit = "credit"
 
 // reverse executes a reversal job by the state of the original payment's
 // entry (README.md, "Reversals"):
@@ -204,9 +201,14 @@ func (p *Processor) stageRefund(ctx context.Context, tx pgx.Tx, job processors.J
 		return processors.Result{Outcome: processors.Permanent, Code: "already_refunded",
 			Message: "the original debit already has a refund credit", Instrument: inst}, nil
 	}
+	return refundStaged(inst), nil
+}
+
+// refundStaged is the result of a reversal job that staged a refund
+// credit, the first time and on every redelivery (stagedResult).
+func refundStaged(inst processors.Instrument) processors.Result {
 	return processors.Result{Outcome: processors.PendingSettlement, Code: "refund_staged",
-		Message:    "a refund credit to the same account goes into the first file after the debit settles",
-		Instrument: inst}, nil
+		Message: "a refund credit to the same account goes into the first file after the debit settles", Instrument: inst}
 }
 
 // refundHeld judges a staged refund credit at a cutoff by its original
