@@ -59,6 +59,20 @@ func gaugeValue(t testing.TB, g interface{ Write(*dto.Metric) error }) float64 {
 	return m.GetGauge().GetValue()
 }
 
+// announced reports whether every written file of the org is announced:
+// a schedule's drop writes the file first (its entries are dropped from
+// then on) and announces it after, so a test that stops the schedule once
+// an entry is dropped may stop it mid-announcement.
+func (f *fixture) announced() bool {
+	f.t.Helper()
+	var pending int
+	if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_files WHERE org_id = $1
+		AND status IN ('written', 'uploaded') AND announced_at IS NULL`, f.org).Scan(&pending); err != nil {
+		f.t.Fatal(err)
+	}
+	return pending == 0
+}
+
 // orgFiles lists the fixture org's file rows: id, status, cutoff.
 func (f *fixture) orgFiles() []FileInfo {
 	f.t.Helper()
@@ -125,7 +139,7 @@ func TestScheduledCutoffKilledMidwayIsFinishedByTheRestartedSchedule(t *testing.
 	_, stop = f.runSchedule(ctx, cancel)
 	defer stop()
 	waitFor(t, "the restarted schedule finishes the interrupted file", func() bool {
-		return f.entry("li_4").Status == entryDropped
+		return f.entry("li_4").Status == entryDropped && f.announced()
 	})
 	stop()
 	files = f.orgFiles()
@@ -158,7 +172,7 @@ func TestScheduleRunsACutoffNobodyRanWithinItsGrace(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	_, stop := f.runSchedule(ctx, cancel)
 	defer stop()
-	waitFor(t, "the missed cutoff is run", func() bool { return f.entry("li_due").Status == entryDropped })
+	waitFor(t, "the missed cutoff is run", func() bool { return f.entry("li_due").Status == entryDropped && f.announced() })
 	time.Sleep(300 * time.Millisecond) // a few more ticks
 	stop()
 
