@@ -103,14 +103,27 @@ func (r *running) stop(t *testing.T, within time.Duration) int {
 	}
 }
 
+// handedOut holds every address freeAddr returned in this test process:
+// a port is released as soon as it is picked, and the kernel may pick it
+// again for the next call before the process it was meant for binds it
+// (CI saw a worker's metrics address equal to the API's HTTP address).
+var handedOut sync.Map
+
+// freeAddr is a loopback address nothing listens on, never one it
+// returned before.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		if _, dup := handedOut.LoadOrStore(addr, true); !dup {
+			return addr
+		}
 	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func waitUntil(t *testing.T, within time.Duration, what string, ok func() bool, details func() string) {
