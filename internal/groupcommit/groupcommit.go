@@ -131,6 +131,9 @@ func (b *Batcher[T, R]) Do(ctx context.Context, item T) (R, error) {
 	}
 }
 
+// Queued reports how many requests wait for a batch.
+func (b *Batcher[T, R]) Queued() int { return len(b.queue) }
+
 // wake starts a committer unless enough run. It is called after the
 // request was queued; a committer ends only after seeing the queue empty
 // under mu, so either it sees the request or this call sees it gone.
