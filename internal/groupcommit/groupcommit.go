@@ -86,33 +86,33 @@ func New[T, R any](commit Func[T, R], opts Options) *Batcher[T, R] {
 	return &Batcher[T, R]{commit: commit, opts: opts, queue: make(chan *call[T, R], opts.Queue)}
 }
 
-// ErrLeft wraps the context's error when a caller's context ended before
+// LeftError wraps the context's error when a caller's context ended before
 // its outcome was known. If the item had already been taken into a batch,
 // that batch commits it or not regardless: the caller cannot know which.
-type ErrLeft struct {
+type LeftError struct {
 	// Taken: the item was in a batch when the caller left.
 	Taken bool
 	Err   error
 }
 
-func (e *ErrLeft) Error() string {
+func (e *LeftError) Error() string {
 	if e.Taken {
 		return fmt.Sprintf("groupcommit: left while its batch was committed: %v", e.Err)
 	}
 	return fmt.Sprintf("groupcommit: left before its batch: %v", e.Err)
 }
 
-func (e *ErrLeft) Unwrap() error { return e.Err }
+func (e *LeftError) Unwrap() error { return e.Err }
 
 // Do queues item and returns its outcome once its batch was committed. An
-// error (*ErrLeft) means ctx ended first.
+// error (*LeftError) means ctx ended first.
 func (b *Batcher[T, R]) Do(ctx context.Context, item T) (R, error) {
 	var zero R
 	c := &call[T, R]{item: item, done: make(chan struct{})}
 	select {
 	case b.queue <- c:
 	case <-ctx.Done():
-		return zero, &ErrLeft{Err: ctx.Err()}
+		return zero, &LeftError{Err: ctx.Err()}
 	}
 	b.wake()
 	select {
@@ -120,14 +120,14 @@ func (b *Batcher[T, R]) Do(ctx context.Context, item T) (R, error) {
 		return c.out, nil
 	case <-ctx.Done():
 		if c.state.CompareAndSwap(queued, abandoned) {
-			return zero, &ErrLeft{Err: ctx.Err()}
+			return zero, &LeftError{Err: ctx.Err()}
 		}
 		select {
 		case <-c.done: // answered meanwhile: the outcome is known after all
 			return c.out, nil
 		default:
 		}
-		return zero, &ErrLeft{Taken: true, Err: ctx.Err()}
+		return zero, &LeftError{Taken: true, Err: ctx.Err()}
 	}
 }
 

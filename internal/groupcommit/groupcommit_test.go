@@ -154,7 +154,7 @@ func TestCallerLeaving(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	close(g.release)
 	wg.Wait()
-	var left *ErrLeft
+	var left *LeftError
 	if !errors.As(duringErr, &left) || !left.Taken || !errors.Is(duringErr, context.Canceled) {
 		t.Errorf("caller leaving during its commit: %v", duringErr)
 	}
@@ -218,7 +218,7 @@ func TestFullQueueWaitsForItsContext(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	_, err := b.Do(ctx, 3)
-	var left *ErrLeft
+	var left *LeftError
 	if !errors.As(err, &left) || left.Taken || !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("request finding the queue full: %v", err)
 	}

@@ -161,7 +161,7 @@ func (s *Store) preparePayment(ctx context.Context, orgID string, in NewPayment)
 
 // createPaymentGrouped writes a payment in the next batch. err is set when
 // the payment could not be prepared or ctx ended before its outcome was
-// known (*groupcommit.ErrLeft); otherwise the outcome says what the batch
+// known (*groupcommit.LeftError); otherwise the outcome says what the batch
 // did.
 func (s *Store) createPaymentGrouped(ctx context.Context, orgID string, in NewPayment) (paymentOutcome, error) {
 	p, err := s.preparePayment(ctx, orgID, in)
