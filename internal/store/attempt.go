@@ -110,18 +110,29 @@ type NewPayment struct {
 // transition, the attempt, the job's outbox row and the creation event
 // (docs/pipeline.md: no dual writes). Replays and conflicts behave as in
 // CreateLineItem; a replay writes and publishes nothing. The job's subject
-// is the caller's. With in.ProductID the transaction is a single statement
-// (createPaymentOneTrip): one round trip and one commit.
+// is the caller's. With in.ProductID the payment is written by one
+// statement together with the payments of concurrent calls (group commit,
+// payment_group.go), and CreatePayment returns once that statement
+// committed.
 func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) (LineItem, bool, error) {
 	in.LineItem.Status = StatusPending
 	if in.ProductID != "" && len(in.LineItem.MerchantData) == 0 && len(in.LineItem.IssuerProcessorDetails) == 0 {
-		li, ok, err := s.createPaymentOneTrip(ctx, orgID, in)
+		out, err := s.createPaymentGrouped(ctx, orgID, in)
+		if err == nil && !out.written && out.err != nil {
+			// The batch's statement failed: nothing of it was written.
+			// Written on its own, the payment fails only if it is the one
+			// PostgreSQL refused.
+			out.li, out.written, out.err = s.createPaymentOneTrip(ctx, orgID, in)
+		}
+		if err == nil {
+			err = out.err
+		}
 		if err != nil {
 			return LineItem{}, false, fmt.Errorf("store: create payment %q on account %q: %w",
 				in.LineItem.LineItemID, in.LineItem.AccountID, err)
 		}
-		if ok {
-			return li, true, nil
+		if out.written {
+			return out.li, true, nil
 		}
 		// Nothing was written: a replay, a conflict, no such account (or
 		// another product). The general path tells them apart.

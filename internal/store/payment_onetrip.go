@@ -2,14 +2,10 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
-
-	"github.com/payrail/payrail/internal/tracing"
 )
 
 // insertPayment writes a payment in one statement, and so in one round
@@ -57,42 +53,20 @@ SELECT li.seq, (SELECT array_agg(id ORDER BY id) FROM ob), (SELECT array_agg(msg
        (SELECT count(*) FROM n)
   FROM acct LEFT JOIN li ON true`
 
-// createPaymentOneTrip is CreatePayment's common case: the creation event
-// is rendered from the line item as the statement will store it (times
-// at PostgreSQL's microsecond precision, no JSON columns that jsonb would
-// respell), so everything goes to PostgreSQL at once. ok is false when
-// nothing was written, for the general path to explain.
+// createPaymentOneTrip writes one payment with insertPayment, on its own:
+// the path of a payment whose batch's statement failed (so that one
+// payment PostgreSQL refuses fails alone). ok is false when nothing was
+// written, for the general path to explain.
 func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPayment) (li LineItem, ok bool, err error) {
-	n := in.LineItem
-	now := time.Now().UTC().Truncate(time.Microsecond)
-	eff := now
-	if !n.EffectiveAt.IsZero() {
-		eff = n.EffectiveAt.UTC().Truncate(time.Microsecond)
-	}
-	li = LineItem{OrgID: orgID, AccountID: n.AccountID, LineItemID: n.LineItemID, ProductID: in.ProductID, Type: n.Type,
-		Status: StatusPending, Description: n.Description, AmountCents: n.AmountCents, EffectiveAt: eff,
-		CreatedAt: now, UpdatedAt: now, ExternalFields: nonNil(n.ExternalFields), Origin: n.Origin, Processor: n.Processor,
-		Attempt: &Attempt{AttemptID: in.AttemptID, Processor: n.Processor, PaymentType: in.PaymentType,
-			Status: AttemptQueued, InstrumentKind: in.InstrumentKind, InstrumentBrand: in.InstrumentBrand,
-			InstrumentLastFour: in.InstrumentLastFour}}
-	ev, err := s.events.Event(Change{LineItem: li, Actor: n.ClientID, Reason: "created via " + n.Origin, At: now})
+	p, err := s.preparePayment(ctx, orgID, in)
 	if err != nil {
-		return LineItem{}, false, fmt.Errorf("event for line item %s: %w", n.LineItemID, err)
+		return LineItem{}, false, err
 	}
-	msgs := []OutboxMessage{in.Job, ev}
-	ids, subjects, headers, payloads := make([]string, 2), make([]string, 2), make([]string, 2), make([][]byte, 2)
+	n := in.LineItem
+	msgs := p.msgs
+	ids, subjects, payloads := make([]string, len(msgs)), make([]string, len(msgs)), make([][]byte, len(msgs))
 	for i, m := range msgs {
-		// The rows carry the request's trace, as insertOutbox's do.
-		h := tracing.Inject(ctx, m.Headers)
-		if h == nil {
-			h = map[string]string{}
-		}
-		msgs[i].Headers = h
-		b, err := json.Marshal(h)
-		if err != nil {
-			return LineItem{}, false, fmt.Errorf("encode headers of %s: %w", m.MsgID, err)
-		}
-		ids[i], subjects[i], headers[i], payloads[i] = m.MsgID, m.Subject, string(b), m.Payload
+		ids[i], subjects[i], payloads[i] = m.MsgID, m.Subject, m.Payload
 	}
 	fastPath := s.fastPath != nil
 	var seq *int64
@@ -100,10 +74,10 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 	var rowMsgIDs []string
 	var notified int64
 	err = s.pool.QueryRow(ctx, insertPayment,
-		orgID, n.AccountID, n.LineItemID, n.Type, StatusPending, n.Description, n.AmountCents, eff, now,
-		nonNil(n.ExternalFields), n.Origin, n.Processor, n.RequestHash, n.ClientID, n.IdempotencyKey, in.ProductID,
-		in.AttemptID, in.PaymentType, in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour, in.Job.MsgID,
-		ids, subjects, headers, payloads, fastPath, outboxChannel,
+		orgID, n.AccountID, n.LineItemID, n.Type, StatusPending, n.Description, n.AmountCents, p.li.EffectiveAt,
+		p.li.CreatedAt, p.li.ExternalFields, n.Origin, n.Processor, n.RequestHash, n.ClientID, n.IdempotencyKey,
+		in.ProductID, in.AttemptID, in.PaymentType, in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour,
+		in.Job.MsgID, ids, subjects, p.headers, payloads, fastPath, outboxChannel,
 	).Scan(&seq, &rowIDs, &rowMsgIDs, &notified)
 	if errors.Is(err, pgx.ErrNoRows) || (err == nil && seq == nil) {
 		return LineItem{}, false, nil
@@ -121,6 +95,7 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 			}
 		}
 	}
+	li = p.li
 	li.Seq = *seq
 	if fastPath {
 		s.fastPath.Enqueue(msgs)

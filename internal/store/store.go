@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/payrail/payrail/internal/groupcommit"
 	"github.com/payrail/payrail/internal/keyring"
 )
 
@@ -48,12 +49,18 @@ type Store struct {
 	ring     *keyring.Ring
 	events   Events
 	fastPath FastPath
+	// payments commits concurrent CreatePayment calls together
+	// (payment_group.go).
+	payments *groupcommit.Batcher[pendingPayment, paymentOutcome]
 }
 
 // New returns a Store over pool. ring seals bank account numbers at rest;
 // events renders the event of every line item change the store records.
 func New(pool *pgxpool.Pool, ring *keyring.Ring, events Events) *Store {
-	return &Store{pool: pool, ring: ring, events: events}
+	s := &Store{pool: pool, ring: ring, events: events}
+	s.payments = groupcommit.New(s.insertPaymentBatch, groupcommit.Options{
+		MaxBatch: maxPaymentBatch, Queue: paymentQueue, Committers: paymentCommitters})
+	return s
 }
 
 // SetFastPath makes the store hand every outbox row it commits to fp.
