@@ -53,7 +53,16 @@ func TestScheduleDropsAtTheCutoffAndPollsInbound(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if b, err := os.ReadFile(filepath.Join(inboundDir, "processed", "returns.ach")); err != nil || !bytes.Equal(b, content) {
-		t.Errorf("the ingested file was not moved to processed/: %v", err)
+	// The file is moved aside after the return's transaction committed:
+	// the line item can be DECLINED a moment before the move.
+	for {
+		b, err := os.ReadFile(filepath.Join(inboundDir, "processed", "returns.ach"))
+		if err == nil && bytes.Equal(b, content) {
+			break
+		}
+		if time.Now().After(deadline.Add(5 * time.Second)) {
+			t.Fatalf("the ingested file was not moved to processed/: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
