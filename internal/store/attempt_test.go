@@ -37,13 +37,7 @@ func (plainEvents) Event(c Change) (OutboxMessage, error) {
 func newPayment(t *testing.T, st *Store) (AttemptRef, LineItem) {
 	t.Helper()
 	ctx := context.Background()
-	org := testenv.UniqueID("org_")
-	if err := st.EnsureOrg(ctx, org, "t"); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := st.CreateAccount(ctx, org, NewAccount{AccountID: "a1", ProductID: "p", RequestHash: []byte("h")}); err != nil {
-		t.Fatal(err)
-	}
+	org := orgWithAccount(t, st)
 	attempt := NewID("att_")
 	li, created, err := st.CreatePayment(ctx, org, NewPayment{
 		LineItem: NewLineItem{AccountID: "a1", LineItemID: "li1", Type: TypePayment, AmountCents: 500,

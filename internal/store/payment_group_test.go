@@ -70,8 +70,8 @@ func (g *batchGate) writtenByBatch(t *testing.T) int {
 	return g.written[1]
 }
 
-// groupOrg makes an org with account a1 of product p.
-func groupOrg(t *testing.T, st *Store) string {
+// orgWithAccount makes an org with account a1 of product p.
+func orgWithAccount(t *testing.T, st *Store) string {
 	t.Helper()
 	ctx := context.Background()
 	org := testenv.UniqueID("org_")
@@ -147,7 +147,7 @@ func TestCreatePaymentOutcomesInOneBatch(t *testing.T) {
 	st := New(env.Pool, env.Ring, plainEvents{})
 	fp := &fastPathRecorder{}
 	st.SetFastPath(fp)
-	org := groupOrg(t, st)
+	org := orgWithAccount(t, st)
 	earlier := groupPayment("li_earlier", "r", "k_earlier")
 	stored, created, err := st.CreatePayment(ctx, org, earlier)
 	if err != nil || !created {
@@ -268,7 +268,7 @@ func cmpErr(a, b error) error {
 func TestCreatePaymentBatchSurvivesARefusedPayment(t *testing.T) {
 	ctx := context.Background()
 	st := New(env.Pool, env.Ring, plainEvents{})
-	org := groupOrg(t, st)
+	org := orgWithAccount(t, st)
 	g := gatePayments(st)
 	bad := groupPayment("li_bad", "r", "")
 	bad.LineItem.AmountCents = 0 // line_items' CHECK refuses it
@@ -304,7 +304,7 @@ func TestCreatePaymentBatchSurvivesARefusedPayment(t *testing.T) {
 func TestCreatePaymentConcurrentCallers(t *testing.T) {
 	ctx := context.Background()
 	st := New(env.Pool, env.Ring, plainEvents{})
-	org := groupOrg(t, st)
+	org := orgWithAccount(t, st)
 	var most atomic.Int64
 	st.payments = groupcommit.New(func(ctx context.Context, items []pendingPayment) []paymentOutcome {
 		for m := most.Load(); int64(len(items)) > m && !most.CompareAndSwap(m, int64(len(items))); m = most.Load() {
@@ -379,7 +379,7 @@ func TestCreatePaymentConcurrentCallers(t *testing.T) {
 func TestLonePaymentIsItsOwnBatch(t *testing.T) {
 	pool, count := countingPool(t)
 	st := New(pool, env.Ring, plainEvents{})
-	org := groupOrg(t, st)
+	org := orgWithAccount(t, st)
 	var sizes []int
 	st.payments = groupcommit.New(st.insertPaymentBatch, groupcommit.Options{Observe: func(n int) { sizes = append(sizes, n) }})
 	for i := range 3 {
