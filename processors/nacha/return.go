@@ -289,18 +289,14 @@ func (p *Processor) applyReturn(ctx context.Context, tx pgx.Tx, inboundID int64,
 		// the reversal is VALID in the append-only ledger, but the
 		// customer does not have the money.
 		out.Outcome = "refund_returned"
-		if _, err := tx.Exec(ctx, `
-			UPDATE nacha_entries SET status = 'returned', returned_at = $2, return_code = $3, return_reason = $4
-			 WHERE entry_id = $1`, e.EntryID, now, it.ReturnCode, it.Reason); err != nil {
-			return out, fmt.Errorf("record return of refund %s: %w", e.LineItemID, err)
+		if err := recordReturn(ctx, tx, e, it, now, ""); err != nil {
+			return out, err
 		}
 		log.Error("ACH refund credit returned after it settled: the customer did not get the money back; refund it outside payrail")
 	case e.Status == entryDropped:
 		out.Outcome = "declined"
-		if _, err := tx.Exec(ctx, `
-			UPDATE nacha_entries SET status = 'returned', returned_at = $2, return_code = $3, return_reason = $4
-			 WHERE entry_id = $1`, e.EntryID, now, it.ReturnCode, it.Reason); err != nil {
-			return out, fmt.Errorf("record return of line item %s: %w", e.LineItemID, err)
+		if err := recordReturn(ctx, tx, e, it, now, ""); err != nil {
+			return out, err
 		}
 		if err := p.ledger.EntryReturned(ctx, tx, ReturnedEntry{LineItemRef: e.LineItemRef, TraceNumber: it.Trace,
 			ReturnCode: it.ReturnCode, ReturnReason: it.Reason, ReturnedAt: now}); err != nil {
@@ -318,11 +314,8 @@ func (p *Processor) applyReturn(ctx context.Context, tx pgx.Tx, inboundID int64,
 				out.Outcome = "reversed_after_refund"
 			}
 		}
-		if _, err := tx.Exec(ctx, `
-			UPDATE nacha_entries SET status = 'returned', returned_at = $2, return_code = $3, return_reason = $4,
-			       reversal_line_item_id = $5
-			 WHERE entry_id = $1`, e.EntryID, now, it.ReturnCode, it.Reason, out.ReversalLineItemID); err != nil {
-			return out, fmt.Errorf("record return of line item %s: %w", e.LineItemID, err)
+		if err := recordReturn(ctx, tx, e, it, now, out.ReversalLineItemID); err != nil {
+			return out, err
 		}
 		if err := p.ledger.PaymentReversed(ctx, tx, Reversal{LineItemRef: e.LineItemRef,
 			ReversalLineItemID: out.ReversalLineItemID, AmountCents: e.AmountCents, TraceNumber: it.Trace,
@@ -340,6 +333,19 @@ func (p *Processor) applyReturn(ctx context.Context, tx pgx.Tx, inboundID int64,
 		return out, fmt.Errorf("record return of line item %s: %w", e.LineItemID, err)
 	}
 	return out, nil
+}
+
+// recordReturn marks entry e returned with the return's code and reason,
+// and the line item that records the money coming back when reversal is
+// set.
+func recordReturn(ctx context.Context, tx pgx.Tx, e matchedEntry, it nachafile.Item, now time.Time, reversal string) error {
+	if _, err := tx.Exec(ctx, `
+		UPDATE nacha_entries SET status = 'returned', returned_at = $2, return_code = $3, return_reason = $4,
+		       reversal_line_item_id = COALESCE(NULLIF($5, ''), reversal_line_item_id)
+		 WHERE entry_id = $1`, e.EntryID, now, it.ReturnCode, it.Reason, reversal); err != nil {
+		return fmt.Errorf("record return of line item %s: %w", e.LineItemID, err)
+	}
+	return nil
 }
 
 // refundOfDebit is what resolveRefundOnReturn found of a returned debit's
