@@ -15,13 +15,14 @@ import (
 // Service runs the payment use case over the store. It is safe for
 // concurrent use.
 type Service struct {
-	store *store.Store
-	ring  *keyring.Ring
+	store    *store.Store
+	ring     *keyring.Ring
+	accounts *accountCache // guest payments' account facts (accounts.go)
 }
 
 // New returns a Service. ring seals the payment details inside jobs.
 func New(st *store.Store, ring *keyring.Ring) *Service {
-	return &Service{store: st, ring: ring}
+	return &Service{store: st, ring: ring, accounts: newAccountCache(maxCachedAccounts)}
 }
 
 // Origins: the route that asks for execution.
@@ -85,23 +86,69 @@ const (
 	maxCardName = 50
 )
 
+// maxAccountChanges is how many times Submit builds a payment again
+// because its account changed under it before it gives up.
+const maxAccountChanges = 3
+
 // Submit records p as a PENDING payment with its attempt and job in one
 // transaction; after the commit the store's fast path publishes the job.
 // A replay of the same request returns the stored line item with
-// created=false and executes nothing.
+// created=false and executes nothing. A guest payment's account is read
+// once and remembered (accounts.go).
 func (s *Service) Submit(ctx context.Context, p Payment, now time.Time) (li store.LineItem, created bool, err error) {
-	acct, err := s.store.PaymentMethods(ctx, p.OrgID, p.AccountID)
-	if err != nil {
-		return store.LineItem{}, false, err
-	}
-	job, err := jobFor(acct, p)
-	if err != nil {
-		return store.LineItem{}, false, err
-	}
 	if p.LineItemID == "" {
 		p.LineItemID = store.NewID("can_")
 	}
 	now = now.UTC()
+	fresh := false
+	for changes := 0; ; {
+		acct, cached, err := s.account(ctx, p, fresh)
+		if err != nil {
+			return store.LineItem{}, false, err
+		}
+		li, created, err = s.submit(ctx, acct, p, now)
+		var np *NoProcessorError
+		switch {
+		case cached && (errors.Is(err, store.ErrAccountChanged) || errors.Is(err, store.ErrNotFound) ||
+			errors.Is(err, ErrHolderNameRequired) || errors.As(err, &np)):
+			// Decided on what was remembered: decide again on the account
+			// as it is.
+			s.accounts.forget(p.OrgID, p.AccountID)
+			fresh = true
+		case errors.Is(err, store.ErrAccountChanged) && changes < maxAccountChanges:
+			changes++ // changed between the read and the write
+			fresh = true
+		default:
+			return li, created, err
+		}
+	}
+}
+
+// account returns p's account: for a guest payment what is remembered of
+// it unless fresh (cached is then true), else as stored now, remembered.
+func (s *Service) account(ctx context.Context, p Payment, fresh bool) (acct store.Account, cached bool, err error) {
+	if p.Origin == OriginGuestPayment && !fresh {
+		if f, ok := s.accounts.get(p.OrgID, p.AccountID); ok {
+			return store.Account{AccountID: p.AccountID, ProductID: f.productID, CustomerName: f.customerName}, true, nil
+		}
+	}
+	acct, err = s.store.PaymentMethods(ctx, p.OrgID, p.AccountID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			s.accounts.forget(p.OrgID, p.AccountID)
+		}
+		return store.Account{}, false, err
+	}
+	s.accounts.put(p.OrgID, p.AccountID, accountFacts{productID: acct.ProductID, customerName: acct.CustomerName})
+	return acct, false, nil
+}
+
+// submit builds p's job from acct and writes the payment.
+func (s *Service) submit(ctx context.Context, acct store.Account, p Payment, now time.Time) (store.LineItem, bool, error) {
+	job, err := jobFor(acct, p)
+	if err != nil {
+		return store.LineItem{}, false, err
+	}
 	job.OrgID, job.AccountID, job.LineItemID = p.OrgID, p.AccountID, p.LineItemID
 	job.AttemptID, job.AmountCents, job.Origin, job.CreatedAt = store.NewID("att_"), p.AmountCents, p.Origin, now
 	job.EffectiveAt = now
@@ -122,7 +169,7 @@ func (s *Service) Submit(ctx context.Context, p Payment, now time.Time) (li stor
 		},
 		AttemptID: job.AttemptID, PaymentType: job.PaymentType,
 		InstrumentKind: in.Kind, InstrumentBrand: in.Brand, InstrumentLastFour: in.LastFour, Job: msg,
-		ProductID: acct.ProductID,
+		ProductID: acct.ProductID, CustomerName: acct.CustomerName,
 	})
 }
 
@@ -131,15 +178,21 @@ func (s *Service) Submit(ctx context.Context, p Payment, now time.Time) (li stor
 func jobFor(acct store.Account, p Payment) (processors.Job, error) {
 	if p.Origin == OriginGuestPayment {
 		job := processors.Job{Processor: p.Processor, PaymentType: p.PaymentType, ACH: p.ACH, Card: p.Card}
+		// The names taken from the account go into copies: p stays as
+		// the request said, for Submit to build the job again.
 		if job.ACH != nil && job.ACH.Name == "" {
 			name, ok := achHolderName(acct.CustomerName)
 			if !ok {
 				return job, ErrHolderNameRequired
 			}
-			job.ACH.Name = name
+			ach := *job.ACH
+			ach.Name = name
+			job.ACH = &ach
 		}
 		if job.Card != nil && job.Card.Name == "" {
-			job.Card.Name = truncate(acct.CustomerName, maxCardName)
+			card := *job.Card
+			card.Name = truncate(acct.CustomerName, maxCardName)
+			job.Card = &card
 		}
 		return job, nil
 	}

@@ -98,12 +98,18 @@ type NewPayment struct {
 	// Job is published to the processor's subject. Its Payload is stored
 	// (sealed details without CVV); FastPayload is published at once.
 	Job OutboxMessage
-	// ProductID is the account's product as the caller read it (to choose
-	// the processor). With it the payment is written in one statement and
-	// one round trip: the creation event is rendered before the insert,
-	// from the line item as it will be stored. An account's product never
-	// changes; should it differ, or be "", the general path is taken.
-	ProductID string
+	// ProductID and CustomerName are the account's product and customer
+	// name ("" for none) as the caller read them, possibly a while ago
+	// (payments caches them): the job's holder name may come from the
+	// customer name. With ProductID the payment is written in one
+	// statement and one round trip: the creation event is rendered before
+	// the insert, from the line item as it will be stored. That statement
+	// checks both against the account it writes to: should either differ,
+	// nothing is written and CreatePayment returns ErrAccountChanged (the
+	// application never changes them). Without ProductID the general path
+	// is taken, and CustomerName is not checked.
+	ProductID    string
+	CustomerName string
 }
 
 // CreatePayment writes, in one transaction, the PENDING line item with its
@@ -113,7 +119,8 @@ type NewPayment struct {
 // is the caller's. With in.ProductID the payment is written by one
 // statement together with the payments of concurrent calls (group commit,
 // payment_group.go), and CreatePayment returns once that statement
-// committed.
+// committed; if the account's product or customer name is no longer
+// in.ProductID and in.CustomerName, it returns ErrAccountChanged.
 func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) (LineItem, bool, error) {
 	in.LineItem.Status = StatusPending
 	if in.ProductID != "" && len(in.LineItem.MerchantData) == 0 && len(in.LineItem.IssuerProcessorDetails) == 0 {
@@ -122,7 +129,7 @@ func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) 
 			// The batch's statement failed: nothing of it was written.
 			// Written on its own, the payment fails only if it is the one
 			// PostgreSQL refused.
-			out.li, out.written, out.err = s.createPaymentOneTrip(ctx, orgID, in)
+			out.li, out.written, out.changed, out.err = s.createPaymentOneTrip(ctx, orgID, in)
 		}
 		if err == nil {
 			err = out.err
@@ -134,8 +141,11 @@ func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) 
 		if out.written {
 			return out.li, true, nil
 		}
-		// Nothing was written: a replay, a conflict, no such account (or
-		// another product). The general path tells them apart.
+		if out.changed {
+			return LineItem{}, false, ErrAccountChanged
+		}
+		// Nothing was written: a replay, a conflict, no such account. The
+		// general path tells them apart.
 	}
 	return s.createLineItem(ctx, orgID, in.LineItem, func(tx pgx.Tx, li *LineItem, emit func(...OutboxMessage)) error {
 		if _, err := tx.Exec(ctx, `

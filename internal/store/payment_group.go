@@ -35,32 +35,39 @@ const (
 )
 
 // insertPayments is insertPayment for a set of payments, one row of the
-// arrays $1–$21 each (r.ord numbers them from 1). The line items are
-// inserted in the order of the arrays, which the caller sorts by key, so
-// two batches that share keys wait on each other in one order. $22–$26
-// are the outbox rows, two per payment (m.ord is the payment's), inserted
-// for the payments whose line item was. The NOTIFY is part of the
-// statement only when no fast path publishes the rows ($27).
+// arrays $1–$22 each (r.ord numbers them from 1). A line item is inserted
+// only when its account has the product and customer name the payment was
+// built with (ra.expected). The line items are inserted in the order of
+// the arrays, which the caller sorts by key, so two batches that share
+// keys wait on each other in one order. $23–$27 are the outbox rows, two
+// per payment (m.ord is the payment's), inserted for the payments whose
+// line item was. The NOTIFY is part of the statement only when no fast
+// path publishes the rows ($28).
 //
 // It returns one row: the ords and seqs of the line items inserted, the
-// ids and msg ids of the outbox rows, and whether it notified.
+// ids and msg ids of the outbox rows, whether it notified, and the ords
+// of the payments whose account was not as expected.
 const insertPayments = `
 WITH r AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::timestamptz[],
                          $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], $14::text[],
-                         $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[])
+                         $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
+                         $22::text[])
            WITH ORDINALITY AS r(org_id, account_id, line_item_id, line_item_type, description, amount_cents,
                                 effective_at, now, external_fields, origin, processor, request_hash, client_id,
                                 idempotency_key, product_id, attempt_id, payment_type, instrument_kind,
-                                instrument_brand, instrument_last_four, job_msg_id, ord)
+                                instrument_brand, instrument_last_four, job_msg_id, customer_name, ord)
+), ra AS MATERIALIZED (
+    SELECT r.*, a.product_id = r.product_id AND COALESCE(a.customer_name, '') = r.customer_name AS expected
+      FROM r JOIN accounts a ON a.org_id = r.org_id AND a.account_id = r.account_id
 ), li AS (
     INSERT INTO line_items (org_id, account_id, line_item_id, line_item_type, status, description,
         original_amount_cents, effective_at, valid_at, created_at, updated_at, merchant_data,
         issuer_processor_details, external_fields, origin, processor, request_hash, client_id, idempotency_key)
-    SELECT a.org_id, a.account_id, r.line_item_id, r.line_item_type, 'PENDING', r.description, r.amount_cents,
+    SELECT r.org_id, r.account_id, r.line_item_id, r.line_item_type, 'PENDING', r.description, r.amount_cents,
            r.effective_at, NULL, r.now, r.now, NULL, NULL, r.external_fields::jsonb, r.origin, NULLIF(r.processor, ''),
            r.request_hash, r.client_id, NULLIF(r.idempotency_key, '')
-      FROM r JOIN accounts a ON a.org_id = r.org_id AND a.account_id = r.account_id AND a.product_id = r.product_id
+      FROM ra r WHERE r.expected
      ORDER BY r.ord
     ON CONFLICT DO NOTHING
     RETURNING org_id, account_id, line_item_id, status, original_amount_cents, client_id, origin, seq
@@ -80,18 +87,18 @@ WITH r AS (
       FROM ins ORDER BY ord
 ), ob AS (
     INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
-    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $27
-      FROM unnest($22::int8[], $23::text[], $24::text[], $25::text[], $26::bytea[]) WITH ORDINALITY
+    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $28
+      FROM unnest($23::int8[], $24::text[], $25::text[], $26::text[], $27::bytea[]) WITH ORDINALITY
            AS m(ord, msg_id, subject, headers, payload, n)
       JOIN ins ON ins.ord = m.ord
      ORDER BY m.n
     RETURNING id, msg_id
 ), n AS (
-    SELECT pg_notify($28, '') WHERE NOT $27 AND EXISTS (SELECT 1 FROM ins)
+    SELECT pg_notify($29, '') WHERE NOT $28 AND EXISTS (SELECT 1 FROM ins)
 )
 SELECT (SELECT array_agg(ord ORDER BY ord) FROM ins), (SELECT array_agg(seq ORDER BY ord) FROM ins),
        (SELECT array_agg(id ORDER BY id) FROM ob), (SELECT array_agg(msg_id ORDER BY id) FROM ob),
-       (SELECT count(*) FROM n)`
+       (SELECT count(*) FROM n), (SELECT array_agg(ord ORDER BY ord) FROM ra WHERE NOT expected)`
 
 // pendingPayment is one payment ready to be written: the line item as the
 // statement will store it, and its outbox rows (the job and the creation
@@ -106,13 +113,15 @@ type pendingPayment struct {
 }
 
 // paymentOutcome is what the batch did with one payment: written (li is
-// as stored), or not written because the statement did not insert it
-// (err nil: the general path explains why) or failed as a whole (err set:
-// nothing of the batch was written). A written payment with err had its
-// outbox rows come back incomplete.
+// as stored), or not written because its account is not as the payment
+// expected (changed: ErrAccountChanged), because the statement did not
+// insert it (err nil: the general path explains why) or because it failed
+// as a whole (err set: nothing of the batch was written). A written
+// payment with err had its outbox rows come back incomplete.
 type paymentOutcome struct {
 	li      LineItem
 	written bool
+	changed bool
 	err     error
 }
 
@@ -180,22 +189,30 @@ type idempotencyKey struct{ org, client, key string }
 // hands the outbox rows of those written to the fast path. A payment that
 // shares a key with an earlier one of the batch is left out of the
 // statement (unwritten): the general path, after the commit, finds the
-// earlier one and explains it as a replay or a conflict.
+// earlier one and explains it as a replay or a conflict — unless the
+// earlier one's account was not as expected, which then holds for it too
+// (the general path does not check the account, and would write it).
 func (s *Store) insertPaymentBatch(ctx context.Context, batch []pendingPayment) []paymentOutcome {
 	outs := make([]paymentOutcome, len(batch))
-	seenKeys := make(map[paymentKey]bool, len(batch))
-	seenIdem := make(map[idempotencyKey]bool, len(batch))
+	seenKeys := make(map[paymentKey]int, len(batch)) // the index of the payment sent with the key
+	seenIdem := make(map[idempotencyKey]int, len(batch))
 	sent := make([]int, 0, len(batch)) // indexes into batch, in the statement's order
+	var leftOut [][2]int               // a payment left out and the one sent with its key
 	for i, p := range batch {
 		n := p.in.LineItem
 		k := paymentKey{p.orgID, n.AccountID, n.LineItemID}
 		ik := idempotencyKey{p.orgID, n.ClientID, n.IdempotencyKey}
-		if seenKeys[k] || (n.IdempotencyKey != "" && seenIdem[ik]) {
+		if first, ok := seenKeys[k]; ok {
+			leftOut = append(leftOut, [2]int{i, first})
 			continue
 		}
-		seenKeys[k] = true
+		if first, ok := seenIdem[ik]; ok && n.IdempotencyKey != "" {
+			leftOut = append(leftOut, [2]int{i, first})
+			continue
+		}
+		seenKeys[k] = i
 		if n.IdempotencyKey != "" {
-			seenIdem[ik] = true
+			seenIdem[ik] = i
 		}
 		sent = append(sent, i)
 	}
@@ -213,6 +230,7 @@ func (s *Store) insertPaymentBatch(ctx context.Context, batch []pendingPayment) 
 	clients, idems, products, attempts, paymentTypes := make([]string, k), make([]string, k), make([]string, k),
 		make([]string, k), make([]string, k)
 	kinds, brands, lastFours, jobs := make([]string, k), make([]string, k), make([]string, k), make([]string, k)
+	names := make([]string, k)
 	var msgOrds []int64
 	var msgIDs, subjects, headers []string
 	var payloads [][]byte
@@ -227,6 +245,7 @@ func (s *Store) insertPaymentBatch(ctx context.Context, batch []pendingPayment) 
 			p.in.AttemptID, p.in.PaymentType
 		kinds[j], brands[j], lastFours[j], jobs[j] = p.in.InstrumentKind, p.in.InstrumentBrand, p.in.InstrumentLastFour,
 			p.in.Job.MsgID
+		names[j] = p.in.CustomerName
 		for m, msg := range p.msgs {
 			msgOrds = append(msgOrds, int64(j+1))
 			msgIDs, subjects, headers = append(msgIDs, msg.MsgID), append(subjects, msg.Subject), append(headers, p.headers[m])
@@ -234,20 +253,26 @@ func (s *Store) insertPaymentBatch(ctx context.Context, batch []pendingPayment) 
 		}
 	}
 	fastPath := s.fastPath != nil
-	var ords, seqs, rowIDs []int64
+	var ords, seqs, rowIDs, changed []int64
 	var rowMsgIDs []string
 	var notified int64
 	err := s.pool.QueryRow(ctx, insertPayments,
 		orgs, accounts, lineItems, types, descriptions, amounts, effs, nows, exts, origins, procs, hashes, clients,
-		idems, products, attempts, paymentTypes, kinds, brands, lastFours, jobs,
+		idems, products, attempts, paymentTypes, kinds, brands, lastFours, jobs, names,
 		msgOrds, msgIDs, subjects, headers, payloads, fastPath, outboxChannel,
-	).Scan(&ords, &seqs, &rowIDs, &rowMsgIDs, &notified)
+	).Scan(&ords, &seqs, &rowIDs, &rowMsgIDs, &notified, &changed)
 	if err != nil {
 		err = fmt.Errorf("insert %d payments: %w", k, err)
 		for _, i := range sent {
 			outs[i].err = err
 		}
 		return outs
+	}
+	for _, ord := range changed {
+		outs[sent[ord-1]].changed = true
+	}
+	for _, lo := range leftOut {
+		outs[lo[0]].changed = outs[lo[1]].changed
 	}
 	ids := make(map[string]int64, len(rowIDs))
 	for i, id := range rowMsgIDs {

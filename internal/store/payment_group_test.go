@@ -139,9 +139,11 @@ func waitQueued(t *testing.T, st *Store, n int) {
 
 // Payments committed in one batch get each the outcome CreatePayment gives
 // one payment alone: created, a replay (by id or by idempotency key), a
-// conflict, a reused key, no such account, another product (written by
-// the general path); and two of the batch that share an id or a key are
-// told apart as if they had come one after the other.
+// conflict, a reused key, no such account, an account whose product or
+// customer name is not the payment's (ErrAccountChanged, nothing
+// written); and two of the batch that share an id or a key are told apart
+// as if they had come one after the other, also when the account of the
+// first was not as expected.
 func TestCreatePaymentOutcomesInOneBatch(t *testing.T) {
 	ctx := context.Background()
 	st := New(env.Pool, env.Ring, plainEvents{})
@@ -157,6 +159,8 @@ func TestCreatePaymentOutcomesInOneBatch(t *testing.T) {
 
 	otherProduct := groupPayment("li_other_product", "r", "")
 	otherProduct.ProductID = "other"
+	otherName := groupPayment("li_other_name", "r", "")
+	otherName.CustomerName = "Someone Else" // the account has none
 	missing := groupPayment("li_missing", "r", "")
 	missing.LineItem.AccountID = "nope"
 	replayByID := earlier
@@ -175,7 +179,8 @@ func TestCreatePaymentOutcomesInOneBatch(t *testing.T) {
 		{"replay by key", groupPayment("li_fresh", "r", "k_earlier"), false, true, nil},
 		{"earlier key, another body", groupPayment("li_fresh2", "x", "k_earlier"), false, false, ErrIdempotencyKeyReused},
 		{"no such account", missing, false, false, ErrNotFound},
-		{"another product", otherProduct, true, false, nil},
+		{"another product", otherProduct, false, false, ErrAccountChanged},
+		{"another customer name", otherName, false, false, ErrAccountChanged},
 	}
 	ins := make([]NewPayment, len(cases))
 	for i, c := range cases {
@@ -184,10 +189,15 @@ func TestCreatePaymentOutcomesInOneBatch(t *testing.T) {
 	// Two of the batch share an id (same body), two a key (other bodies).
 	twin := groupPayment("li_twin", "r", "")
 	ins = append(ins, twin, twin, groupPayment("li_key_a", "a", "k_shared"), groupPayment("li_key_b", "b", "k_shared"))
+	// Two share an id, the account is not as the first expected: the
+	// second is not written by the general path either.
+	staleTwin := groupPayment("li_stale_twin", "r", "")
+	staleTwin.CustomerName = "Someone Else"
+	ins = append(ins, staleTwin, staleTwin)
 	before := len(fp.msgs)
 	out := createInOneBatch(t, st, g, org, ins)
 	// new, new with a key, a twin, a key: the rest the general path
-	// explained (or, for another product, wrote).
+	// explained, or were refused as built for another account.
 	if got := g.writtenByBatch(t); got != 4 {
 		t.Errorf("the batch's statement wrote %d payments, want 4", got)
 	}
@@ -227,6 +237,16 @@ func TestCreatePaymentOutcomesInOneBatch(t *testing.T) {
 			t.Errorf("outcomes %+v and %+v: want one created, one refused", a, b)
 		}
 	})
+	t.Run("one id twice, account not as expected", func(t *testing.T) {
+		for _, r := range out[len(cases)+4:] {
+			if !errors.Is(r.err, ErrAccountChanged) {
+				t.Errorf("outcome %+v, want ErrAccountChanged", r)
+			}
+		}
+		if _, err := st.LineItem(ctx, org, "a1", "li_stale_twin"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("li_stale_twin was written (%v)", err)
+		}
+	})
 	// Every payment created has one line item, one transition, one
 	// attempt and its two outbox rows, handed to the fast path; nothing
 	// else was written or handed over.
@@ -241,8 +261,8 @@ func TestCreatePaymentOutcomesInOneBatch(t *testing.T) {
 		org).Scan(&items, &transitions, &attempts, &rows); err != nil {
 		t.Fatal(err)
 	}
-	// earlier, plug, new, new with a key, another product, a twin, a key.
-	const want = 7
+	// earlier, plug, new, new with a key, a twin, a key.
+	const want = 6
 	if items != want || transitions != want || attempts != want || rows != 2*want {
 		t.Errorf("%d line items, %d transitions, %d attempts, %d outbox rows; want %d, %d, %d, %d",
 			items, transitions, attempts, rows, want, want, want, 2*want)

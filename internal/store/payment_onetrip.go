@@ -12,22 +12,24 @@ import (
 // trip and one commit: the line item, its creation transition, the queued
 // attempt and the outbox rows (the job and the creation event), each
 // inserted only if the line item was. It always returns the account's row
-// when the account exists; seq is NULL when nothing was inserted (the id
-// or the idempotency key is taken, or the product is not the expected one).
+// when the account exists, with whether its product and customer name are
+// the expected ones; seq is NULL when nothing was inserted (the id or the
+// idempotency key is taken, or the account is not as expected).
 //
 // Foreign keys to the new line item are checked at the end of the
 // statement, when its row is visible. The NOTIFY is part of the statement
 // only when no fast path publishes the rows ($27).
 const insertPayment = `
 WITH acct AS (
-    SELECT org_id, account_id, product_id FROM accounts WHERE org_id = $1 AND account_id = $2
+    SELECT org_id, account_id, product_id = $16 AND COALESCE(customer_name, '') = $29 AS expected
+      FROM accounts WHERE org_id = $1 AND account_id = $2
 ), li AS (
     INSERT INTO line_items (org_id, account_id, line_item_id, line_item_type, status, description,
         original_amount_cents, effective_at, valid_at, created_at, updated_at, merchant_data,
         issuer_processor_details, external_fields, origin, processor, request_hash, client_id, idempotency_key)
     SELECT acct.org_id, acct.account_id, $3, $4, $5, $6, $7, $8, NULL, $9, $9, NULL, NULL, $10, $11, NULLIF($12, ''),
            $13, $14, NULLIF($15, '')
-      FROM acct WHERE acct.product_id = $16
+      FROM acct WHERE acct.expected
     ON CONFLICT DO NOTHING
     RETURNING org_id, account_id, line_item_id, status, original_amount_cents, client_id, origin, seq
 ), tr AS (
@@ -49,18 +51,19 @@ WITH acct AS (
 ), n AS (
     SELECT pg_notify($28, '') FROM li WHERE NOT $27
 )
-SELECT li.seq, (SELECT array_agg(id ORDER BY id) FROM ob), (SELECT array_agg(msg_id ORDER BY id) FROM ob),
-       (SELECT count(*) FROM n)
+SELECT acct.expected, li.seq, (SELECT array_agg(id ORDER BY id) FROM ob),
+       (SELECT array_agg(msg_id ORDER BY id) FROM ob), (SELECT count(*) FROM n)
   FROM acct LEFT JOIN li ON true`
 
 // createPaymentOneTrip writes one payment with insertPayment, on its own:
 // the path of a payment whose batch's statement failed (so that one
 // payment PostgreSQL refuses fails alone). ok is false when nothing was
-// written, for the general path to explain.
-func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPayment) (li LineItem, ok bool, err error) {
+// written: changed when the account's product or customer name is not
+// in's, else for the general path to explain.
+func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPayment) (li LineItem, ok, changed bool, err error) {
 	p, err := s.preparePayment(ctx, orgID, in)
 	if err != nil {
-		return LineItem{}, false, err
+		return LineItem{}, false, false, err
 	}
 	n := in.LineItem
 	msgs := p.msgs
@@ -69,6 +72,7 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 		ids[i], subjects[i], payloads[i] = m.MsgID, m.Subject, m.Payload
 	}
 	fastPath := s.fastPath != nil
+	var expected bool
 	var seq *int64
 	var rowIDs []int64
 	var rowMsgIDs []string
@@ -77,16 +81,19 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 		orgID, n.AccountID, n.LineItemID, n.Type, StatusPending, n.Description, n.AmountCents, p.li.EffectiveAt,
 		p.li.CreatedAt, p.li.ExternalFields, n.Origin, n.Processor, n.RequestHash, n.ClientID, n.IdempotencyKey,
 		in.ProductID, in.AttemptID, in.PaymentType, in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour,
-		in.Job.MsgID, ids, subjects, p.headers, payloads, fastPath, outboxChannel,
-	).Scan(&seq, &rowIDs, &rowMsgIDs, &notified)
-	if errors.Is(err, pgx.ErrNoRows) || (err == nil && seq == nil) {
-		return LineItem{}, false, nil
+		in.Job.MsgID, ids, subjects, p.headers, payloads, fastPath, outboxChannel, in.CustomerName,
+	).Scan(&expected, &seq, &rowIDs, &rowMsgIDs, &notified)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return LineItem{}, false, false, nil
 	}
 	if err != nil {
-		return LineItem{}, false, err
+		return LineItem{}, false, false, err
+	}
+	if seq == nil {
+		return LineItem{}, false, !expected, nil
 	}
 	if len(rowIDs) != len(msgs) {
-		return LineItem{}, false, fmt.Errorf("wrote %d of %d outbox rows", len(rowIDs), len(msgs))
+		return LineItem{}, false, false, fmt.Errorf("wrote %d of %d outbox rows", len(rowIDs), len(msgs))
 	}
 	for i, id := range rowMsgIDs {
 		for j := range msgs {
@@ -100,5 +107,5 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 	if fastPath {
 		s.fastPath.Enqueue(msgs)
 	}
-	return li, true, nil
+	return li, true, false, nil
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"reflect"
 	"sync"
 	"sync/atomic"
@@ -78,8 +79,9 @@ func (f *fastPathRecorder) Enqueue(msgs []OutboxMessage) {
 
 // CreatePayment with the account's product writes everything in one
 // statement: one round trip and one commit. What it returns, and the event
-// it wrote, are the line item as stored; a replay, a conflict and a
-// product that is not the account's still behave as in the general path.
+// it wrote, are the line item as stored; a replay and a conflict still
+// behave as in the general path, and a product or customer name that is
+// not the account's is ErrAccountChanged with nothing written.
 func TestCreatePaymentOneStatement(t *testing.T) {
 	pool, count := countingPool(t)
 	for _, c := range []struct {
@@ -90,7 +92,6 @@ func TestCreatePaymentOneStatement(t *testing.T) {
 	}{
 		{"one statement with a fast path", "p", true, 1},
 		{"one statement and NOTIFY without a fast path", "p", false, 1},
-		{"another product: the general path", "other", true, 5},
 		{"no product: the general path", "", true, 4},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -219,5 +220,63 @@ func waitNotified(t *testing.T, conn *pgx.Conn) {
 	defer cancel()
 	if _, err := conn.WaitForNotification(ctx); err != nil {
 		t.Fatalf("no NOTIFY on %s: %v", OutboxChannel(), err)
+	}
+}
+
+// A payment built for an account that no longer has the product or the
+// customer name it was built with is written by neither one-statement
+// path: CreatePayment answers ErrAccountChanged after its one statement,
+// and the path of a failed batch reports the change; with the account's
+// own product and name both write it.
+func TestCreatePaymentAccountChanged(t *testing.T) {
+	ctx := context.Background()
+	pool, count := countingPool(t)
+	st := New(pool, env.Ring, plainEvents{})
+	org := testenv.UniqueID("org_")
+	if err := st.EnsureOrg(ctx, org, "t"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := st.CreateAccount(ctx, org, NewAccount{AccountID: "a1", ProductID: "p", CustomerName: "Ada Lovelace",
+		RequestHash: []byte("h")}); err != nil {
+		t.Fatal(err)
+	}
+	payment := func(id, product, name string) NewPayment {
+		in := groupPayment(id, "r", "")
+		in.ProductID, in.CustomerName = product, name
+		return in
+	}
+	for _, c := range []struct{ name, product, customer string }{
+		{"another product", "other", "Ada Lovelace"},
+		{"another customer name", "p", "Ada Byron"},
+		{"no customer name", "p", ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before := count.n.Load()
+			if _, _, err := st.CreatePayment(ctx, org, payment("li_grouped", c.product, c.customer)); !errors.Is(err, ErrAccountChanged) {
+				t.Errorf("grouped: %v, want ErrAccountChanged", err)
+			}
+			if got := count.n.Load() - before; got != 1 {
+				t.Errorf("grouped: %d statements, want 1", got)
+			}
+			_, ok, changed, err := st.createPaymentOneTrip(ctx, org, payment("li_onetrip", c.product, c.customer))
+			if err != nil || ok || !changed {
+				t.Errorf("one trip: written %v, changed %v, %v; want changed", ok, changed, err)
+			}
+			for _, id := range []string{"li_grouped", "li_onetrip"} {
+				if _, err := st.LineItem(ctx, org, "a1", id); !errors.Is(err, ErrNotFound) {
+					t.Errorf("%s was written (%v)", id, err)
+				}
+			}
+		})
+	}
+	if _, created, err := st.CreatePayment(ctx, org, payment("li_grouped", "p", "Ada Lovelace")); err != nil || !created {
+		t.Errorf("grouped, as the account is: created %v, %v", created, err)
+	}
+	if _, ok, changed, err := st.createPaymentOneTrip(ctx, org, payment("li_onetrip", "p", "Ada Lovelace")); err != nil || !ok || changed {
+		t.Errorf("one trip, as the account is: written %v, changed %v, %v", ok, changed, err)
+	}
+	// A replay is not a change.
+	if _, ok, changed, err := st.createPaymentOneTrip(ctx, org, payment("li_onetrip", "p", "Ada Lovelace")); err != nil || ok || changed {
+		t.Errorf("one trip, replay: written %v, changed %v, %v; want neither", ok, changed, err)
 	}
 }

@@ -30,6 +30,11 @@ var (
 	ErrConflict = errors.New("store: id already used with a different request")
 	// ErrIdempotencyKeyReused: the Idempotency-Key was used for a different request.
 	ErrIdempotencyKeyReused = errors.New("store: idempotency key already used with a different request")
+	// ErrAccountChanged: a payment was built from the account's product
+	// and customer name (NewPayment.ProductID, CustomerName), and the
+	// account no longer has them; nothing was written. Read the account
+	// again and build the payment anew.
+	ErrAccountChanged = errors.New("store: the account changed since the payment was built")
 )
 
 // TransitionError explains why a line item change was refused.
