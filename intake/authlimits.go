@@ -36,6 +36,9 @@ const (
 	// few hundred bytes an entry these are a few MiB each at most.
 	maxLimiterEntries     = 20_000
 	maxClientCacheEntries = 10_000
+	// maxTokenCacheEntries bounds the verified tokens remembered
+	// (auth.Verifier), a few hundred bytes each.
+	maxTokenCacheEntries = 10_000
 )
 
 // keyedLimiter is a set of token buckets by key whose memory is bounded:

@@ -114,6 +114,7 @@ type Server struct {
 	payments             *payments.Service
 	ring                 *keyring.Ring
 	signer               *auth.Signer
+	verifier             *auth.Verifier // signer's Verify, remembering accepted tokens until they expire
 	log                  *slog.Logger
 	ready                []Check
 	now                  func() time.Time
@@ -150,6 +151,7 @@ func New(cfg Config) (*Server, error) {
 		payments:  payments.New(cfg.Store, cfg.Ring),
 		ring:      cfg.Ring,
 		signer:    cfg.Signer,
+		verifier:  auth.NewVerifier(cfg.Signer, maxTokenCacheEntries),
 		log:       cfg.Logger,
 		ready:     cfg.Ready,
 		now:       cfg.Now,
@@ -340,7 +342,7 @@ func (s *Server) authed(p auth.Permission, h handlerFunc) http.HandlerFunc {
 			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "send Authorization: Bearer <access_token> from POST /auth/token"))
 			return
 		}
-		claims, err := s.signer.Verify(strings.TrimSpace(token))
+		claims, err := s.verifier.Verify(strings.TrimSpace(token))
 		if err != nil {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="payrail", error="invalid_token"`)
 			writeError(w, errorf(http.StatusUnauthorized, codeUnauthorized, "the access token is malformed, expired or not ours"))

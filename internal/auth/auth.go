@@ -163,6 +163,12 @@ func (s *Signer) Issue(c Claims) (string, error) {
 // MaxClockSkew). Whether the client still exists, is enabled and still has
 // the token's credential version is the caller's to check.
 func (s *Signer) Verify(token string) (Claims, error) {
+	v, err := s.verify(token)
+	return v.claims, err
+}
+
+// verify is Verify, returning the token's times with its claims.
+func (s *Signer) verify(token string) (verified, error) {
 	var tc tokenClaims
 	_, err := jwt.ParseWithClaims(token, &tc, func(*jwt.Token) (any, error) { return s.key, nil },
 		jwt.WithValidMethods([]string{jwt.SigningMethodHS256.Alg()}),
@@ -172,18 +178,23 @@ func (s *Signer) Verify(token string) (Claims, error) {
 		jwt.WithTimeFunc(s.now),
 	)
 	if err != nil {
-		return Claims{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
+		return verified{}, fmt.Errorf("%w: %v", ErrInvalidToken, err)
 	}
 	if tc.IssuedAt == nil {
-		return Claims{}, fmt.Errorf("%w: no iat", ErrInvalidToken)
+		return verified{}, fmt.Errorf("%w: no iat", ErrInvalidToken)
 	}
 	if tc.IssuedAt.Time.After(s.now().Add(MaxClockSkew)) {
-		return Claims{}, fmt.Errorf("%w: issued in the future (iat %s)", ErrInvalidToken, tc.IssuedAt.Time.UTC().Format(time.RFC3339))
+		return verified{}, fmt.Errorf("%w: issued in the future (iat %s)", ErrInvalidToken, tc.IssuedAt.Time.UTC().Format(time.RFC3339))
 	}
 	if tc.OrgID == "" || tc.Subject == "" || !ValidRole(tc.Role) || tc.Version == nil {
-		return Claims{}, fmt.Errorf("%w: missing org, subject, role or credential version", ErrInvalidToken)
+		return verified{}, fmt.Errorf("%w: missing org, subject, role or credential version", ErrInvalidToken)
 	}
-	return Claims{OrgID: tc.OrgID, ClientID: tc.Subject, Role: tc.Role, Version: *tc.Version}, nil
+	v := verified{claims: Claims{OrgID: tc.OrgID, ClientID: tc.Subject, Role: tc.Role, Version: *tc.Version},
+		iat: tc.IssuedAt.Time, exp: tc.ExpiresAt.Time} // WithExpirationRequired: exp is set
+	if tc.NotBefore != nil {
+		v.nbf = tc.NotBefore.Time
+	}
+	return v, nil
 }
 
 // NewSecret returns a fresh client secret (256 bits, URL-safe).
