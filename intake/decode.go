@@ -45,15 +45,27 @@ func parseObjectBody(body []byte) (*object, *apiError) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, errorf(http.StatusBadRequest, codeMalformedJSON, "the body is empty; send a JSON object")
 	}
-	if !json.Valid(body) {
+	// One pass validates the body and splits its members: json.Unmarshal
+	// checks the whole input before it decodes anything, and answers a
+	// *json.SyntaxError exactly when json.Valid is false.
+	p := &problems{}
+	m, err := objectMembers(body)
+	var syntax *json.SyntaxError
+	if errors.As(err, &syntax) {
 		return nil, errorf(http.StatusBadRequest, codeMalformedJSON, "the body is not valid JSON")
 	}
-	p := &problems{}
-	o := p.object("", json.RawMessage(body))
+	o := p.objectOf("", m, err)
 	if o == nil {
 		return nil, invalid(p.details)
 	}
 	return o, nil
+}
+
+// objectMembers splits a JSON object into its members.
+func objectMembers(raw []byte) (map[string]json.RawMessage, error) {
+	var m map[string]json.RawMessage
+	err := json.Unmarshal(raw, &m)
+	return m, err
 }
 
 // problems collects one Detail per offending field.
@@ -84,12 +96,17 @@ type object struct {
 
 // object parses raw as a JSON object at path; nil (with a problem) if it is not one.
 func (p *problems) object(path string, raw json.RawMessage) *object {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+	m, err := objectMembers(raw)
+	return p.objectOf(path, m, err)
+}
+
+// objectOf is object once raw was split into m (err: it was no object).
+func (p *problems) objectOf(path string, m map[string]json.RawMessage, err error) *object {
+	if err != nil || m == nil {
 		p.add(pointerOr(path), "must be a JSON object")
 		return nil
 	}
-	return &object{path: path, members: m, used: map[string]bool{}, p: p}
+	return &object{path: path, members: m, used: make(map[string]bool, len(m)), p: p}
 }
 
 func pointerOr(path string) string {
@@ -133,13 +150,28 @@ func (o *object) str(name string) (string, bool) {
 	if !ok {
 		return "", false
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, ok := jsonString(raw)
+	if !ok {
 		o.p.add(o.pointer(name), "must be a string")
 		return "", false
 	}
 	if !utf8.Valid(raw) || !storable(s) {
 		o.p.add(o.pointer(name), notStorable)
+		return "", false
+	}
+	return s, true
+}
+
+// jsonString decodes raw, a valid JSON value, if it is a string. A
+// string without escapes is its bytes between the quotes (a valid JSON
+// string has no raw quote or control character inside), so only one
+// with a backslash goes through json.Unmarshal.
+func jsonString(raw []byte) (string, bool) {
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' && bytes.IndexByte(raw[1:n-1], '\\') < 0 {
+		return string(raw[1 : n-1]), true
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
 		return "", false
 	}
 	return s, true
