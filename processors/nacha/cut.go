@@ -65,6 +65,7 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 	due := dueQuery{org: orgID, earliest: earliest, horizon: horizon, cutoffAt: cutoffAt}
 	var setAside int
 	var temp string
+	var recordBegan time.Time
 	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
 		rec, built, ok, more, setAside, temp = fileRecord{}, builtFile{}, false, false, 0, ""
 		// The due entries' scan is estimated costly enough for JIT
@@ -94,6 +95,7 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 			return err
 		}
 		var pass passResult
+		passBegan := time.Now()
 		for tries := 0; ; tries++ {
 			pass, err = p.writeNewFile(ctx, tx, rec, offsetAccount, due)
 			temp = pass.temp
@@ -128,7 +130,8 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 		if pass.entries == 0 {
 			return nil
 		}
-		built, more = builtFile{sum: pass.sum, size: pass.size}, pass.more
+		recordBegan = time.Now()
+		built, more = builtFile{sum: pass.sum, size: pass.size, passTook: recordBegan.Sub(passBegan)}, pass.more
 		rec.BatchCount = len(pass.batches)
 		for _, b := range pass.batches {
 			rec.EntryCount += b.EntryCount
@@ -152,6 +155,9 @@ func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.
 	}
 	if err != nil {
 		return fileRecord{}, builtFile{}, false, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
+	}
+	if ok {
+		built.recordTook = time.Since(recordBegan)
 	}
 	if setAside > 0 {
 		p.metrics.setAside.Add(float64(setAside))

@@ -246,7 +246,8 @@ func (p *Processor) cutFile(ctx context.Context, org string, cutoffAt time.Time)
 		return FileSummary{}, false, false, nil
 	}
 	p.log.Info("NACHA file created", "org_id", org, "file_id", rec.FileID, "file_name", rec.FileName,
-		"entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal, "took", time.Since(began))
+		"entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal, "took", time.Since(began),
+		"read_and_write_took", built.passTook, "record_took", built.recordTook)
 	if err := p.step(StepCreated, rec.FileID); err != nil {
 		return FileSummary{}, false, false, err
 	}
@@ -265,6 +266,9 @@ func (p *Processor) cutFile(ctx context.Context, org string, cutoffAt time.Time)
 type builtFile struct {
 	sum  []byte
 	size int64
+	// How long the pass took (reading, planning, writing, fsync) and
+	// recording the file's rows and committing.
+	passTook, recordTook time.Duration
 }
 
 // finish takes a file from whatever state it is in to its final one;

@@ -399,9 +399,9 @@ type entrySource func() (entryRecord, bool, error)
 // streamEntries reads the file's entries from PostgreSQL one page at a time
 // (keyset pagination on the unique (file_id, trace_number) index), opening
 // each account number as it goes, so nothing beyond the page and
-// moov-io/ach's own structures is held. Trace order is batch order:
-// planFile numbers entries batch by batch and reserveTraces never wraps
-// the sequence inside a file.
+// moov-io/ach's own structures is held. Trace order is batch order: the
+// planner numbers entries batch by batch, and a file's sequence never
+// wraps inside it (createFile).
 func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) entrySource {
 	var page []entryRecord
 	lastTrace := ""

@@ -60,7 +60,7 @@ type dueEntry struct {
 	// Credit: a refund credit (reversal.go); credits go into batches of
 	// their own, after the debits.
 	Credit bool
-	// Batch and Seq are assigned by planFile.
+	// Batch and Seq are assigned by the planner.
 	Batch int32
 	Seq   int64
 }
