@@ -322,6 +322,33 @@ func (p *Processor) releaseInterruptedCreations(ctx context.Context, orgID strin
 	})
 }
 
+// internCode returns a SEC code, account type or payment type code read
+// from a row as a shared constant when it is one of those, so a million
+// due entries do not each allocate their own copy.
+func internCode(b []byte) string {
+	switch string(b) {
+	case "":
+		return ""
+	case ach.WEB:
+		return ach.WEB
+	case ach.PPD:
+		return ach.PPD
+	case ach.CCD:
+		return ach.CCD
+	case ach.TEL:
+		return ach.TEL
+	case "CHECKING":
+		return "CHECKING"
+	case "SAVINGS":
+		return "SAVINGS"
+	case "S":
+		return "S"
+	case "R":
+		return "R"
+	}
+	return string(b)
+}
+
 // nextModifier picks the first file ID modifier not yet used for the
 // destination on the date. The unique index backs it against a racing
 // writer that is not holding the drop lock.
