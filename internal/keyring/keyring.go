@@ -121,10 +121,9 @@ func (r *Ring) Open(sealed, context []byte) ([]byte, error) {
 	if len(sealed) < 1+n {
 		return nil, ErrOpen
 	}
-	id := string(sealed[1 : 1+n])
-	aead, ok := r.aeads[id]
+	aead, ok := r.aeads[string(sealed[1:1+n])] // no copy of the key id on the way
 	if !ok {
-		return nil, fmt.Errorf("%w %q", ErrUnknownKey, id)
+		return nil, fmt.Errorf("%w %q", ErrUnknownKey, sealed[1:1+n])
 	}
 	rest := sealed[1+n:]
 	if len(rest) < aead.NonceSize()+aead.Overhead() {

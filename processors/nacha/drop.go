@@ -169,7 +169,7 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 			res.Files = append(res.Files, sum)
 			continue
 		}
-		sum, err := p.finish(ctx, rec)
+		sum, err := p.finish(ctx, rec, nil)
 		sum.Recovered = true
 		if err != nil {
 			sum.Error = err.Error()
@@ -183,13 +183,23 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 
 	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
 	// Orgs with entries due, and orgs with a file creation to undo (its
-	// entries may be all it had).
+	// entries may be all it had). The orgs with staged entries are found by
+	// skipping from one to the next in nacha_entries_due_idx (a loose
+	// index scan: a few index probes per org), not by reading every staged
+	// entry (0.6 s at a million).
 	rows, err = p.pool.Query(ctx, `
-		SELECT org_id FROM nacha_entries
-		 WHERE status = 'staged' AND effective_entry_date <= $1 AND staged_at < $2
+		WITH RECURSIVE staged (org_id) AS (
+		    SELECT min(org_id) FROM nacha_entries WHERE status = 'staged'
+		  UNION ALL
+		    SELECT (SELECT min(e.org_id) FROM nacha_entries e WHERE e.status = 'staged' AND e.org_id > s.org_id)
+		      FROM staged s WHERE s.org_id IS NOT NULL)
+		SELECT s.org_id FROM staged s
+		 WHERE s.org_id IS NOT NULL AND EXISTS (
+		       SELECT 1 FROM nacha_entries e
+		        WHERE e.org_id = s.org_id AND e.status = 'staged' AND e.effective_entry_date <= $1 AND e.staged_at < $2)
 		UNION
 		SELECT org_id FROM nacha_files WHERE status = 'released' AND released_at IS NULL
-		ORDER BY org_id`, horizon, cutoffAt)
+		ORDER BY 1`, horizon, cutoffAt)
 	if err != nil {
 		return res, errors.Join(append(errs, fmt.Errorf("nacha: look for due entries: %w", err))...)
 	}
@@ -225,34 +235,45 @@ func (p *Processor) run(ctx context.Context, cutoffAt time.Time, cut bool) (res 
 // cutFile creates one file of the org's due entries and finishes it. ok
 // says a file was created, more that due entries were left for another.
 func (p *Processor) cutFile(ctx context.Context, org string, cutoffAt time.Time) (FileSummary, bool, bool, error) {
-	{
-		began := time.Now()
-		rec, ok, more, err := p.createFile(ctx, org, cutoffAt)
-		if err != nil {
-			p.metrics.dropFailures.WithLabelValues("create").Inc()
-			p.log.Error("NACHA file not created; its entries stay staged", "org_id", org, "err", err)
-			return FileSummary{}, false, false, err
-		}
-		if !ok {
-			return FileSummary{}, false, false, nil
-		}
-		p.log.Info("NACHA file created", "org_id", org, "file_id", rec.FileID, "file_name", rec.FileName,
-			"entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal, "took", time.Since(began))
-		if err := p.step(StepCreated, rec.FileID); err != nil {
-			return FileSummary{}, false, false, err
-		}
-		sum, err := p.finish(ctx, rec)
-		if err != nil {
-			// The file stays building and is retried first by the next
-			// drop; this one moves on to the org's other entries.
-			return sum, true, more, err
-		}
-		return sum, true, more, nil
+	began := time.Now()
+	rec, built, ok, more, err := p.createFile(ctx, org, cutoffAt)
+	if err != nil {
+		p.metrics.dropFailures.WithLabelValues("create").Inc()
+		p.log.Error("NACHA file not created; its entries stay staged", "org_id", org, "err", err)
+		return FileSummary{}, false, false, err
 	}
+	if !ok {
+		return FileSummary{}, false, false, nil
+	}
+	p.log.Info("NACHA file created", "org_id", org, "file_id", rec.FileID, "file_name", rec.FileName,
+		"entries", rec.EntryCount, "debit_total_cents", rec.DebitTotal, "took", time.Since(began),
+		"read_and_write_took", built.passTook, "record_took", built.recordTook)
+	if err := p.step(StepCreated, rec.FileID); err != nil {
+		return FileSummary{}, false, false, err
+	}
+	sum, err := p.finish(ctx, rec, &built)
+	if err != nil {
+		// The file stays building and is retried first by the next
+		// drop; this one moves on to the org's other entries.
+		return sum, true, more, err
+	}
+	return sum, true, more, nil
 }
 
-// finish takes a file from whatever state it is in to its final one.
-func (p *Processor) finish(ctx context.Context, rec fileRecord) (FileSummary, error) {
+// builtFile is a new file's bytes, fsynced in its temp file by the pass
+// that created the file (cut.go): finish installs them instead of
+// building the file from its rows.
+type builtFile struct {
+	sum  []byte
+	size int64
+	// How long the pass took (reading, planning, writing, fsync) and
+	// recording the file's rows and committing.
+	passTook, recordTook time.Duration
+}
+
+// finish takes a file from whatever state it is in to its final one;
+// built, if not nil, holds the bytes of a file just created.
+func (p *Processor) finish(ctx context.Context, rec fileRecord, built *builtFile) (FileSummary, error) {
 	log := p.log.With("org_id", rec.OrgID, "file_id", rec.FileID, "file_name", rec.FileName)
 	fail := func(step string, err error) (FileSummary, error) {
 		p.metrics.dropFailures.WithLabelValues(step).Inc()
@@ -262,7 +283,14 @@ func (p *Processor) finish(ctx context.Context, rec fileRecord) (FileSummary, er
 	}
 	if rec.Status == fileBuilding {
 		began := time.Now()
-		sum, size, err := p.writeLocal(ctx, rec)
+		var sum []byte
+		var size int64
+		var err error
+		if built != nil {
+			sum, size, err = built.sum, built.size, p.installTemp(rec, built.sum)
+		} else {
+			sum, size, err = p.writeLocal(ctx, rec)
+		}
 		// An entry that cannot be written is set aside (its payment
 		// INVALID) and the file is built again without it, so one entry
 		// never holds back the rest of the cutoff.
@@ -368,63 +396,109 @@ func (p *Processor) step(s DropStep, fileID string) error {
 	return nil
 }
 
-// writeLocal builds the file into a temp file beside its final name,
-// fsyncs it, renames it into place and fsyncs the directory, so the name
-// appears only with complete content and survives a power loss. It returns
-// the SHA-256 and size of what it wrote.
+// writeLocal builds the file from its rows into a temp file beside its
+// final name and installs it (installTemp). It returns the SHA-256 and
+// size of what it wrote.
 func (p *Processor) writeLocal(ctx context.Context, rec fileRecord) ([]byte, int64, error) {
-	final := filepath.Join(p.dropDir, rec.FileName)
-	tmp := filepath.Join(p.dropDir, "."+rec.FileName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	t, err := p.createTemp(rec)
 	if err != nil {
-		return nil, 0, fmt.Errorf("nacha: create %s: %w", tmp, err)
-	}
-	cleanup := func() { _ = f.Close(); _ = os.Remove(tmp) }
-	h := sha256.New()
-	cw := &countingWriter{w: io.MultiWriter(f, h)}
-	bw := bufio.NewWriterSize(cw, 256<<10)
-	if err := p.writeFile(ctx, rec, bw); err != nil {
-		cleanup()
 		return nil, 0, err
 	}
-	if err := bw.Flush(); err != nil {
-		cleanup()
-		return nil, 0, fmt.Errorf("nacha: write %s: %w", tmp, err)
+	if err := p.writeFile(ctx, rec, t); err != nil {
+		t.abort()
+		return nil, 0, err
 	}
-	if err := f.Sync(); err != nil {
-		cleanup()
-		return nil, 0, fmt.Errorf("nacha: fsync %s: %w", tmp, err)
+	sum, size, err := t.commit()
+	if err != nil {
+		return nil, 0, err
 	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(tmp)
-		return nil, 0, fmt.Errorf("nacha: close %s: %w", tmp, err)
+	if err := p.installTemp(rec, sum); err != nil {
+		return nil, 0, err
 	}
-	sum := h.Sum(nil)
+	return sum, size, nil
+}
+
+// tempFile is a file's bytes on their way to the drop directory: written
+// beside the final name, hashed as they go.
+type tempFile struct {
+	path string
+	f    *os.File
+	h    hash.Hash
+	cw   *countingWriter
+	bw   *bufio.Writer
+}
+
+func (p *Processor) tempPath(rec fileRecord) string {
+	return filepath.Join(p.dropDir, "."+rec.FileName+".tmp")
+}
+
+// createTemp creates (or truncates) rec's temp file.
+func (p *Processor) createTemp(rec fileRecord) (*tempFile, error) {
+	path := p.tempPath(rec)
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, fmt.Errorf("nacha: create %s: %w", path, err)
+	}
+	t := &tempFile{path: path, f: f, h: sha256.New()}
+	t.cw = &countingWriter{w: io.MultiWriter(f, t.h)}
+	t.bw = bufio.NewWriterSize(t.cw, 256<<10)
+	return t, nil
+}
+
+func (t *tempFile) Write(b []byte) (int, error) { return t.bw.Write(b) }
+
+// commit flushes and fsyncs the temp file and returns the SHA-256 and
+// size of its bytes; on failure the temp file is gone.
+func (t *tempFile) commit() ([]byte, int64, error) {
+	if err := t.bw.Flush(); err != nil {
+		t.abort()
+		return nil, 0, fmt.Errorf("nacha: write %s: %w", t.path, err)
+	}
+	if err := t.f.Sync(); err != nil {
+		t.abort()
+		return nil, 0, fmt.Errorf("nacha: fsync %s: %w", t.path, err)
+	}
+	if err := t.f.Close(); err != nil {
+		_ = os.Remove(t.path)
+		return nil, 0, fmt.Errorf("nacha: close %s: %w", t.path, err)
+	}
+	return t.h.Sum(nil), t.cw.n, nil
+}
+
+// abort removes the temp file.
+func (t *tempFile) abort() {
+	_ = t.f.Close()
+	_ = os.Remove(t.path)
+}
+
+// installTemp renames rec's fsynced temp file, whose SHA-256 is sum, to
+// its final name and fsyncs the directory, so the name appears only with
+// complete content and survives a power loss.
+func (p *Processor) installTemp(rec fileRecord, sum []byte) error {
 	if err := p.step(StepTempWritten, rec.FileID); err != nil {
-		return nil, 0, err
+		return err
 	}
+	final := filepath.Join(p.dropDir, rec.FileName)
+	tmp := p.tempPath(rec)
 	// A file already under the final name comes from an earlier run that
 	// crashed after its rename. It must be byte-identical; if it is not,
 	// it may already have been picked up, so it is never replaced silently.
 	if existing, err := fileSHA256(final); err == nil {
 		if !bytes.Equal(existing, sum) {
 			_ = os.Remove(tmp)
-			return nil, 0, fmt.Errorf("nacha: %s already exists with different content (sha256 %x, rebuilt %x); "+
+			return fmt.Errorf("nacha: %s already exists with different content (sha256 %x, rebuilt %x); "+
 				"an operator must decide which is right", final, existing, sum)
 		}
 	} else if !errors.Is(err, os.ErrNotExist) {
-		return nil, 0, fmt.Errorf("nacha: check existing %s: %w", final, err)
+		return fmt.Errorf("nacha: check existing %s: %w", final, err)
 	}
 	if err := os.Rename(tmp, final); err != nil {
-		return nil, 0, fmt.Errorf("nacha: rename into %s: %w", final, err)
+		return fmt.Errorf("nacha: rename into %s: %w", final, err)
 	}
 	if err := syncDir(p.dropDir); err != nil {
-		return nil, 0, err
+		return err
 	}
-	if err := p.step(StepRenamed, rec.FileID); err != nil {
-		return nil, 0, err
-	}
-	return sum, cw.n, nil
+	return p.step(StepRenamed, rec.FileID)
 }
 
 type countingWriter struct {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"runtime"
 	"strings"
 	"time"
 
@@ -13,8 +12,6 @@ import (
 	"github.com/moov-io/ach"
 
 	"github.com/payrail/payrail/internal/store"
-	"github.com/payrail/payrail/processors"
-	"github.com/payrail/payrail/processors/nacha/nachafile"
 )
 
 // File statuses (nacha_files.status).
@@ -165,285 +162,6 @@ func (p *Processor) loadBatches(ctx context.Context, fileID string) ([]batchReco
 	})
 	if err != nil {
 		return nil, fmt.Errorf("nacha: read batches of file %s: %w", fileID, err)
-	}
-	return out, nil
-}
-
-// createFile plans a new file from the org's due staged entries: the file
-// row (with its header snapshot), its batches, and its claims — every
-// entry's batch and trace sequence, recorded set-wise (arrays of
-// assignChunk entries a row) rather than on each entry — in one
-// transaction. Entries that cannot be written into any file are set aside
-// first (their payments INVALID). A file takes as many entries as fit its
-// limits (planFile); more says entries were left for another file. It
-// returns ok=false when the org has nothing (writable) due. After it
-// returns, the file's content is fixed: building it is a pure function of
-// these rows, and it is built from the claims. Each entry's own row is
-// written later, off the path to a durable file (materialize); the org's
-// files still unmaterialized are materialized first here, so no claimed
-// entry is planned twice.
-func (p *Processor) createFile(ctx context.Context, orgID string, cutoffAt time.Time) (rec fileRecord, ok, more bool, err error) {
-	now := p.clock()
-	horizon := p.cal.EffectiveEntryDate(p.cal.NextCutoff(cutoffAt.Add(-time.Nanosecond)))
-	earliest := p.cal.NextBankingDay(p.cal.DateOf(now))
-	var setAside int
-	if err := p.releaseInterruptedCreations(ctx, orgID, now); err != nil {
-		return fileRecord{}, false, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
-	}
-	if err := p.materializePending(ctx, orgID, false); err != nil {
-		return fileRecord{}, false, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
-	}
-	var due []dueEntry
-	var odfi string
-	var base int64
-	planBegan := time.Now()
-	err = pgx.BeginFunc(ctx, p.pool, func(tx pgx.Tx) error {
-		rec, ok, setAside, due = fileRecord{}, false, 0, nil
-		// A million due entries are held here while planning, so each is
-		// kept small: the name comes back only when it fails the check
-		// unwritable makes (non-empty printable ASCII of at most 22
-		// bytes), and the short codes are shared constants. A refund
-		// credit comes with its original debit's status (looked up for
-		// credits only): it waits while the debit is unsettled
-		// (refundHeld).
-		rows, err := tx.Query(ctx, `
-			SELECT e.entry_id, e.standard_entry_class, GREATEST(e.effective_entry_date, $2::date), e.amount_cents,
-			       e.rdfi_routing, CASE WHEN e.individual_name ~ $4 THEN NULL ELSE e.individual_name END,
-			       e.account_type, e.account_number_enc IS NULL, e.direction = 'credit',
-			       CASE WHEN e.reverses_entry_id IS NOT NULL THEN
-			           (SELECT o.status FROM nacha_entries o WHERE o.entry_id = e.reverses_entry_id) END,
-			       count(*) OVER ()
-			  FROM nacha_entries e
-			 WHERE e.org_id = $1 AND e.status = 'staged' AND e.effective_entry_date <= $3 AND e.staged_at < $5
-			 ORDER BY 9, 2, 3, 1`, orgID, earliest, horizon, fmt.Sprintf(`^[ -~]{1,%d}$`, processors.MaxACHNameChars), cutoffAt)
-		if err != nil {
-			return err
-		}
-		var bad []setAsideRow
-		for rows.Next() {
-			var e dueEntry
-			var name, original *string
-			var total int
-			if err := rows.Scan(&e.ID, &e.SEC, &e.Effective, &e.Amount, &e.RDFI, &name, &e.AccountType, &e.Purged,
-				&e.Credit, &original, &total); err != nil {
-				rows.Close()
-				return err
-			}
-			if due == nil {
-				due = make([]dueEntry, 0, total)
-			}
-			e.Name = nameChecked
-			if name != nil {
-				e.Name = *name
-			}
-			e.SEC, e.AccountType = internCode(e.SEC), internCode(e.AccountType)
-			if e.Credit {
-				held, why := refundHeld(original)
-				if why != "" {
-					bad = append(bad, setAsideRow{EntryID: e.ID, Reason: why})
-				}
-				if held || why != "" {
-					continue
-				}
-			}
-			if why := e.unwritable(p.limits); why != "" {
-				bad = append(bad, setAsideRow{EntryID: e.ID, Reason: why})
-				continue
-			}
-			due = append(due, e)
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
-		if due, err = lockRefunds(ctx, tx, due); err != nil {
-			return err
-		}
-		if len(bad) > 0 {
-			if setAside, err = p.setAsideEntries(ctx, tx, "", bad, now); err != nil {
-				return err
-			}
-		}
-		if len(due) == 0 {
-			return nil
-		}
-		cfg, offsetAccount, err := readNachaConfig(ctx, tx, p, orgID)
-		if err != nil {
-			return err
-		}
-		rec = fileRecord{
-			FileID: store.NewID("nf_"), OrgID: orgID, Status: fileBuilding, CutoffAt: cutoffAt.UTC(), CreatedAt: now,
-			Destination: cfg.DestinationRouting, DestinationName: nachaText(cfg.DestinationBankName, 23),
-			Origin: cfg.OriginRouting, OriginName: nachaText(cfg.OriginBankName, 23),
-			CompanyName: nachaText(cfg.CompanyName, 16), CompanyID: nachaText(cfg.CompanyIdentification, 10),
-			EntryDescription: nachaText(cfg.EntryDescription, 10), Balanced: cfg.Balanced,
-			UploadRequired: p.sftp != nil, OffsetPlacement: cfg.OffsetPlacement,
-		}
-		if rec.OffsetPlacement == "" {
-			rec.OffsetPlacement = OffsetOwnBatch
-		}
-		local := now.In(p.cal.Location())
-		rec.CreationDate = civil(local.Year(), local.Month(), local.Day())
-		rec.CreationTime = local.Format("1504")
-		if rec.Balanced {
-			if cfg.Offset == nil || offsetAccount == "" {
-				return fmt.Errorf("org %s has a balanced NACHA config without an offset account", orgID)
-			}
-			rec.OffsetRouting, rec.OffsetType = cfg.Offset.RoutingNumber, cfg.Offset.AccountType
-			if rec.OffsetAccountEnc, err = p.ring.Seal([]byte(offsetAccount), fileOffsetContext(rec.FileID)); err != nil {
-				return fmt.Errorf("seal offset account: %w", err)
-			}
-		}
-		if rec.Modifier, err = nextModifier(ctx, tx, rec.Destination, rec.CreationDate); err != nil {
-			return err
-		}
-		rec.FileName = fmt.Sprintf("PAYRAIL_%s_%s_%s_%s_%s.ach", rec.CreationDate.Format("20060102"),
-			rec.CreationTime, rec.Destination, rec.Modifier, rec.FileID)
-
-		batches, taken, err := planFile(due, rec.Balanced, rec.OffsetPlacement, p.limits)
-		if err != nil {
-			return err
-		}
-		more = taken < len(due)
-		due = due[:taken]
-		offsets := 0
-		for _, b := range batches {
-			if b.offsetTotal() > 0 {
-				offsets++
-			}
-			rec.EntryCount += b.EntryCount
-			rec.DebitTotal += b.DebitTotal
-			rec.CreditTotal += b.CreditTotal
-		}
-		rec.BatchCount = len(batches)
-		odfi = rec.Origin[:8]
-		base, err = reserveTraces(ctx, tx, odfi, rec.EntryCount+offsets)
-		if err != nil {
-			return err
-		}
-		rec.TraceBase = base
-		next := base + int64(rec.EntryCount)
-		for i := range batches {
-			if batches[i].offsetTotal() > 0 { // the batch carrying an offset
-				next++
-				batches[i].OffsetTrace = odfi + fmt.Sprintf("%07d", next)
-			}
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO nacha_files (file_id, org_id, status, file_name, cutoff_at, created_at, creation_date,
-			    creation_time, file_id_modifier, immediate_destination, immediate_destination_name, immediate_origin,
-			    immediate_origin_name, company_name, company_identification, company_entry_description, is_balanced,
-			    offset_routing, offset_account_enc, offset_account_type, batch_count, entry_count, debit_total_cents,
-			    credit_total_cents, upload_required, offset_placement, trace_base)
-			VALUES ($1, $2, 'building', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-			    NULLIF($17, ''), $18, NULLIF($19, ''), $20, $21, $22, $23, $24, $25, $26)`,
-			rec.FileID, rec.OrgID, rec.FileName, rec.CutoffAt, rec.CreatedAt, rec.CreationDate, rec.CreationTime,
-			rec.Modifier, rec.Destination, rec.DestinationName, rec.Origin, rec.OriginName, rec.CompanyName,
-			rec.CompanyID, rec.EntryDescription, rec.Balanced, rec.OffsetRouting, rec.OffsetAccountEnc,
-			rec.OffsetType, rec.BatchCount, rec.EntryCount, rec.DebitTotal, rec.CreditTotal, rec.UploadRequired,
-			rec.OffsetPlacement, rec.TraceBase); err != nil {
-			return fmt.Errorf("insert file row: %w", err)
-		}
-		var secs, traces []string
-		var dates []time.Time
-		var nums, counts []int32
-		var debits, credits []int64
-		var offsetOnly, creditBatches []bool
-		for _, b := range batches {
-			secs, dates, nums = append(secs, b.SEC), append(dates, b.EffectiveDate), append(nums, int32(b.Number))
-			counts, debits, credits = append(counts, int32(b.EntryCount)), append(debits, b.DebitTotal), append(credits, b.CreditTotal)
-			traces, offsetOnly = append(traces, b.OffsetTrace), append(offsetOnly, b.OffsetOnly)
-			creditBatches = append(creditBatches, b.Credits)
-		}
-		if _, err := tx.Exec(ctx, `
-			INSERT INTO nacha_batches (file_id, batch_number, standard_entry_class, effective_entry_date,
-			    entry_count, debit_total_cents, credit_total_cents, offset_trace_number, offset_only, credits)
-			SELECT $1, n, sec, eff, c, d, cr, NULLIF(t, ''), oo, cb
-			  FROM unnest($2::int[], $3::text[], $4::date[], $5::int[], $6::bigint[], $7::bigint[], $8::text[],
-			              $9::bool[], $10::bool[]) AS b(n, sec, eff, c, d, cr, t, oo, cb)`,
-			rec.FileID, nums, secs, dates, counts, debits, credits, traces, offsetOnly, creditBatches); err != nil {
-			return fmt.Errorf("insert batches: %w", err)
-		}
-		// The claims: planFile numbered the entries in (SEC, date, entry
-		// id) order, batch by batch, so traces ascend within every batch
-		// as moov-io/ach's strict validation requires, and trace order is
-		// file order.
-		chunk := p.assignChunk
-		if chunk <= 0 {
-			chunk = defaultAssignChunk
-		}
-		for lo, n := 0, 0; lo < len(due); lo, n = lo+chunk, n+1 {
-			hi := min(lo+chunk, len(due))
-			ids, bnums, seqs := make([]int64, 0, hi-lo), make([]int32, 0, hi-lo), make([]int64, 0, hi-lo)
-			for _, e := range due[lo:hi] {
-				ids, bnums, seqs = append(ids, e.ID), append(bnums, e.Batch), append(seqs, e.Seq)
-			}
-			if _, err := tx.Exec(ctx, `
-				INSERT INTO nacha_file_claims (file_id, chunk, entry_ids, batch_numbers, sequences)
-				VALUES ($1, $2, $3, $4, $5)`, rec.FileID, n, ids, bnums, seqs); err != nil {
-				return fmt.Errorf("insert claims: %w", err)
-			}
-		}
-		ok = true
-		return nil
-	})
-	if err != nil {
-		return fileRecord{}, false, false, fmt.Errorf("nacha: create file for org %s: %w", orgID, err)
-	}
-	if setAside > 0 {
-		p.metrics.setAside.Add(float64(setAside))
-	}
-	if !ok {
-		return fileRecord{}, false, false, nil
-	}
-	n := len(due)
-	if due = nil; n >= 100_000 {
-		// The plan of a large file is garbage now; collect it before the
-		// build, so the two never add up in memory.
-		runtime.GC()
-	}
-	p.log.Info("NACHA file planned", "org_id", orgID, "file_id", rec.FileID, "entries", n,
-		"plan_transaction_took", time.Since(planBegan))
-	return rec, true, more, nil
-}
-
-// lockRefunds locks the refund credits among due entries and keeps those
-// still staged whose debit is still settled, read after the locks: a
-// return of the debit applied meanwhile (resolveRefundOnReturn, which
-// locks the refund too) has withdrawn its refund, and a file must not
-// claim it. Debits pass untouched; with no refunds due it costs nothing.
-func lockRefunds(ctx context.Context, tx pgx.Tx, due []dueEntry) ([]dueEntry, error) {
-	var ids []int64
-	for _, e := range due {
-		if e.Credit {
-			ids = append(ids, e.ID)
-		}
-	}
-	if len(ids) == 0 {
-		return due, nil
-	}
-	if _, err := tx.Exec(ctx, `SELECT 1 FROM nacha_entries WHERE entry_id = ANY ($1) ORDER BY entry_id FOR UPDATE`,
-		ids); err != nil {
-		return nil, fmt.Errorf("lock refund credits: %w", err)
-	}
-	rows, err := tx.Query(ctx, `
-		SELECT r.entry_id FROM nacha_entries r JOIN nacha_entries o ON o.entry_id = r.reverses_entry_id
-		 WHERE r.entry_id = ANY ($1) AND r.status = 'staged' AND o.status = 'settled'`, ids)
-	if err != nil {
-		return nil, fmt.Errorf("recheck refund credits: %w", err)
-	}
-	still, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		return nil, fmt.Errorf("recheck refund credits: %w", err)
-	}
-	keep := make(map[int64]bool, len(still))
-	for _, id := range still {
-		keep[id] = true
-	}
-	out := due[:0]
-	for _, e := range due {
-		if !e.Credit || keep[e.ID] {
-			out = append(out, e)
-		}
 	}
 	return out, nil
 }
@@ -604,14 +322,13 @@ func (p *Processor) releaseInterruptedCreations(ctx context.Context, orgID strin
 	})
 }
 
-// nameChecked stands for a name PostgreSQL found writable when the due
-// entries are read for planning (which needs no names).
-const nameChecked = "-"
-
-// internCode returns the shared constant for a SEC code or account type, so
-// a million due entries do not each hold their own copy.
-func internCode(s string) string {
-	switch s {
+// internCode returns a SEC code, account type or payment type code read
+// from a row as a shared constant when it is one of those, so a million
+// due entries do not each allocate their own copy.
+func internCode(b []byte) string {
+	switch string(b) {
+	case "":
+		return ""
 	case ach.WEB:
 		return ach.WEB
 	case ach.PPD:
@@ -624,37 +341,12 @@ func internCode(s string) string {
 		return "CHECKING"
 	case "SAVINGS":
 		return "SAVINGS"
+	case "S":
+		return "S"
+	case "R":
+		return "R"
 	}
-	return s
-}
-
-// reserveTraces reserves n consecutive trace sequence numbers of the ODFI
-// and returns the one before the first. The 7-digit sequence restarts at 1
-// rather than wrap inside a file, so traces always ascend within it. Trace
-// numbers are therefore unique per ODFI within one cycle of 9,999,999
-// entries, not forever: returns are matched on the trace number and the
-// original entry's fields (matchEntry).
-func reserveTraces(ctx context.Context, tx pgx.Tx, odfi string, n int) (int64, error) {
-	const maxSeq = 9_999_999
-	if n > maxSeq {
-		return 0, fmt.Errorf("%d entries exceed the trace number space of one file", n)
-	}
-	var last int64
-	err := tx.QueryRow(ctx, `
-		INSERT INTO nacha_trace_counters (odfi_identification, last_sequence) VALUES ($1, 0)
-		ON CONFLICT (odfi_identification) DO UPDATE SET last_sequence = nacha_trace_counters.last_sequence
-		RETURNING last_sequence`, odfi).Scan(&last)
-	if err != nil {
-		return 0, fmt.Errorf("reserve trace numbers: %w", err)
-	}
-	if last+int64(n) > maxSeq {
-		last = 0
-	}
-	if _, err := tx.Exec(ctx, `UPDATE nacha_trace_counters SET last_sequence = $2 WHERE odfi_identification = $1`,
-		odfi, last+int64(n)); err != nil {
-		return 0, fmt.Errorf("reserve trace numbers: %w", err)
-	}
-	return last, nil
+	return string(b)
 }
 
 // nextModifier picks the first file ID modifier not yet used for the
@@ -734,9 +426,9 @@ type entrySource func() (entryRecord, bool, error)
 // streamEntries reads the file's entries from PostgreSQL one page at a time
 // (keyset pagination on the unique (file_id, trace_number) index), opening
 // each account number as it goes, so nothing beyond the page and
-// moov-io/ach's own structures is held. Trace order is batch order:
-// planFile numbers entries batch by batch and reserveTraces never wraps
-// the sequence inside a file.
+// moov-io/ach's own structures is held. Trace order is batch order: the
+// planner numbers entries batch by batch, and a file's sequence never
+// wraps inside it (createFile).
 func (p *Processor) streamEntries(ctx context.Context, fileID, orgID string) entrySource {
 	var page []entryRecord
 	lastTrace := ""
@@ -848,10 +540,6 @@ func (p *Processor) scanEntries(rows pgx.Rows, orgID string) ([]entryRecord, err
 	return page, rows.Err()
 }
 
-// sliceEntries is how many entries writeACH holds (and moov-io/ach
-// validates) at a time.
-const sliceEntries = 10_000
-
 // fileHeader is the file header record of rec.
 func fileHeader(rec fileRecord) ach.FileHeader {
 	fh := ach.NewFileHeader()
@@ -872,7 +560,8 @@ const refundDescription = "REFUND"
 
 // batchHeader is the batch header record of batch b of file rec; its
 // service class follows what the batch holds (one side, or both when it
-// carries its own offset).
+// carries its own offset), which is known when the batch opens, before
+// its totals.
 func batchHeader(rec fileRecord, b batchRecord) *ach.BatchHeader {
 	bh := ach.NewBatchHeader()
 	bh.CompanyName = rec.CompanyName
@@ -886,169 +575,18 @@ func batchHeader(rec fileRecord, b batchRecord) *ach.BatchHeader {
 	bh.ODFIIdentification = rec.Origin[:8]
 	bh.BatchNumber = b.Number
 	switch {
-	case b.DebitTotal > 0 && b.CreditTotal > 0:
+	case b.OffsetOnly && b.Credits: // the debit offsetting refund credits
+		bh.ServiceClassCode = ach.DebitsOnly
+	case b.OffsetOnly:
+		bh.ServiceClassCode = ach.CreditsOnly
+	case b.OffsetTrace != "" || b.sameBatchOffset: // entries and their offset
 		bh.ServiceClassCode = ach.MixedDebitsAndCredits
-	case b.CreditTotal > 0:
+	case b.Credits:
 		bh.ServiceClassCode = ach.CreditsOnly
 	default:
 		bh.ServiceClassCode = ach.DebitsOnly
 	}
 	return bh
-}
-
-// writeACH writes the NACHA file for a file row, its batches and its
-// entries to w, entry by entry: it holds one slice of a batch
-// (sliceEntries), never the whole file, so its memory does not grow with
-// the file. It reads no clock and no configuration: the same rows give the
-// same bytes, which are exactly what moov-io/ach's Writer writes for the
-// same file (TestWriteACHEqualsMoovWriter). Every slice is created as an
-// ach.Batch under moov-io/ach's default (strict) validation — entries,
-// SEC rules, service class, ascending traces — and the slices of a batch
-// are checked to ascend too; the batch and file control records are
-// moov-io/ach's, filled with the totals of the validated slices, as
-// ach.Batch and ach.File compute them. An entry that cannot be written is
-// reported (badEntriesError) with every other one in the file, and
-// nothing written is usable then.
-func writeACH(rec fileRecord, offsetAccount string, batches []batchRecord, next entrySource, w io.Writer) error {
-	fh := fileHeader(rec)
-	if err := fh.Validate(); err != nil {
-		return fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
-	}
-	lw := &lineWriter{w: w}
-	lw.line(fh.String())
-
-	pending, havePending, err := next()
-	if err != nil {
-		return err
-	}
-	var bad []setAsideRow
-	// File control totals: records, entry hash, amounts (ach.File.Create).
-	records, fileEntries, fileHash, fileDebits, fileCredits := 2, 0, 0, 0, 0
-	for _, b := range batches {
-		bh := batchHeader(rec, b)
-		if len(bad) == 0 {
-			lw.line(bh.String())
-		}
-		var count int
-		var amount int64
-		// Batch control totals over its slices (ach.Batch.build).
-		entryCount, hash, debitSum, creditSum := 0, 0, 0, 0
-		lastTrace := ""
-		slice := make([]*ach.EntryDetail, 0, min(sliceEntries, b.EntryCount+1))
-		ids := make([]int64, 0, cap(slice)) // entry ids in slice order, to name an entry moov-io/ach refuses
-		for {
-			slice, ids = slice[:0], ids[:0]
-			for havePending && pending.Batch == b.Number && len(slice) < sliceEntries {
-				if pending.Bad != "" {
-					bad = append(bad, setAsideRow{EntryID: pending.EntryID, Reason: pending.Bad})
-				} else {
-					slice = append(slice, entryDetail(pending, b.Credits))
-					ids = append(ids, pending.EntryID)
-				}
-				count++
-				amount += pending.AmountCents
-				if pending, havePending, err = next(); err != nil {
-					return err
-				}
-			}
-			last := !havePending || pending.Batch != b.Number
-			if last && b.OffsetTrace != "" {
-				slice = append(slice, offsetEntry(rec, offsetAccount, b))
-			}
-			if len(bad) == 0 && len(slice) > 0 {
-				batch, err := ach.NewBatch(bh)
-				if err != nil {
-					return fmt.Errorf("nacha: batch %d: %w", b.Number, nachafile.Redact(err))
-				}
-				for _, ed := range slice {
-					batch.AddEntry(ed)
-				}
-				if err := batch.Create(); err != nil {
-					// Name the entries moov-io/ach refuses on their own, so
-					// they can be set aside; a batch failing for another
-					// reason fails the file (README: recovering a file
-					// stuck in building).
-					for i, ed := range slice[:len(ids)] {
-						if verr := ed.Validate(); verr != nil {
-							bad = append(bad, setAsideRow{EntryID: ids[i], Reason: "fails NACHA validation: " + nachafile.RedactedText(verr)})
-						}
-					}
-					if len(bad) == 0 {
-						return fmt.Errorf("nacha: batch %d of file %s fails NACHA validation: %w", b.Number, rec.FileID,
-							nachafile.Redact(err))
-					}
-				} else {
-					if lastTrace != "" && slice[0].TraceNumber <= lastTrace {
-						return fmt.Errorf("nacha: batch %d of file %s: trace numbers do not ascend", b.Number, rec.FileID)
-					}
-					lastTrace = slice[len(slice)-1].TraceNumber
-					c := batch.GetControl()
-					entryCount += c.EntryAddendaCount
-					hash += c.EntryHash
-					debitSum += c.TotalDebitEntryDollarAmount
-					creditSum += c.TotalCreditEntryDollarAmount
-					for _, ed := range slice {
-						lw.line(ed.String())
-					}
-				}
-			}
-			if last {
-				break
-			}
-		}
-		if count != b.EntryCount || amount != b.entryTotal() {
-			return fmt.Errorf("nacha: batch %d of file %s has %d entries totalling %d, recorded %d totalling %d",
-				b.Number, rec.FileID, count, amount, b.EntryCount, b.entryTotal())
-		}
-		if len(bad) > 0 {
-			continue // the file is built again without them
-		}
-		if entryCount == 0 {
-			return fmt.Errorf("nacha: batch %d of file %s has no entries", b.Number, rec.FileID)
-		}
-		bc := ach.NewBatchControl()
-		bc.ServiceClassCode = bh.ServiceClassCode
-		bc.CompanyIdentification = bh.CompanyIdentification
-		bc.ODFIIdentification = bh.ODFIIdentification
-		bc.BatchNumber = bh.BatchNumber
-		bc.EntryAddendaCount = entryCount
-		bc.EntryHash = hash % 10_000_000_000
-		bc.TotalDebitEntryDollarAmount, bc.TotalCreditEntryDollarAmount = debitSum, creditSum
-		if err := bc.Validate(); err != nil {
-			return fmt.Errorf("nacha: batch %d of file %s: %w", b.Number, rec.FileID, nachafile.Redact(err))
-		}
-		lw.line(bc.String())
-		records += 2 + entryCount
-		fileEntries += entryCount
-		fileHash += bc.EntryHash
-		fileDebits += debitSum
-		fileCredits += creditSum
-	}
-	if havePending {
-		return fmt.Errorf("nacha: file %s has an entry in unknown batch %d", rec.FileID, pending.Batch)
-	}
-	if len(bad) > 0 {
-		return &badEntriesError{FileID: rec.FileID, Entries: bad}
-	}
-	if len(batches) == 0 {
-		return fmt.Errorf("nacha: file %s: %w", rec.FileID, ach.ErrFileNoBatches)
-	}
-	fc := ach.NewFileControl()
-	fc.BatchCount = len(batches)
-	fc.BlockCount = (records + 9) / 10
-	fc.EntryAddendaCount = fileEntries
-	fc.EntryHash = fileHash % 10_000_000_000
-	fc.TotalDebitEntryDollarAmountInFile = fileDebits
-	fc.TotalCreditEntryDollarAmountInFile = fileCredits
-	if err := fc.Validate(); err != nil {
-		return fmt.Errorf("nacha: file %s: %w", rec.FileID, nachafile.Redact(err))
-	}
-	lw.line(fc.String())
-	// Blocks of ten records, the last one filled with lines of nines.
-	for lw.n%10 != 0 {
-		lw.line(paddingLine)
-	}
-	return lw.err
 }
 
 // paddingLine fills a file's last block (NACHA blocking factor 10).

@@ -60,7 +60,7 @@ type dueEntry struct {
 	// Credit: a refund credit (reversal.go); credits go into batches of
 	// their own, after the debits.
 	Credit bool
-	// Batch and Seq are assigned by planFile.
+	// Batch and Seq are assigned by the planner.
 	Batch int32
 	Seq   int64
 }
@@ -96,86 +96,144 @@ func (e dueEntry) unwritable(lim limits) string {
 	return ""
 }
 
-// planFile packs entries (ordered by direction — debits first —, SEC code,
-// effective date, entry id) into the batches of one file, in order, and
-// returns the batches and how many entries (a prefix) the file takes; the
-// rest wait for the next file of the same cutoff. A new batch starts at
-// every change of direction, SEC code or date and whenever the next entry
-// would overflow the batch: its entry count, its total (12 digits), or in
-// a balanced file its offset (one entry: 10 digits). The file ends before
-// its debit or credit total (12 digits) or its block count would
-// overflow; the sum of all its entries bounds both totals (in a balanced
-// file each total is exactly that sum). Balanced files get one offset per
-// batch — a credit for a debit batch, a debit for a credit batch — in the
-// batch (SAME_BATCH, not TEL) or in a CCD batch of its own right after
-// it. planFile numbers entry.Batch and entry.Seq (the trace sequence
-// offset, 1-based, ascending in file order); offsets are numbered after
-// all entries.
-func planFile(entries []dueEntry, balanced bool, placement string, lim limits) ([]batchRecord, int, error) {
-	var batches []batchRecord
-	records := 2 // file header and control
-	var fileAmount int64
-	cur := -1
-	taken := 0
-	for i := range entries {
-		e := &entries[i]
-		sameBatchOffset := balanced && placement == OffsetSameBatch && e.SEC != ach.TEL
-		batchCap := lim.ControlTotal
-		if balanced {
-			batchCap = lim.EntryAmount
-		}
-		perBatch := lim.BatchEntries
-		if sameBatchOffset {
-			perBatch-- // room for the offset
-		}
-		newBatch := cur < 0 || batches[cur].Credits != e.Credit || batches[cur].SEC != e.SEC ||
-			!batches[cur].EffectiveDate.Equal(e.Effective) ||
-			batches[cur].EntryCount+1 > perBatch || batches[cur].entryTotal()+e.Amount > batchCap
-		add := 1
-		if newBatch {
-			add += 2 // batch header and control
-			if balanced {
-				add++ // the offset entry
-				if !sameBatchOffset {
-					add += 2 // its own batch
-				}
+// planner packs due entries, in the order they come (direction — debits
+// first —, SEC code, effective date, entry id), into the batches of one
+// file, as they come: the file is planned while it is written (cut.go).
+// A new batch starts at every change of direction, SEC code or date and
+// whenever the next entry would overflow the batch: its entry count, its
+// total (12 digits), or in a balanced file its offset (one entry: 10
+// digits). The file ends before its debit or credit total (12 digits) or
+// its block count would overflow; the sum of all its entries bounds both
+// totals (in a balanced file each total is exactly that sum). Balanced
+// files get one offset per batch — a credit for a debit batch, a debit for
+// a credit batch — in the batch (SAME_BATCH, not TEL) or in a CCD batch of
+// its own right after it.
+//
+// Trace sequences (1-based, after the file's trace base) follow file
+// order: each entry takes the next, and a batch's offset the next after
+// the batch's last entry, so traces ascend within every batch as
+// moov-io/ach's strict validation requires. (Files planned before this
+// numbered offsets after all entries; their traces are stored, so they
+// rebuild as they were.)
+type planner struct {
+	balanced  bool
+	placement string
+	lim       limits
+	odfi      string
+	base      int64
+
+	batches []batchRecord
+	cur     int   // the batch taking entries; -1 before the first
+	records int   // the file's records so far, with its header and control
+	amount  int64 // the sum of the file's entries
+	seq     int64 // the last trace sequence used
+}
+
+func newPlanner(balanced bool, placement string, lim limits, odfi string, base int64) *planner {
+	return &planner{balanced: balanced, placement: placement, lim: lim, odfi: odfi, base: base, cur: -1, records: 2}
+}
+
+// trace is the trace number of sequence seq: the ODFI's 8 digits and the
+// 7-digit sequence (a million of them per file, so without fmt).
+func (pl *planner) trace(seq int64) string {
+	var b [15]byte
+	copy(b[:8], pl.odfi)
+	n := pl.base + seq
+	for i := 14; i >= 8; i-- {
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[:])
+}
+
+// add places e in the file and numbers e.Batch and e.Seq. It returns false,
+// placing nothing, when e does not fit the file: the file ends before it.
+// Otherwise closed holds the batches e's arrival closed (the batch before
+// e's, and the offset batch after that one), final, in file order, and
+// opened says e starts a new batch (pl.current).
+func (pl *planner) add(e *dueEntry) (fits bool, closed []batchRecord, opened bool) {
+	sameBatchOffset := pl.balanced && pl.placement == OffsetSameBatch && e.SEC != ach.TEL
+	batchCap := pl.lim.ControlTotal
+	if pl.balanced {
+		batchCap = pl.lim.EntryAmount
+	}
+	perBatch := pl.lim.BatchEntries
+	if sameBatchOffset {
+		perBatch-- // room for the offset
+	}
+	cur := pl.current()
+	newBatch := cur == nil || cur.Credits != e.Credit || cur.SEC != e.SEC || !cur.EffectiveDate.Equal(e.Effective) ||
+		cur.EntryCount+1 > perBatch || cur.entryTotal()+e.Amount > batchCap
+	add := 1
+	if newBatch {
+		add += 2 // batch header and control
+		if pl.balanced {
+			add++ // the offset entry
+			if !sameBatchOffset {
+				add += 2 // its own batch
 			}
 		}
-		if fileAmount+e.Amount > lim.ControlTotal || records+add > lim.FileRecords {
-			break
-		}
-		if newBatch {
-			b := batchRecord{Number: len(batches) + 1, SEC: e.SEC, EffectiveDate: e.Effective, Credits: e.Credit}
-			batches = append(batches, b)
-			cur = len(batches) - 1
-			if balanced && !sameBatchOffset {
-				batches = append(batches, batchRecord{Number: len(batches) + 1, SEC: ach.CCD, EffectiveDate: e.Effective,
-					Credits: e.Credit, OffsetOnly: true})
-			} else if balanced {
-				batches[cur].sameBatchOffset = true
-			}
-		}
-		records += add
-		fileAmount += e.Amount
-		batches[cur].EntryCount++
-		if e.Credit {
-			batches[cur].CreditTotal += e.Amount
-		} else {
-			batches[cur].DebitTotal += e.Amount
-		}
-		taken++
-		e.Batch, e.Seq = int32(batches[cur].Number), int64(taken)
 	}
-	if taken == 0 && len(entries) > 0 {
-		return nil, 0, fmt.Errorf("the first due entry does not fit an empty file (limits %+v)", lim)
+	if pl.amount+e.Amount > pl.lim.ControlTotal || pl.records+add > pl.lim.FileRecords {
+		return false, nil, false
 	}
-	for i := range batches {
-		switch {
-		case batches[i].OffsetOnly:
-			batches[i].setOffset(batches[i-1].entryTotal())
-		case batches[i].sameBatchOffset:
-			batches[i].setOffset(batches[i].entryTotal())
+	if newBatch {
+		closed = pl.closeCurrent()
+		pl.batches = append(pl.batches, batchRecord{Number: len(pl.batches) + 1, SEC: e.SEC,
+			EffectiveDate: e.Effective, Credits: e.Credit, sameBatchOffset: pl.balanced && sameBatchOffset})
+		pl.cur = len(pl.batches) - 1
+		if pl.balanced && !sameBatchOffset {
+			pl.batches = append(pl.batches, batchRecord{Number: len(pl.batches) + 1, SEC: ach.CCD,
+				EffectiveDate: e.Effective, Credits: e.Credit, OffsetOnly: true})
 		}
 	}
-	return batches, taken, nil
+	pl.records += add
+	pl.amount += e.Amount
+	b := &pl.batches[pl.cur]
+	b.EntryCount++
+	if e.Credit {
+		b.CreditTotal += e.Amount
+	} else {
+		b.DebitTotal += e.Amount
+	}
+	pl.seq++
+	e.Batch, e.Seq = int32(b.Number), pl.seq
+	return true, closed, newBatch
+}
+
+// current is the batch taking entries, nil before the first entry.
+func (pl *planner) current() *batchRecord {
+	if pl.cur < 0 {
+		return nil
+	}
+	return &pl.batches[pl.cur]
+}
+
+// finish closes the last batch and returns what it closed (as add does).
+func (pl *planner) finish() []batchRecord {
+	return pl.closeCurrent()
+}
+
+// closeCurrent completes the current batch — its offset, in it or in the
+// offset batch after it, takes the next trace sequence — and returns it
+// with its offset batch.
+func (pl *planner) closeCurrent() []batchRecord {
+	if pl.cur < 0 {
+		return nil
+	}
+	i := pl.cur
+	pl.cur = -1
+	if !pl.balanced {
+		return pl.batches[i : i+1]
+	}
+	total := pl.batches[i].entryTotal()
+	pl.seq++
+	if pl.batches[i].sameBatchOffset {
+		pl.batches[i].setOffset(total)
+		pl.batches[i].OffsetTrace = pl.trace(pl.seq)
+		return pl.batches[i : i+1]
+	}
+	pl.batches[i+1].setOffset(total)
+	pl.batches[i+1].OffsetTrace = pl.trace(pl.seq)
+	return pl.batches[i : i+2]
 }

@@ -2,6 +2,7 @@ package nacha
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -211,15 +212,19 @@ func TestReleaseStuckFile(t *testing.T) {
 	f.stage(payment{lineItem: "b", amount: 2_000})
 	cutoff := ny(t, 2025, 12, 2, 21, 0)
 	f.setNow(cutoff)
+	// The rows go wrong after the file is created, and the process dies
+	// before its bytes are installed: the next drop builds it from them.
 	f.p.hook = func(s DropStep, id string) error {
 		if s == StepCreated {
-			_, err := env.Pool.Exec(f.ctx, `UPDATE nacha_batches SET debit_total_cents = debit_total_cents + 1 WHERE file_id = $1`, id)
-			return err
+			if _, err := env.Pool.Exec(f.ctx, `UPDATE nacha_batches SET debit_total_cents = debit_total_cents + 1 WHERE file_id = $1`, id); err != nil {
+				return err
+			}
+			return errCrash
 		}
 		return nil
 	}
-	if _, err := f.drop(cutoff); err == nil {
-		t.Fatal("drop of a corrupt file succeeded")
+	if _, err := f.drop(cutoff); !errors.Is(err, errCrash) {
+		t.Fatalf("drop with a crash after the file's creation: %v", err)
 	}
 	f.p.hook = nil
 	stuck := f.entry("a").FileID
