@@ -85,7 +85,10 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 	// streams: the API stays ready while its outbox is the buffer
 	// (cmd/payrail readiness), a relay or worker does not.
 	opsAddr := freePort(t)
-	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR=")}
+	// Ops listeners on ports of their own: the default (127.0.0.1:9091)
+	// may be another payrail's, a `make run` beside the tests (an empty
+	// PAYRAIL_METRICS_ADDR means the default).
+	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR="+freePort(t))}
 	rel := &process{t: t, name: "payrail relay", args: []string{bin, "relay"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR="+opsAddr)}
 	wrk := &process{t: t, name: "worker", args: []string{os.Args[0], "-test.run=^$"}, env: append(slices.Clone(common),
 		childWorkerEnv+"=1", "PAYRAIL_TEST_RECONCILE=1", "PAYRAIL_TEST_CONCURRENCY=2", "PAYRAIL_TEST_PROCESS_DELAY=200ms")}
@@ -112,6 +115,9 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 	apiReadyz := func() (int, string) { return get(base + "/readyz") }
 	apiLog := func() string { return tail(api.out.String(), 3000) + "\n" + tail(rel.out.String(), 3000) }
 	waitFor(t, 60*time.Second, func() bool { code, _ := readyz(); return code == 200 }, apiLog)
+	// The relay can be ready before the API process listens (CI failure
+	// under load: the first token request was refused).
+	waitFor(t, 60*time.Second, func() bool { code, _ := apiReadyz(); return code == 200 }, apiLog)
 
 	post, token := apiClient(t, base, creds.ClientID, creds.ClientSecret)
 	if code, err := post("/accounts", token, map[string]any{"account_id": "acct_bl", "product_id": "p", "customer_name": "Pat Doe"}, nil); err != nil || code != 200 {

@@ -238,7 +238,11 @@ func TestMultiProcessKillAndRestart(t *testing.T) {
 	maxConns := func(n int, what string) string {
 		return "PAYRAIL_DATABASE_MAX_CONNS=" + strconv.Itoa(env.Reserve(t, n, what))
 	}
-	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: append(slices.Clone(common), maxConns(4, "payrail api"))}
+	// The API's ops listener gets a port of its own: its default address
+	// (127.0.0.1:9091) may be another payrail's, a `make run` beside the
+	// tests (an empty PAYRAIL_METRICS_ADDR means the default).
+	api := &process{t: t, name: "payrail api", args: []string{bin, "api"}, env: append(slices.Clone(common),
+		"PAYRAIL_METRICS_ADDR="+freePort(t), maxConns(4, "payrail api"))}
 	relayOps := freePort(t)
 	env.Reserve(t, 1, "payrail relay's LISTEN connection")
 	relay := &process{t: t, name: "payrail relay", args: []string{bin, "relay"}, env: append(slices.Clone(common), "PAYRAIL_METRICS_ADDR="+relayOps, maxConns(3, "payrail relay"))}
