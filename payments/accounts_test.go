@@ -3,12 +3,8 @@ package payments
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/payrail/payrail/internal/canopy"
 	"github.com/payrail/payrail/internal/store"
@@ -16,34 +12,11 @@ import (
 	"github.com/payrail/payrail/processors"
 )
 
-// statementCounter counts the statements a pool sends: each is a round
-// trip to PostgreSQL.
-type statementCounter struct{ n atomic.Int64 }
-
-func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-
-func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
 // countingService is newService over a one-connection pool whose
 // statements are counted.
-func countingService(t *testing.T, customerName string) (*Service, *fastPath, *statementCounter, string, string) {
+func countingService(t *testing.T, customerName string) (*Service, *fastPath, *testenv.StatementCounter, string, string) {
 	t.Helper()
-	env.Reserve(t, 1, "a counting pool")
-	cfg, err := pgxpool.ParseConfig(env.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &statementCounter{}
-	cfg.MaxConns = 1
-	cfg.ConnConfig.Tracer = c
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool, c := env.CountingPool(t)
 	st := store.New(pool, env.Ring, canopy.Events{})
 	fp := &fastPath{}
 	st.SetFastPath(fp)
@@ -84,12 +57,12 @@ func TestSubmitRemembersAccount(t *testing.T) {
 	svc, fp, count, org, account := countingService(t, "Ada Lovelace")
 	submit := func(id string, statements int64) store.LineItem {
 		t.Helper()
-		before := count.n.Load()
+		before := count.Count()
 		li, created, err := svc.Submit(ctx, cardPayment(org, account, id), time.Now())
 		if err != nil || !created {
 			t.Fatalf("%s: created %v, %v", id, created, err)
 		}
-		if got := count.n.Load() - before; got != statements {
+		if got := count.Count() - before; got != statements {
 			t.Errorf("%s: %d statements, want %d", id, got, statements)
 		}
 		return li
@@ -124,12 +97,12 @@ func TestSubmitRemembersAccount(t *testing.T) {
 	submit("pay-5", 1)
 
 	// A replay is answered as before, and reads nothing.
-	before := count.n.Load()
+	before := count.Count()
 	again, created, err := svc.Submit(ctx, cardPayment(org, account, "pay-5"), time.Now())
 	if err != nil || created || again.LineItemID != "pay-5" {
 		t.Fatalf("replay: created %v, %v", created, err)
 	}
-	if got := count.n.Load() - before; got < 2 {
+	if got := count.Count() - before; got < 2 {
 		t.Errorf("replay: %d statements; want the write and the general path's", got)
 	}
 }

@@ -397,17 +397,17 @@ func TestCreatePaymentConcurrentCallers(t *testing.T) {
 
 // A lone payment is its own batch, committed at once by one statement.
 func TestLonePaymentIsItsOwnBatch(t *testing.T) {
-	pool, count := countingPool(t)
+	pool, count := env.CountingPool(t)
 	st := New(pool, env.Ring, plainEvents{})
 	org := orgWithAccount(t, st)
 	var sizes []int
 	st.payments = groupcommit.New(st.insertPaymentBatch, groupcommit.Options{Observe: func(n int) { sizes = append(sizes, n) }})
 	for i := range 3 {
-		before := count.n.Load()
+		before := count.Count()
 		if _, created, err := st.CreatePayment(context.Background(), org, groupPayment(fmt.Sprint("li_", i), "r", "")); err != nil || !created {
 			t.Fatalf("payment %d: %v (created %v)", i, err, created)
 		}
-		if got := count.n.Load() - before; got != 1 {
+		if got := count.Count() - before; got != 1 {
 			t.Errorf("payment %d: %d statements, want 1", i, got)
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"reflect"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -15,36 +14,6 @@ import (
 
 	"github.com/payrail/payrail/internal/testenv"
 )
-
-// statementCounter counts the statements a pool sends (BEGIN and COMMIT
-// included): each is at least one round trip to PostgreSQL.
-type statementCounter struct{ n atomic.Int64 }
-
-func (c *statementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
-	c.n.Add(1)
-	return ctx
-}
-
-func (c *statementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
-
-// countingPool is a one-connection pool whose statements are counted.
-func countingPool(t *testing.T) (*pgxpool.Pool, *statementCounter) {
-	t.Helper()
-	env.Reserve(t, 1, "a counting pool")
-	cfg, err := pgxpool.ParseConfig(env.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &statementCounter{}
-	cfg.MaxConns = 1
-	cfg.ConnConfig.Tracer = c
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool, c
-}
 
 // wholeEvents renders the entire line item into the event body, so a test
 // sees any field in which the line item an event was built from differs
@@ -83,7 +52,7 @@ func (f *fastPathRecorder) Enqueue(msgs []OutboxMessage) {
 // behave as in the general path, and a product or customer name that is
 // not the account's is ErrAccountChanged with nothing written.
 func TestCreatePaymentOneStatement(t *testing.T) {
-	pool, count := countingPool(t)
+	pool, count := env.CountingPool(t)
 	for _, c := range []struct {
 		name       string
 		productID  string
@@ -121,12 +90,12 @@ func TestCreatePaymentOneStatement(t *testing.T) {
 				Job: OutboxMessage{MsgID: "job_" + attempt, Subject: "jobs.AUTHORIZE_NET", Payload: []byte("sealed"),
 					FastPayload: []byte("sealed with cvv"), Headers: map[string]string{"Payrail-Attempt-Id": attempt}},
 			}
-			before := count.n.Load()
+			before := count.Count()
 			li, created, err := st.CreatePayment(ctx, org, in)
 			if err != nil || !created {
 				t.Fatalf("create: %v (created %v)", err, created)
 			}
-			if got := count.n.Load() - before; got != c.statements {
+			if got := count.Count() - before; got != c.statements {
 				t.Errorf("%d statements, want %d", got, c.statements)
 			}
 			stored, err := st.LineItem(ctx, org, "a1", "li1")
@@ -230,7 +199,7 @@ func waitNotified(t *testing.T, conn *pgx.Conn) {
 // own product and name both write it.
 func TestCreatePaymentAccountChanged(t *testing.T) {
 	ctx := context.Background()
-	pool, count := countingPool(t)
+	pool, count := env.CountingPool(t)
 	st := New(pool, env.Ring, plainEvents{})
 	org := testenv.UniqueID("org_")
 	if err := st.EnsureOrg(ctx, org, "t"); err != nil {
@@ -251,11 +220,11 @@ func TestCreatePaymentAccountChanged(t *testing.T) {
 		{"no customer name", "p", ""},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			before := count.n.Load()
+			before := count.Count()
 			if _, _, err := st.CreatePayment(ctx, org, payment("li_grouped", c.product, c.customer)); !errors.Is(err, ErrAccountChanged) {
 				t.Errorf("grouped: %v, want ErrAccountChanged", err)
 			}
-			if got := count.n.Load() - before; got != 1 {
+			if got := count.Count() - before; got != 1 {
 				t.Errorf("grouped: %d statements, want 1", got)
 			}
 			_, ok, changed, err := st.createPaymentOneTrip(ctx, org, payment("li_onetrip", c.product, c.customer))

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
@@ -138,4 +140,40 @@ func ConnectError(err error) error {
 	return fmt.Errorf("%w\ntestenv: PostgreSQL has no connection left for this test package (SQLSTATE 53300): "+
 		"other programs use the server's max_connections. Each test package holds at most %d (docs/testing.md); "+
 		"wait for other work to finish, run fewer packages at once (go test -p 1), or raise max_connections", err, PackageBudget)
+}
+
+// StatementCounter counts the statements a pool sends (BEGIN and COMMIT
+// included): each is at least one round trip to PostgreSQL.
+type StatementCounter struct{ n atomic.Int64 }
+
+// Count is how many statements were sent so far.
+func (c *StatementCounter) Count() int64 { return c.n.Load() }
+
+// TraceQueryStart implements pgx.QueryTracer.
+func (c *StatementCounter) TraceQueryStart(ctx context.Context, _ *pgx.Conn, _ pgx.TraceQueryStartData) context.Context {
+	c.n.Add(1)
+	return ctx
+}
+
+// TraceQueryEnd implements pgx.QueryTracer.
+func (c *StatementCounter) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// CountingPool opens a one-connection pool to the package's database whose
+// statements are counted, claimed from the budget and closed when t ends.
+func (e *Env) CountingPool(t testing.TB) (*pgxpool.Pool, *StatementCounter) {
+	t.Helper()
+	e.Reserve(t, 1, "a counting pool")
+	cfg, err := pgxpool.ParseConfig(e.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &StatementCounter{}
+	cfg.MaxConns = 1
+	cfg.ConnConfig.Tracer = c
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(ConnectError(err))
+	}
+	t.Cleanup(pool.Close)
+	return pool, c
 }
