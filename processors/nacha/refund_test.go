@@ -82,6 +82,30 @@ func (f *fixture) settleAndDropRefunds(n int) DropResult {
 	return res
 }
 
+// forEachPlacement runs test on a fresh fixture (2 December 2025, 10:00
+// New York) with an unbalanced NACHA config, then with a balanced one for
+// each offset placement (named by placement; "" when unbalanced).
+func forEachPlacement(t *testing.T, test func(t *testing.T, f *fixture, placement string)) {
+	for _, placement := range []string{"", OffsetOwnBatch, OffsetSameBatch} {
+		name := placement
+		if name == "" {
+			name = "unbalanced"
+		}
+		t.Run(name, func(t *testing.T) {
+			test(t, newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{balanced: placement != "", placement: placement}),
+				placement)
+		})
+	}
+}
+
+// stageWebAndCCD stages the two debits the refund tests give back: li_web
+// (WEB, 1500 cents, checking) and li_ccd (CCD, 2500 cents, savings).
+func (f *fixture) stageWebAndCCD() {
+	f.t.Helper()
+	f.stage(payment{lineItem: "li_web", amount: 1500, sec: ach.WEB})
+	f.stage(payment{lineItem: "li_ccd", amount: 2500, sec: ach.CCD, accountType: "SAVINGS", number: "000123456789"})
+}
+
 // filePath is where a file of the fixture was dropped.
 func (f *fixture) filePath(fileID string) string {
 	f.t.Helper()
@@ -109,113 +133,105 @@ func mapKeys(m map[string]string) []string {
 // credit is returned first. Balanced files offset the credits with a debit
 // to the org's account.
 func TestRefundCreditLifecycle(t *testing.T) {
-	for _, placement := range []string{"", OffsetOwnBatch, OffsetSameBatch} {
-		name := placement
-		if name == "" {
-			name = "unbalanced"
+	forEachPlacement(t, func(t *testing.T, f *fixture, placement string) {
+		f.stageWebAndCCD()
+		f.stage(payment{lineItem: "li_kept", amount: 700})
+		f.setNow(ny(t, 2025, 12, 2, 21, 0))
+		f.mustDrop(ny(t, 2025, 12, 2, 21, 0))
+
+		f.setNow(ny(t, 2025, 12, 3, 9, 0))
+		for _, li := range []string{"li_web", "li_ccd"} {
+			for delivery := 1; delivery <= 2; delivery++ {
+				job := f.reversalJob(li, "rev_"+li)
+				job.Delivery = delivery
+				res, err := f.p.Process(f.ctx, job)
+				if err != nil || res.Outcome != processors.PendingSettlement || res.Code != "refund_staged" {
+					t.Fatalf("reversal of %s, delivery %d: %+v %v", li, delivery, res, err)
+				}
+			}
 		}
-		t.Run(name, func(t *testing.T) {
-			f := newFixture(t, ny(t, 2025, 12, 2, 10, 0), fixtureOpts{balanced: placement != "", placement: placement})
-			f.stage(payment{lineItem: "li_web", amount: 1500, sec: ach.WEB})
-			f.stage(payment{lineItem: "li_ccd", amount: 2500, sec: ach.CCD, accountType: "SAVINGS", number: "000123456789"})
-			f.stage(payment{lineItem: "li_kept", amount: 700})
-			f.setNow(ny(t, 2025, 12, 2, 21, 0))
-			f.mustDrop(ny(t, 2025, 12, 2, 21, 0))
+		var refunds int
+		if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_entries WHERE org_id = $1 AND direction = 'credit'`,
+			f.org).Scan(&refunds); err != nil {
+			t.Fatal(err)
+		}
+		if refunds != 2 {
+			t.Fatalf("%d refund credits staged for two reversals delivered twice each", refunds)
+		}
+		if dir, sec, orig, amount, acct := f.refundRow("rev_li_web"); dir != "credit" || sec != ach.PPD || orig != "li_web" ||
+			amount != 1500 || acct != "12345678901" {
+			t.Fatalf("refund of the WEB debit: %s %s of %s, %d cents", dir, sec, orig, amount)
+		}
+		if _, sec, _, _, acct := f.refundRow("rev_li_ccd"); sec != ach.CCD || acct != "000123456789" {
+			t.Fatalf("refund of the CCD debit: %s", sec)
+		}
 
-			f.setNow(ny(t, 2025, 12, 3, 9, 0))
-			for _, li := range []string{"li_web", "li_ccd"} {
-				for delivery := 1; delivery <= 2; delivery++ {
-					job := f.reversalJob(li, "rev_"+li)
-					job.Delivery = delivery
-					res, err := f.p.Process(f.ctx, job)
-					if err != nil || res.Outcome != processors.PendingSettlement || res.Code != "refund_staged" {
-						t.Fatalf("reversal of %s, delivery %d: %+v %v", li, delivery, res, err)
+		// The debits have not settled: the day's cutoff holds the refunds.
+		f.setNow(ny(t, 2025, 12, 3, 21, 0))
+		if res := f.mustDrop(ny(t, 2025, 12, 3, 21, 0)); len(res.Files) != 0 {
+			t.Fatalf("refunds of unsettled debits dropped: %+v", res.Files)
+		}
+		res := f.settleAndDropRefunds(2)
+		file := readDropped(t, res.Files[0].Path)
+		var credits, offsets int
+		for _, b := range file.Batches {
+			bh := b.GetHeader()
+			for _, e := range b.GetEntries() {
+				switch e.IdentificationNumber = strings.TrimSpace(e.IdentificationNumber); {
+				case e.IdentificationNumber == "OFFSET":
+					offsets++
+					if e.TransactionCode != ach.CheckingDebit || bh.CompanyEntryDescription != refundDescription {
+						t.Errorf("offset of refunds: code %d in a %q batch", e.TransactionCode, bh.CompanyEntryDescription)
 					}
-				}
-			}
-			var refunds int
-			if err := env.Pool.QueryRow(f.ctx, `SELECT count(*) FROM nacha_entries WHERE org_id = $1 AND direction = 'credit'`,
-				f.org).Scan(&refunds); err != nil {
-				t.Fatal(err)
-			}
-			if refunds != 2 {
-				t.Fatalf("%d refund credits staged for two reversals delivered twice each", refunds)
-			}
-			if dir, sec, orig, amount, acct := f.refundRow("rev_li_web"); dir != "credit" || sec != ach.PPD || orig != "li_web" ||
-				amount != 1500 || acct != "12345678901" {
-				t.Fatalf("refund of the WEB debit: %s %s of %s, %d cents", dir, sec, orig, amount)
-			}
-			if _, sec, _, _, acct := f.refundRow("rev_li_ccd"); sec != ach.CCD || acct != "000123456789" {
-				t.Fatalf("refund of the CCD debit: %s", sec)
-			}
-
-			// The debits have not settled: the day's cutoff holds the refunds.
-			f.setNow(ny(t, 2025, 12, 3, 21, 0))
-			if res := f.mustDrop(ny(t, 2025, 12, 3, 21, 0)); len(res.Files) != 0 {
-				t.Fatalf("refunds of unsettled debits dropped: %+v", res.Files)
-			}
-			res := f.settleAndDropRefunds(2)
-			file := readDropped(t, res.Files[0].Path)
-			var credits, offsets int
-			for _, b := range file.Batches {
-				bh := b.GetHeader()
-				for _, e := range b.GetEntries() {
-					switch e.IdentificationNumber = strings.TrimSpace(e.IdentificationNumber); {
-					case e.IdentificationNumber == "OFFSET":
-						offsets++
-						if e.TransactionCode != ach.CheckingDebit || bh.CompanyEntryDescription != refundDescription {
-							t.Errorf("offset of refunds: code %d in a %q batch", e.TransactionCode, bh.CompanyEntryDescription)
-						}
-					case e.IdentificationNumber == "rev_li_web":
-						credits++
-						if e.TransactionCode != ach.CheckingCredit || bh.StandardEntryClassCode != ach.PPD || e.Amount != 1500 ||
-							bh.CompanyEntryDescription != refundDescription || strings.TrimSpace(e.DFIAccountNumber) != "12345678901" {
-							t.Errorf("refund of the WEB debit: code %d, %s %q, %d", e.TransactionCode, bh.StandardEntryClassCode,
-								bh.CompanyEntryDescription, e.Amount)
-						}
-					case e.IdentificationNumber == "rev_li_ccd":
-						credits++
-						if e.TransactionCode != ach.SavingsCredit || bh.StandardEntryClassCode != ach.CCD || e.Amount != 2500 {
-							t.Errorf("refund of the CCD debit: code %d, %s, %d", e.TransactionCode, bh.StandardEntryClassCode, e.Amount)
-						}
-					default:
-						t.Errorf("unexpected entry %s in the refund file", e.IdentificationNumber)
+				case e.IdentificationNumber == "rev_li_web":
+					credits++
+					if e.TransactionCode != ach.CheckingCredit || bh.StandardEntryClassCode != ach.PPD || e.Amount != 1500 ||
+						bh.CompanyEntryDescription != refundDescription || strings.TrimSpace(e.DFIAccountNumber) != "12345678901" {
+						t.Errorf("refund of the WEB debit: code %d, %s %q, %d", e.TransactionCode, bh.StandardEntryClassCode,
+							bh.CompanyEntryDescription, e.Amount)
 					}
+				case e.IdentificationNumber == "rev_li_ccd":
+					credits++
+					if e.TransactionCode != ach.SavingsCredit || bh.StandardEntryClassCode != ach.CCD || e.Amount != 2500 {
+						t.Errorf("refund of the CCD debit: code %d, %s, %d", e.TransactionCode, bh.StandardEntryClassCode, e.Amount)
+					}
+				default:
+					t.Errorf("unexpected entry %s in the refund file", e.IdentificationNumber)
 				}
 			}
-			wantOffsets := 0
-			if placement != "" {
-				wantOffsets = 2 // one per credit batch (PPD, CCD)
-			}
-			if credits != 2 || offsets != wantOffsets || file.Control.TotalCreditEntryDollarAmountInFile < 4000 {
-				t.Fatalf("%d refunds, %d offsets, file control %+v", credits, offsets, file.Control)
-			}
-			if placement != "" && file.Control.TotalDebitEntryDollarAmountInFile != 4000 {
-				t.Fatalf("balanced refund file debits %d, want the offsets' 4000", file.Control.TotalDebitEntryDollarAmountInFile)
-			}
+		}
+		wantOffsets := 0
+		if placement != "" {
+			wantOffsets = 2 // one per credit batch (PPD, CCD)
+		}
+		if credits != 2 || offsets != wantOffsets || file.Control.TotalCreditEntryDollarAmountInFile < 4000 {
+			t.Fatalf("%d refunds, %d offsets, file control %+v", credits, offsets, file.Control)
+		}
+		if placement != "" && file.Control.TotalDebitEntryDollarAmountInFile != 4000 {
+			t.Fatalf("balanced refund file debits %d, want the offsets' 4000", file.Control.TotalDebitEntryDollarAmountInFile)
+		}
 
-			// The CCD refund is returned before it settles: its reversal is
-			// DECLINED; the other settles: VALID.
-			f.setNow(ny(t, 2025, 12, 8, 6, 0))
-			rep := f.ingestReturns(res.Files[0].Path, map[string]string{f.entry("rev_li_ccd").Trace: "R03"})
-			if len(rep.Returns) != 1 || rep.Returns[0].Outcome != "declined" || rep.Returns[0].LineItemID != "rev_li_ccd" {
-				t.Fatalf("return of a refund: %+v", rep.Returns)
+		// The CCD refund is returned before it settles: its reversal is
+		// DECLINED; the other settles: VALID.
+		f.setNow(ny(t, 2025, 12, 8, 6, 0))
+		rep := f.ingestReturns(res.Files[0].Path, map[string]string{f.entry("rev_li_ccd").Trace: "R03"})
+		if len(rep.Returns) != 1 || rep.Returns[0].Outcome != "declined" || rep.Returns[0].LineItemID != "rev_li_ccd" {
+			t.Fatalf("return of a refund: %+v", rep.Returns)
+		}
+		f.setNow(ny(t, 2025, 12, 10, 9, 0))
+		if _, err := f.p.Settle(f.ctx); err != nil {
+			t.Fatal(err)
+		}
+		for li, want := range map[string]string{"rev_li_web": "VALID", "rev_li_ccd": "DECLINED", "li_web": "VALID",
+			"li_ccd": "VALID", "li_kept": "VALID"} {
+			if got := f.lineItemStatus("acct_1", li); got != want {
+				t.Errorf("%s is %s, want %s", li, got, want)
 			}
-			f.setNow(ny(t, 2025, 12, 10, 9, 0))
-			if _, err := f.p.Settle(f.ctx); err != nil {
-				t.Fatal(err)
-			}
-			for li, want := range map[string]string{"rev_li_web": "VALID", "rev_li_ccd": "DECLINED", "li_web": "VALID",
-				"li_ccd": "VALID", "li_kept": "VALID"} {
-				if got := f.lineItemStatus("acct_1", li); got != want {
-					t.Errorf("%s is %s, want %s", li, got, want)
-				}
-			}
-			if ev := f.events("rev_li_web"); strings.Join(ev, ",") != "dropped,settled" {
-				t.Errorf("events of the refund = %v", ev)
-			}
-		})
-	}
+		}
+		if ev := f.events("rev_li_web"); strings.Join(ev, ",") != "dropped,settled" {
+			t.Errorf("events of the refund = %v", ev)
+		}
+	})
 }
 
 // A debit returned while its refund is held: before settlement the payment
