@@ -8,19 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-)
 
-// waitFor polls cond until it holds, failing the test after 10 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
+	"github.com/payrail/payrail/internal/testenv"
+)
 
 // gate is a commit function whose first call waits for release, so a
 // test can queue requests while a commit runs. Every call records its
@@ -86,7 +76,7 @@ func TestRequestsQueuedDuringACommitGoTogether(t *testing.T) {
 			for i := 1; i <= c.queued; i++ {
 				wg.Go(func() { outs[i], errs[i] = b.Do(ctx, i) })
 			}
-			waitFor(t, "the requests to queue", func() bool { return b.Queued() == c.queued })
+			testenv.WaitFor(t, "the requests to queue", func() bool { return b.Queued() == c.queued })
 			close(g.release)
 			wg.Wait()
 			for i := range outs {
@@ -97,7 +87,7 @@ func TestRequestsQueuedDuringACommitGoTogether(t *testing.T) {
 			if got := g.sizes(); !slices.Equal(got, c.wantSizes) {
 				t.Errorf("batch sizes %v, want %v", got, c.wantSizes)
 			}
-			waitFor(t, "the committer to end", func() bool {
+			testenv.WaitFor(t, "the committer to end", func() bool {
 				b.mu.Lock()
 				defer b.mu.Unlock()
 				return b.running == 0
@@ -153,11 +143,11 @@ func TestCallerLeaving(t *testing.T) {
 	var stayed, stayedOut int
 	var stayedErr error
 	wg.Go(func() { stayedOut, stayedErr = b.Do(context.Background(), 3); stayed = 1 })
-	waitFor(t, "the requests to queue", func() bool { return b.Queued() == 2 })
+	testenv.WaitFor(t, "the requests to queue", func() bool { return b.Queued() == 2 })
 	leaveDuring()
 	leaveQueued()
 	// The first caller leaves while its commit still runs.
-	waitFor(t, "the callers to leave", func() bool { return duringCtx.Err() != nil && queuedCtx.Err() != nil })
+	testenv.WaitFor(t, "the callers to leave", func() bool { return duringCtx.Err() != nil && queuedCtx.Err() != nil })
 	time.Sleep(10 * time.Millisecond)
 	close(g.release)
 	wg.Wait()
@@ -221,7 +211,7 @@ func TestFullQueueWaitsForItsContext(t *testing.T) {
 	wg.Go(func() { _, _ = b.Do(context.Background(), 1) })
 	<-g.started
 	wg.Go(func() { _, _ = b.Do(context.Background(), 2) })
-	waitFor(t, "the queue to fill", func() bool { return b.Queued() == 1 })
+	testenv.WaitFor(t, "the queue to fill", func() bool { return b.Queued() == 1 })
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	_, err := b.Do(ctx, 3)

@@ -9,7 +9,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/payrail/payrail/internal/groupcommit"
 	"github.com/payrail/payrail/internal/testenv"
@@ -134,7 +133,7 @@ func createInOneBatch(t *testing.T, st *Store, g *batchGate, org string, ins []N
 
 func waitQueued(t *testing.T, st *Store, n int) {
 	t.Helper()
-	waitUntil(t, fmt.Sprintf("%d payments queued", n), func() bool { return st.payments.Queued() == n })
+	testenv.WaitFor(t, fmt.Sprintf("%d payments queued", n), func() bool { return st.payments.Queued() == n })
 }
 
 // Payments committed in one batch get each the outcome CreatePayment gives
@@ -416,14 +415,3 @@ func TestLonePaymentIsItsOwnBatch(t *testing.T) {
 	}
 }
 
-// waitUntil polls cond until it holds, failing the test after 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}

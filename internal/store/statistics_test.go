@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -74,19 +73,15 @@ func TestAnalyzeStale(t *testing.T) {
 // (the statistics are flushed asynchronously).
 func waitStats(t *testing.T, tbl string, rows int64) {
 	t.Helper()
-	for i := 0; i < 100; i++ {
+	testenv.WaitFor(t, "the table statistics of "+tbl, func() bool {
 		var n int64
 		if err := env.Pool.QueryRow(context.Background(), `SELECT n_live_tup FROM pg_stat_user_tables WHERE relname = $1`,
 			tbl).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
-		if n >= rows {
-			return
+		if n < rows {
+			_, _ = env.Pool.Exec(context.Background(), `SELECT pg_stat_force_next_flush()`)
 		}
-		if _, err := env.Pool.Exec(context.Background(), `SELECT pg_stat_force_next_flush()`); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("pg_stat_user_tables never counted %d rows in %s", rows, tbl)
+		return n >= rows
+	})
 }
