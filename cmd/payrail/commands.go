@@ -359,10 +359,6 @@ type roles struct {
 // runRoles runs the chosen roles until ctx ends (SIGTERM), then drains
 // them: the API finishes its requests, the worker its jobs, the publisher
 // its pending PubAcks, and the relay its batch.
-// statisticsEvery is how often a role looks for hot tables whose planner
-// statistics are missing or stale.
-const statisticsEvery = 5 * time.Second
-
 func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 	flushSpans, err := s.startTracing(ctx, name)
 	if err != nil {
@@ -390,9 +386,6 @@ func (s *services) runRoles(ctx context.Context, name string, r roles) error {
 	// The keeper recreates a stream that goes missing (broker data loss)
 	// without a restart.
 	g.Go(part("stream keeper", func() error { return p.keeper.Run(gctx) }))
-	// Planner statistics of the hot tables, where autovacuum is off or
-	// behind (store.AnalyzeStale; one process at a time does it).
-	g.Go(part("statistics", func() error { return s.store.KeepStatistics(gctx, statisticsEvery, s.log) }))
 	var startWorker func() error
 	if r.worker {
 		// The processors need no NATS: a configuration problem stops the
