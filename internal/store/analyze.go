@@ -37,18 +37,19 @@ var pipelineTables = []string{"payment_attempts", "line_items", "line_item_trans
 const freshAnalyzePages = 16
 
 // AnalyzeFresh analyzes every pipeline table that has never been analyzed
-// and holds at least freshAnalyzePages pages. It reports whether any
-// pipeline table is still without statistics (it is too small yet, or
-// another session held a conflicting lock and it was skipped), so the
+// and holds at least freshAnalyzePages pages. pending reports a pipeline
+// table still without statistics because it is too small yet; skipped
+// names the tables ANALYZE left without statistics (another session held
+// a conflicting lock, or this role does not own the table), so the
 // caller knows whether to look again.
-func (s *Store) AnalyzeFresh(ctx context.Context) (pending bool, err error) {
-	_, pending, err = s.analyzeFresh(ctx, pipelineTables, freshAnalyzePages)
-	return pending, err
+func (s *Store) AnalyzeFresh(ctx context.Context) (pending bool, skipped []string, err error) {
+	_, skipped, pending, err = s.analyzeFresh(ctx, pipelineTables, freshAnalyzePages)
+	return pending, skipped, err
 }
 
 // analyzeFresh is AnalyzeFresh over tables, analyzing those of at least
-// minPages pages; it returns the ones it analyzed.
-func (s *Store) analyzeFresh(ctx context.Context, tables []string, minPages int64) (analyzed []string, pending bool, err error) {
+// minPages pages; it also returns the ones it analyzed.
+func (s *Store) analyzeFresh(ctx context.Context, tables []string, minPages int64) (analyzed, skipped []string, pending bool, err error) {
 	// reltuples is -1 until the table's first ANALYZE or VACUUM
 	// (PostgreSQL 14 and later); pg_relation_size is its size now (relpages
 	// is not kept up to date either).
@@ -58,7 +59,7 @@ func (s *Store) analyzeFresh(ctx context.Context, tables []string, minPages int6
 		  JOIN pg_class c ON c.oid = to_regclass(t.name)
 		 WHERE c.reltuples < 0`, tables, minPages)
 	if err != nil {
-		return nil, false, fmt.Errorf("store: find tables without statistics: %w", err)
+		return nil, nil, false, fmt.Errorf("store: find tables without statistics: %w", err)
 	}
 	var due []string
 	for rows.Next() {
@@ -66,7 +67,7 @@ func (s *Store) analyzeFresh(ctx context.Context, tables []string, minPages int6
 		var big bool
 		if err := rows.Scan(&name, &big); err != nil {
 			rows.Close()
-			return nil, false, fmt.Errorf("store: find tables without statistics: %w", err)
+			return nil, nil, false, fmt.Errorf("store: find tables without statistics: %w", err)
 		}
 		if big {
 			due = append(due, name)
@@ -75,23 +76,24 @@ func (s *Store) analyzeFresh(ctx context.Context, tables []string, minPages int6
 		}
 	}
 	if err := rows.Err(); err != nil {
-		return nil, false, fmt.Errorf("store: find tables without statistics: %w", err)
+		return nil, nil, false, fmt.Errorf("store: find tables without statistics: %w", err)
 	}
 	for _, name := range due {
 		// SKIP_LOCKED: a table autovacuum (or another worker) is busy with
-		// is left to it, never waited for.
+		// is left to it, never waited for. ANALYZE also skips, with a
+		// warning and no error, a table this role does not own.
 		if _, err := s.pool.Exec(ctx, `ANALYZE (SKIP_LOCKED) `+pgx.Identifier{name}.Sanitize()); err != nil {
-			return analyzed, true, fmt.Errorf("store: analyze %s: %w", name, err)
+			return analyzed, skipped, pending, fmt.Errorf("store: analyze %s: %w", name, err)
 		}
 		var done bool
 		if err := s.pool.QueryRow(ctx, `SELECT reltuples >= 0 FROM pg_class WHERE oid = to_regclass($1)`, name).Scan(&done); err != nil {
-			return analyzed, true, fmt.Errorf("store: analyze %s: %w", name, err)
+			return analyzed, skipped, pending, fmt.Errorf("store: analyze %s: %w", name, err)
 		}
-		if !done {
-			pending = true // skipped: locked
-			continue
+		if done {
+			analyzed = append(analyzed, name)
+		} else {
+			skipped = append(skipped, name)
 		}
-		analyzed = append(analyzed, name)
 	}
-	return analyzed, pending, nil
+	return analyzed, skipped, pending, nil
 }

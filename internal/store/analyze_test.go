@@ -53,12 +53,13 @@ func TestAnalyzeFreshAnalyzesTablesWithoutStatistics(t *testing.T) {
 		t.Fatal("a new table already has statistics")
 	}
 
-	analyzed, pending, err := st.analyzeFresh(ctx, []string{big, small, "no_such_table"}, 16)
+	analyzed, skipped, pending, err := st.analyzeFresh(ctx, []string{big, small, "no_such_table"}, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(analyzed, []string{big}) || !pending {
-		t.Fatalf("analyzed %v, pending %v; want [%s], pending (the small table)", analyzed, pending, big)
+	if !slices.Equal(analyzed, []string{big}) || len(skipped) != 0 || !pending {
+		t.Fatalf("analyzed %v, skipped %v, pending %v; want [%s], none, pending (the small table)", analyzed, skipped,
+			pending, big)
 	}
 	if n := reltuples(t, big); n != 2000 {
 		t.Fatalf("big table's reltuples = %v after analyze, want 2000", n)
@@ -67,12 +68,38 @@ func TestAnalyzeFreshAnalyzesTablesWithoutStatistics(t *testing.T) {
 		t.Fatalf("small table's reltuples = %v, want it left unanalyzed", n)
 	}
 
-	analyzed, pending, err = st.analyzeFresh(ctx, []string{big}, 16)
+	analyzed, skipped, pending, err = st.analyzeFresh(ctx, []string{big}, 16)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(analyzed) != 0 || pending {
-		t.Fatalf("second look analyzed %v, pending %v; want nothing to do", analyzed, pending)
+	if len(analyzed) != 0 || len(skipped) != 0 || pending {
+		t.Fatalf("second look analyzed %v, skipped %v, pending %v; want nothing to do", analyzed, skipped, pending)
+	}
+}
+
+// A table ANALYZE cannot take now (another session holds a conflicting
+// lock) is reported skipped, not analyzed, and is left without statistics.
+func TestAnalyzeFreshReportsSkippedTables(t *testing.T) {
+	st := New(env.Pool, env.Ring, plainEvents{})
+	ctx := context.Background()
+	big := probeTable(t, "analyze_locked_", 2000)
+	tx, err := env.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `LOCK TABLE `+pgx.Identifier{big}.Sanitize()+` IN SHARE UPDATE EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	analyzed, skipped, _, err := st.analyzeFresh(ctx, []string{big}, 16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(analyzed) != 0 || !slices.Equal(skipped, []string{big}) {
+		t.Fatalf("analyzed %v, skipped %v; want [%s] skipped", analyzed, skipped, big)
+	}
+	if n := reltuples(t, big); n >= 0 {
+		t.Fatalf("locked table's reltuples = %v, want it left unanalyzed", n)
 	}
 }
 
