@@ -169,8 +169,12 @@ func (s *Service) poke() {
 // consume records a delivery for each event of a subscribed org, then
 // acknowledges the event. An event that cannot be read is acknowledged
 // and logged (it would never read better); a database failure leaves it
-// for redelivery.
+// for redelivery. The events that have arrived are recorded together,
+// one statement per set (store.EnqueueWebhooks): whatever the fetch has
+// delivered while the previous set was written, up to recordMax, so a
+// set is one event when they trickle in and nothing waits for a timer.
 func (s *Service) consume(ctx context.Context, cons jetstream.Consumer) error {
+	set := make([]jetstream.Msg, 0, recordMax)
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(256, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
@@ -181,8 +185,22 @@ func (s *Service) consume(ctx context.Context, cons jetstream.Consumer) error {
 			sleep(ctx, time.Second)
 			continue
 		}
-		for msg := range batch.Messages() {
-			s.record(ctx, msg)
+		msgs := batch.Messages()
+		for msg := range msgs {
+			set = append(set[:0], msg)
+		more:
+			for len(set) < recordMax {
+				select {
+				case m, ok := <-msgs:
+					if !ok {
+						break more
+					}
+					set = append(set, m)
+				default:
+					break more
+				}
+			}
+			s.record(ctx, set)
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && ctx.Err() == nil {
 			s.log.Warn("webhooks: fetch events", "err", err)
@@ -192,34 +210,52 @@ func (s *Service) consume(ctx context.Context, cons jetstream.Consumer) error {
 	return ctx.Err()
 }
 
-func (s *Service) record(ctx context.Context, msg jetstream.Msg) {
-	org := msg.Headers().Get(canopy.HeaderOrgID)
-	if org == "" { // published before events named their org
-		_ = msg.Ack()
+// recordMax bounds the events recorded in one statement.
+const recordMax = 256
+
+// record records the deliveries of a set of events and acknowledges
+// them; on a database failure each is handed back for redelivery.
+func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
+	events := make([]store.WebhookEvent, 0, len(msgs))
+	pending := make([]jetstream.Msg, 0, len(msgs)) // pending[i] carries events[i]
+	for _, msg := range msgs {
+		org := msg.Headers().Get(canopy.HeaderOrgID)
+		if org == "" { // published before events named their org
+			_ = msg.Ack()
+			continue
+		}
+		ev, name, data, err := fromEvent(msg.Data())
+		if err != nil {
+			s.log.Warn("webhooks: unreadable event skipped", "subject", msg.Subject(), "err", err)
+			_ = msg.Ack()
+			continue
+		}
+		at, err := time.Parse(time.RFC3339Nano, ev.At)
+		if err != nil {
+			s.log.Warn("webhooks: event with unreadable time skipped", "event_id", ev.EventID, "err", err)
+			_ = msg.Ack()
+			continue
+		}
+		events = append(events, store.WebhookEvent{OrgID: org, EventID: ev.EventID, Name: name, At: at, Data: data})
+		pending = append(pending, msg)
+	}
+	if len(events) == 0 {
 		return
 	}
-	ev, name, data, err := fromEvent(msg.Data())
+	added, err := s.store.EnqueueWebhooks(ctx, events)
 	if err != nil {
-		s.log.Warn("webhooks: unreadable event skipped", "subject", msg.Subject(), "err", err)
-		_ = msg.Ack()
+		s.log.Warn("webhooks: record deliveries; the events will be redelivered", "events", len(events), "err", err)
+		for _, msg := range pending {
+			_ = msg.NakWithDelay(5 * time.Second)
+		}
 		return
 	}
-	at, err := time.Parse(time.RFC3339Nano, ev.At)
-	if err != nil {
-		s.log.Warn("webhooks: event with unreadable time skipped", "event_id", ev.EventID, "err", err)
-		_ = msg.Ack()
-		return
+	for i, msg := range pending {
+		if err := msg.Ack(); err != nil {
+			s.log.Debug("webhooks: ack event", "event_id", events[i].EventID, "err", err) // redelivered: the row exists
+		}
 	}
-	added, err := s.store.EnqueueWebhook(ctx, store.WebhookEvent{OrgID: org, EventID: ev.EventID, Name: name, At: at, Data: data})
-	if err != nil {
-		s.log.Warn("webhooks: record delivery; the event will be redelivered", "event_id", ev.EventID, "err", err)
-		_ = msg.NakWithDelay(5 * time.Second)
-		return
-	}
-	if err := msg.Ack(); err != nil {
-		s.log.Debug("webhooks: ack event", "event_id", ev.EventID, "err", err) // redelivered: the row exists
-	}
-	if added {
+	if added > 0 {
 		s.poke()
 	}
 }

@@ -185,7 +185,8 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 		}()
 	}
-	wg.Add(3)
+	wg.Add(4)
+	go func() { defer wg.Done(); w.analyzeFresh(ctx) }()
 	go func() { defer wg.Done(); w.pollHeld(ctx) }()
 	go func() { defer wg.Done(); w.sweepDead(ctx) }()
 	go func() { defer wg.Done(); w.reconcile(ctx) }()

@@ -127,6 +127,10 @@ func (s *Store) beginDeliveries(ctx context.Context, claims []DeliveryClaim, rou
 // removed, and the events, rendered by PostgreSQL (SQLEvents) and handed
 // to the fast path after the commit.
 //
+// A set of one result goes this way too: it is what the worker commits
+// whenever results trickle in, and the set's transaction is two round
+// trips fewer than CompleteAttempt's (four against six).
+//
 // When the transaction fails as a whole, each result is applied on its
 // own, so a result that cannot be written (a processor message PostgreSQL
 // refuses, say) fails alone and the others commit. Without SQLEvents
@@ -134,7 +138,7 @@ func (s *Store) beginDeliveries(ctx context.Context, claims []DeliveryClaim, rou
 func (s *Store) CompleteAttempts(ctx context.Context, rs []AttemptResult) []error {
 	errs := make([]error, len(rs))
 	se, ok := s.events.(SQLEvents)
-	if ok && len(rs) > 1 {
+	if ok && len(rs) > 0 {
 		err := s.completeAttempts(ctx, se, rs, errs)
 		if err == nil {
 			return errs

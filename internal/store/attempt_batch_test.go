@@ -254,3 +254,48 @@ func TestCompleteAttemptsCarriesEachResultsTrace(t *testing.T) {
 		}
 	}
 }
+
+// A set of one result costs what a set of two does: the worker commits
+// sets of one whenever results trickle in, and CompleteAttempt's
+// transaction, its fallback, takes more round trips.
+func TestCompleteAttemptsSetOfOneAsASet(t *testing.T) {
+	pool, count := countingPool(t)
+	st := New(pool, env.Ring, sqlEvents{})
+	st.SetFastPath(&recordingFastPath{})
+	ctx := context.Background()
+	a, _ := newPayment(t, st)
+	b, _ := newPayment(t, st)
+	c, _ := newPayment(t, st)
+	result := func(ref AttemptRef) AttemptResult {
+		return AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptSucceeded, LineItemStatus: StatusValid,
+			Actor: "worker:AUTHORIZE_NET", Reason: "processor outcome succeeded"}
+	}
+	statements := func(rs ...AttemptResult) int64 {
+		t.Helper()
+		before := count.n.Load()
+		for i, err := range st.CompleteAttempts(ctx, rs) {
+			if err != nil {
+				t.Fatalf("result %d: %v", i, err)
+			}
+		}
+		return count.n.Load() - before
+	}
+	two := statements(result(a), result(b))
+	if one := statements(result(c)); one != two {
+		t.Errorf("a set of one took %d statements, a set of two %d; want the same", one, two)
+	}
+	if got := lineItemStatusOf(t, c); got != StatusValid {
+		t.Errorf("line item of the set of one is %s, want VALID", got)
+	}
+}
+
+func lineItemStatusOf(t *testing.T, ref AttemptRef) Status {
+	t.Helper()
+	var s Status
+	if err := env.Pool.QueryRow(context.Background(), `SELECT li.status FROM payment_attempts pa
+		JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id AND li.line_item_id = pa.line_item_id
+		WHERE pa.attempt_id = $1`, ref.AttemptID).Scan(&s); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -191,16 +191,40 @@ type WebhookEvent struct {
 // made before the change happened; a second call for the same event does
 // nothing. It reports whether a delivery was recorded.
 func (s *Store) EnqueueWebhook(ctx context.Context, e WebhookEvent) (bool, error) {
+	n, err := s.EnqueueWebhooks(ctx, []WebhookEvent{e})
+	return n == 1, err
+}
+
+// EnqueueWebhooks is EnqueueWebhook for a set of events in one statement
+// (one round trip, and no commit to wait for when no org of the set has
+// a subscription): each event is recorded for delivery when its org has a
+// subscription made before the change happened, and an event already
+// recorded — earlier, or twice in the set — is recorded once. It returns
+// how many deliveries were recorded. An error means none was.
+func (s *Store) EnqueueWebhooks(ctx context.Context, es []WebhookEvent) (int64, error) {
+	if len(es) == 0 {
+		return 0, nil
+	}
+	ids, orgs, events, names := make([]string, len(es)), make([]string, len(es)), make([]string, len(es)), make([]string, len(es))
+	data, at := make([][]byte, len(es)), make([]time.Time, len(es))
+	for i, e := range es {
+		ids[i], orgs[i], events[i], names[i], data[i], at[i] = NewID("whd_"), e.OrgID, e.EventID, e.Name, e.Data, e.At
+	}
 	tag, err := s.pool.Exec(ctx, `
 		INSERT INTO webhook_deliveries (delivery_id, org_id, event_id, event_name, data, status, next_attempt_at)
-		SELECT $1, org_id, $3, $4, $5, 'pending', now() FROM webhook_subscriptions
-		 WHERE org_id = $2 AND created_at <= $6
+		SELECT e.delivery_id, w.org_id, e.event_id, e.event_name, e.data, 'pending', now()
+		  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[])
+		       AS e(delivery_id, org_id, event_id, event_name, data, at)
+		  JOIN webhook_subscriptions w ON w.org_id = e.org_id AND w.created_at <= e.at
 		ON CONFLICT (org_id, event_id) DO NOTHING`,
-		NewID("whd_"), e.OrgID, e.EventID, e.Name, e.Data, e.At)
+		ids, orgs, events, names, data, at)
 	if err != nil {
-		return false, fmt.Errorf("store: enqueue webhook event %s: %w", e.EventID, err)
+		if len(es) == 1 {
+			return 0, fmt.Errorf("store: enqueue webhook event %s: %w", es[0].EventID, err)
+		}
+		return 0, fmt.Errorf("store: enqueue %d webhook events: %w", len(es), err)
 	}
-	return tag.RowsAffected() == 1, nil
+	return tag.RowsAffected(), nil
 }
 
 // WebhookDelivery is a claimed delivery with what sending it needs.
