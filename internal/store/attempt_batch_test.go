@@ -259,7 +259,7 @@ func TestCompleteAttemptsCarriesEachResultsTrace(t *testing.T) {
 // sets of one whenever results trickle in, and CompleteAttempt's
 // transaction, its fallback, takes more round trips.
 func TestCompleteAttemptsSetOfOneAsASet(t *testing.T) {
-	pool, count := countingPool(t)
+	pool, count := env.CountingPool(t)
 	st := New(pool, env.Ring, sqlEvents{})
 	st.SetFastPath(&recordingFastPath{})
 	ctx := context.Background()
@@ -272,13 +272,13 @@ func TestCompleteAttemptsSetOfOneAsASet(t *testing.T) {
 	}
 	statements := func(rs ...AttemptResult) int64 {
 		t.Helper()
-		before := count.n.Load()
+		before := count.Count()
 		for i, err := range st.CompleteAttempts(ctx, rs) {
 			if err != nil {
 				t.Fatalf("result %d: %v", i, err)
 			}
 		}
-		return count.n.Load() - before
+		return count.Count() - before
 	}
 	two := statements(result(a), result(b))
 	if one := statements(result(c)); one != two {

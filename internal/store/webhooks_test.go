@@ -12,7 +12,7 @@ import (
 // EnqueueWebhook's rules for each: only orgs with a subscription, only
 // changes made after it, each event once.
 func TestEnqueueWebhooksOneStatement(t *testing.T) {
-	pool, count := countingPool(t)
+	pool, count := env.CountingPool(t)
 	st := New(pool, env.Ring, plainEvents{})
 	ctx := context.Background()
 	subscribed, other := testenv.UniqueID("org_"), testenv.UniqueID("org_")
@@ -36,12 +36,12 @@ func TestEnqueueWebhooksOneStatement(t *testing.T) {
 		ev(subscribed, "evt_d", now.Add(time.Second)),
 		ev(subscribed, "evt_a", now.Add(time.Second)), // twice in the set
 	}
-	before := count.n.Load()
+	before := count.Count()
 	n, err := st.EnqueueWebhooks(ctx, es)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := count.n.Load() - before; got != 1 {
+	if got := count.Count() - before; got != 1 {
 		t.Errorf("%d statements for a set of %d events, want 1", got, len(es))
 	}
 	if n != 2 {
