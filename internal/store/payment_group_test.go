@@ -414,4 +414,3 @@ func TestLonePaymentIsItsOwnBatch(t *testing.T) {
 		t.Errorf("batch sizes %v, want [1 1 1]", sizes)
 	}
 }
-
