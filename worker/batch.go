@@ -26,16 +26,18 @@ import (
 // small enough that a set's locks and statement stay short.
 const batchMax = 256
 
-// setFlushers is how many sets of one kind are written at once: one. A
-// second flusher takes whatever queued while the first one writes, so
-// every set gets smaller, and PostgreSQL's cost is mostly per statement
-// (planning, executor start, commit), not per row. Measured end to end
-// on 2 cores (payrail bench --dev, 5,000 cards, README "Performance"):
-// one flusher per kind 1,231–1,321 payments/s, two 1,066–1,093/s, four
-// (a quarter of a 32-connection pool, before) 953–960/s; at 250 ms
-// processor latency one 885–957/s against four 759–774/s. A set is still
-// one job when jobs trickle in, and grows with the load up to batchMax.
-const setFlushers = 1
+// maxFlushers bounds how many sets of one kind may be written at once:
+// one set's round trips overlap another's execution, and PostgreSQL runs
+// sets on more than one core. Measured on 2 cores (docs/pipeline.md,
+// "Batched writes"), 4 flushers per kind worked a backlog off about 30%
+// faster than 2.
+const maxFlushers = 4
+
+// flushers is how many sets of one kind are written at once for a pool of
+// poolConns connections: a quarter of the pool each, so deliveries and
+// results together never take more than half of a pool they share with
+// the API (payrail dev) or the worker's pollers.
+func flushers(poolConns int32) int { return int(max(1, min(maxFlushers, poolConns/4))) }
 
 // answer is one request's outcome.
 type answer[Res any] struct {
@@ -124,7 +126,7 @@ type claim struct {
 
 // claimBatcher records deliveries in sets.
 func (w *Worker) claimBatcher() *batcher[claim, store.Delivery] {
-	return newBatcher(setFlushers, func(ctx context.Context, reqs []claim) []answer[store.Delivery] {
+	return newBatcher(flushers(w.store.Pool().Config().MaxConns), func(ctx context.Context, reqs []claim) []answer[store.Delivery] {
 		claims := make([]store.DeliveryClaim, len(reqs))
 		for i, r := range reqs {
 			claims[i] = store.DeliveryClaim{AttemptRef: r.ref, Delivery: r.delivery}
@@ -144,7 +146,7 @@ func (w *Worker) claimBatcher() *batcher[claim, store.Delivery] {
 
 // completionBatcher commits processors' results in sets.
 func (w *Worker) completionBatcher() *batcher[payments.Outcome, payments.Resolution] {
-	return newBatcher(setFlushers, func(ctx context.Context, reqs []payments.Outcome) []answer[payments.Resolution] {
+	return newBatcher(flushers(w.store.Pool().Config().MaxConns), func(ctx context.Context, reqs []payments.Outcome) []answer[payments.Resolution] {
 		res, errs := w.payments.ApplyAll(ctx, reqs)
 		out := make([]answer[payments.Resolution], len(reqs))
 		for i := range out {

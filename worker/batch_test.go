@@ -5,12 +5,6 @@ import (
 	"fmt"
 	"sync"
 	"testing"
-
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/payrail/payrail/internal/queue"
-	"github.com/payrail/payrail/internal/store"
-	"github.com/payrail/payrail/processors"
 )
 
 // Each caller gets its own answer, however the requests were grouped,
@@ -54,26 +48,13 @@ func TestBatcherAnswersEachCallerInSets(t *testing.T) {
 	}
 }
 
-// The worker writes one set of each kind at a time, whatever its pool
-// (here the default 32 connections, never opened): a second flusher
-// would split the queued jobs into smaller sets.
-func TestWorkerWritesOneSetOfEachKindAtATime(t *testing.T) {
-	reg, err := processors.NewRegistry()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := pgxpool.ParseConfig(env.DatabaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.MaxConns = 32
-	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	w := New(nil, queue.Default(), store.New(pool, env.Ring, nil), reg, env.Ring, Options{})
-	if w.claims.flushers != 1 || w.completions.flushers != 1 {
-		t.Errorf("flushers: deliveries %d, results %d; want 1 each", w.claims.flushers, w.completions.flushers)
+func TestFlushersShareThePool(t *testing.T) {
+	for _, c := range []struct {
+		pool int32
+		want int
+	}{{1, 1}, {4, 1}, {8, 2}, {12, 3}, {32, 4}, {100, 4}} {
+		if got := flushers(c.pool); got != c.want {
+			t.Errorf("flushers(%d) = %d, want %d", c.pool, got, c.want)
+		}
 	}
 }
