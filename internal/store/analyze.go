@@ -29,7 +29,9 @@ import (
 
 // pipelineTables are the tables the worker's and the intake's set
 // statements look rows up in by key.
-var pipelineTables = []string{"payment_attempts", "line_items", "line_item_transitions", "outbox", "accounts"}
+func pipelineTables() []string {
+	return []string{"payment_attempts", "line_items", "line_item_transitions", "outbox", "accounts"}
+}
 
 // freshAnalyzePages is the size (8 kB pages) from which a never-analyzed
 // table is analyzed: a few hundred payments, before a lookup that filters
@@ -43,7 +45,7 @@ const freshAnalyzePages = 16
 // a conflicting lock, or this role does not own the table), so the
 // caller knows whether to look again.
 func (s *Store) AnalyzeFresh(ctx context.Context) (pending bool, skipped []string, err error) {
-	_, skipped, pending, err = s.analyzeFresh(ctx, pipelineTables, freshAnalyzePages)
+	_, skipped, pending, err = s.analyzeFresh(ctx, pipelineTables(), freshAnalyzePages)
 	return pending, skipped, err
 }
 

@@ -106,7 +106,7 @@ func TestAnalyzeFreshReportsSkippedTables(t *testing.T) {
 // Every name AnalyzeFresh looks after is a table of the schema: a
 // misspelt one would be skipped without a word (to_regclass is NULL).
 func TestAnalyzeFreshNamesPipelineTables(t *testing.T) {
-	for _, name := range pipelineTables {
+	for _, name := range pipelineTables() {
 		var ok bool
 		if err := env.Pool.QueryRow(context.Background(), `SELECT to_regclass($1) IS NOT NULL`, name).Scan(&ok); err != nil {
 			t.Fatal(err)
