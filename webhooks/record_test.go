@@ -2,6 +2,7 @@ package webhooks
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -45,6 +46,25 @@ func (m *fakeMsg) Subject() string                  { return "events.line_item.v
 func (m *fakeMsg) Ack() error                       { m.acked = true; return nil }
 func (m *fakeMsg) NakWithDelay(time.Duration) error { m.nakked = true; return nil }
 
+// eventMsg is the message the outbox would publish for a line item of
+// org turning VALID a second from now (after any subscription made in
+// the test), and its event id.
+func eventMsg(t testing.TB, org, lineItemID string) (*fakeMsg, string) {
+	t.Helper()
+	now := time.Now().UTC().Add(time.Second)
+	li := store.LineItem{OrgID: org, AccountID: "acct_1", LineItemID: lineItemID, ProductID: "p",
+		Type: store.TypePayment, Status: store.StatusValid, AmountCents: -500, EffectiveAt: now, CreatedAt: now, UpdatedAt: now}
+	m, err := canopy.Events{}.Event(store.Change{LineItem: li, From: store.StatusPending, Actor: "t", Reason: "t", At: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := nats.Header{}
+	for k, v := range m.Headers {
+		h.Set(k, v)
+	}
+	return &fakeMsg{headers: h, data: m.Payload}, m.MsgID
+}
+
 // A set of events is recorded with one statement, every readable event
 // of the subscribed org gets its delivery, and every message is
 // acknowledged, the unreadable one included.
@@ -76,19 +96,9 @@ func TestRecordWritesASetInOneStatement(t *testing.T) {
 	var msgs []jetstream.Msg
 	var ids []string
 	for i := range 20 {
-		now := time.Now().UTC().Add(time.Second)
-		li := store.LineItem{OrgID: org, AccountID: "acct_1", LineItemID: "li_" + string(rune('a'+i)), ProductID: "p",
-			Type: store.TypePayment, Status: store.StatusValid, AmountCents: -500, EffectiveAt: now, CreatedAt: now, UpdatedAt: now}
-		m, err := canopy.Events{}.Event(store.Change{LineItem: li, From: store.StatusPending, Actor: "t", Reason: "t", At: now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		h := nats.Header{}
-		for k, v := range m.Headers {
-			h.Set(k, v)
-		}
-		msgs = append(msgs, &fakeMsg{headers: h, data: m.Payload})
-		ids = append(ids, m.MsgID)
+		m, id := eventMsg(t, org, "li_"+string(rune('a'+i)))
+		msgs = append(msgs, m)
+		ids = append(ids, id)
 	}
 	unreadable := &fakeMsg{headers: nats.Header{canopy.HeaderOrgID: []string{org}}, data: []byte("{")}
 	msgs = append(msgs, unreadable)
@@ -109,5 +119,25 @@ func TestRecordWritesASetInOneStatement(t *testing.T) {
 		if f := m.(*fakeMsg); !f.acked || f.nakked {
 			t.Errorf("message %d: acked %v, nakked %v; want acknowledged", i, f.acked, f.nakked)
 		}
+	}
+}
+
+// BenchmarkRecordUnsubscribed records sets of 256 events of an org
+// without a subscription, the end-to-end benchmark's case.
+func BenchmarkRecordUnsubscribed(b *testing.B) {
+	ctx := context.Background()
+	st := store.New(env.Pool, env.Ring, canopy.Events{})
+	org := testenv.UniqueID("org_")
+	if err := st.EnsureOrg(ctx, org, "webhooks bench"); err != nil {
+		b.Fatal(err)
+	}
+	s := New(nil, topology(), st, Options{})
+	msgs := make([]jetstream.Msg, recordMax)
+	for i := range msgs {
+		msgs[i], _ = eventMsg(b, org, fmt.Sprintf("li_%03d", i))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.record(ctx, msgs)
 	}
 }
