@@ -227,6 +227,30 @@ func (s *Store) EnqueueWebhooks(ctx context.Context, es []WebhookEvent) (int64, 
 	return tag.RowsAffected(), nil
 }
 
+// WebhookSubscribers reports which of orgs have a webhook subscription,
+// in one round trip. It is a filter before the work of reading events:
+// an org it leaves out would get no delivery from EnqueueWebhooks either,
+// which stays the authority for the rest (the subscription's age against
+// each event, duplicates).
+func (s *Store) WebhookSubscribers(ctx context.Context, orgs []string) (map[string]bool, error) {
+	out := make(map[string]bool, len(orgs))
+	if len(orgs) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT org_id FROM webhook_subscriptions WHERE org_id = ANY($1::text[])`, orgs)
+	if err != nil {
+		return nil, fmt.Errorf("store: webhook subscribers among %d orgs: %w", len(orgs), err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("store: webhook subscribers among %d orgs: %w", len(orgs), err)
+	}
+	for _, id := range ids {
+		out[id] = true
+	}
+	return out, nil
+}
+
 // WebhookDelivery is a claimed delivery with what sending it needs.
 type WebhookDelivery struct {
 	DeliveryID, OrgID, EventID, Name string

@@ -75,3 +75,49 @@ func TestEnqueueWebhooksOneStatement(t *testing.T) {
 		t.Fatalf("EnqueueWebhook of a new event: added %v, err %v", added, err)
 	}
 }
+
+// WebhookSubscribers names, in one statement, exactly the orgs of the set
+// that have a subscription, and asks nothing for an empty set.
+func TestWebhookSubscribers(t *testing.T) {
+	pool, count := env.CountingPool(t)
+	st := New(pool, env.Ring, plainEvents{})
+	ctx := context.Background()
+	subscribed, other := testenv.UniqueID("org_"), testenv.UniqueID("org_")
+	for _, org := range []string{subscribed, other} {
+		if err := st.EnsureOrg(ctx, org, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := st.SubscribeWebhook(ctx, subscribed, WebhookSubscription{URL: "https://example.com/hook"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.DeleteWebhookSubscription(context.Background(), subscribed) })
+
+	before := count.Count()
+	got, err := st.WebhookSubscribers(ctx, []string{other, subscribed, testenv.UniqueID("org_")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := count.Count() - before; n != 1 {
+		t.Errorf("%d statements, want 1", n)
+	}
+	if len(got) != 1 || !got[subscribed] {
+		t.Errorf("subscribers %v, want only %s", got, subscribed)
+	}
+
+	before = count.Count()
+	if got, err := st.WebhookSubscribers(ctx, nil); err != nil || len(got) != 0 {
+		t.Errorf("no orgs: %v, %v; want none", got, err)
+	}
+	if n := count.Count() - before; n != 0 {
+		t.Errorf("%d statements for no orgs, want 0", n)
+	}
+
+	// Unsubscribing shows at once: nothing is remembered.
+	if err := st.DeleteWebhookSubscription(ctx, subscribed); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.WebhookSubscribers(ctx, []string{subscribed}); err != nil || len(got) != 0 {
+		t.Errorf("after unsubscribing: %v, %v; want none", got, err)
+	}
+}
