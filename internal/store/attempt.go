@@ -292,17 +292,28 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 	}
 	var out LineItem
 	err := s.writeTx(ctx, func(tx pgx.Tx, emit func(...OutboxMessage)) error {
-		var accountID, lineItemID, jobMsgID string
+		var accountID, lineItemID string
 		var status AttemptStatus
 		var liStatus Status
 		var amount int64
-		err := tx.QueryRow(ctx, `
-			SELECT pa.account_id, pa.line_item_id, pa.status, pa.job_msg_id, li.status, li.original_amount_cents
+		from := make([]string, len(r.From))
+		for i, f := range r.From {
+			from[i] = string(f)
+		}
+		// The job's payload first, before the attempt is locked
+		// (queueClearJobPayloads says why); same round trip.
+		first := &pgx.Batch{}
+		queueClearJobPayloads(first, []string{r.OrgID}, []string{r.AttemptID}, []string{string(r.Status)}, from)
+		first.Queue(`
+			SELECT pa.account_id, pa.line_item_id, pa.status, li.status, li.original_amount_cents
 			  FROM payment_attempts pa
 			  JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id
 			       AND li.line_item_id = pa.line_item_id
 			 WHERE pa.org_id = $1 AND pa.attempt_id = $2
-			   FOR UPDATE`, r.OrgID, r.AttemptID).Scan(&accountID, &lineItemID, &status, &jobMsgID, &liStatus, &amount)
+			   FOR UPDATE`, r.OrgID, r.AttemptID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&accountID, &lineItemID, &status, &liStatus, &amount)
+		})
+		err := tx.SendBatch(ctx, first).Close()
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -324,11 +335,6 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 			 WHERE org_id = $1 AND attempt_id = $2`,
 			r.OrgID, r.AttemptID, r.Status, r.TransactionID, r.ResultCode, r.ResultMessage,
 			r.InstrumentKind, r.InstrumentBrand, r.InstrumentLastFour)
-		if r.Status != AttemptHeld {
-			// Held attempts are polled with the job's details still needed
-			// by nothing but the transaction id; the rest are done with them.
-			queueClearJobPayloads(batch, []string{jobMsgID})
-		}
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
 			return err
 		}

@@ -200,7 +200,13 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 		// 1. Lock every attempt and its line item (in key order, as
 		// BeginDeliveries does), apply the results to the attempts still
 		// in From, and move their line items with a transition each.
-		rows, err := tx.Query(ctx, `
+		// 0. First, before any attempt is locked, the jobs' payloads
+		// (queueClearJobPayloads says why first); same round trip.
+		first := &pgx.Batch{}
+		queueClearJobPayloads(first, orgs, attempts, statuses, fromText)
+		var evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons []string
+		var evTraces []*string
+		first.Queue(`
 			WITH r AS (
 			    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 			                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
@@ -242,50 +248,38 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			      FROM uli JOIN ok ON ok.org_id = uli.org_id AND ok.account_id = uli.account_id AND ok.line_item_id = uli.line_item_id
 			)
 			SELECT cur.ord, ok.ord IS NOT NULL, COALESCE(ok.account_id, ''), COALESCE(ok.line_item_id, ''),
-			       COALESCE(ok.li_before, ''), COALESCE(ok.job_msg_id, ''), COALESCE(ok.status, '')
+			       COALESCE(ok.li_before, '')
 			  FROM cur LEFT JOIN ok ON ok.ord = cur.ord`,
 			orgs, attempts, statuses, liStatuses, txIDs, codes, messages, kinds, brands, lastFours, actors, reasons,
-			fromText, now)
-		if err != nil {
-			return err
-		}
-		var evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons, jobs []string
-		var evTraces []*string
-		for rows.Next() {
-			var ord int64
-			var ok bool
-			var account, lineItem, liBefore, jobMsgID, status string
-			if err := rows.Scan(&ord, &ok, &account, &lineItem, &liBefore, &jobMsgID, &status); err != nil {
-				rows.Close()
-				return err
+			fromText, now).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var ord int64
+				var ok bool
+				var account, lineItem, liBefore string
+				if err := rows.Scan(&ord, &ok, &account, &lineItem, &liBefore); err != nil {
+					return err
+				}
+				i := int(ord - 1)
+				seen[i] = true
+				if !ok {
+					continue
+				}
+				applied[i] = true
+				evOrgs, evAccounts, evLineItems = append(evOrgs, orgs[i]), append(evAccounts, account), append(evLineItems, lineItem)
+				evAttempts, evFrom = append(evAttempts, attempts[i]), append(evFrom, liBefore)
+				evActors, evReasons = append(evActors, actors[i]), append(evReasons, reasons[i])
+				evTraces = append(evTraces, traces[i])
 			}
-			i := int(ord - 1)
-			seen[i] = true
-			if !ok {
-				continue
-			}
-			applied[i] = true
-			evOrgs, evAccounts, evLineItems = append(evOrgs, orgs[i]), append(evAccounts, account), append(evLineItems, lineItem)
-			evAttempts, evFrom = append(evAttempts, attempts[i]), append(evFrom, liBefore)
-			evActors, evReasons = append(evActors, actors[i]), append(evReasons, reasons[i])
-			evTraces = append(evTraces, traces[i])
-			if AttemptStatus(status) != AttemptHeld {
-				// Held attempts are polled with the job's details still
-				// needed by nothing but the transaction id; the rest are
-				// done with them.
-				jobs = append(jobs, jobMsgID)
-			}
-		}
-		if err := rows.Err(); err != nil {
+			return rows.Err()
+		})
+		if err := tx.SendBatch(ctx, first).Close(); err != nil {
 			return err
 		}
 		if len(evOrgs) == 0 {
 			return nil
 		}
 
-		// 2. The events and the jobs' payloads, in one round trip. The
-		// job rows, which the publishers mark too, are locked last, so
-		// for the least time before the commit.
+		// 2. The events.
 		batch := &pgx.Batch{}
 		batch.Queue(`
 			WITH u AS MATERIALIZED (
@@ -312,7 +306,6 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 				})
 				return err
 			})
-		queueClearJobPayloads(batch, jobs)
 		if !fastPath {
 			batch.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
 		}
@@ -342,17 +335,36 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 }
 
 // queueClearJobPayloads queues the removal of the sealed payment details
-// from the outbox rows of finished jobs. It is the one statement by which
-// the worker writes outbox rows it did not insert, so the relay and the
-// fast path (which mark the same rows published) contend with it in this
-// one place. The rows are locked in id order, the order in which the
+// from the outbox rows of the jobs whose results are about to be applied:
+// the attempts (orgs[i], attempts[i]) still in one of from, whose new
+// status (statuses[i]) is not held (a held attempt keeps its job until it
+// is resolved).
+//
+// It is queued first in the transaction that applies the results, before
+// the attempts and line items are locked. The job rows are where the
+// worker writes outbox rows it did not insert, and the publishers hold
+// them while they publish: a relay batch, until every PubAck is in or its
+// ack timeout (10 s) ends, which is what happens when a NATS node hangs.
+// A transaction that waited for them holding its attempts' locks held
+// back every redelivery of those attempts, and with them whole sets of
+// deliveries (TestClusterHungNode saw processing resume 16.4 s after the
+// hang, exactly when the relay's batch gave up). Waiting first, it holds
+// nothing a delivery needs. The rows are locked in id order, as the
 // publishers' set-based marks lock them, so the two never deadlock.
-func queueClearJobPayloads(batch *pgx.Batch, msgIDs []string) {
-	if len(msgIDs) == 0 {
-		return
-	}
+//
+// An attempt that moves out of from between this statement and the one
+// that locks it gets its payload removed and its result refused
+// (ErrAttemptClosed): what moved it was a result of its own, and the
+// lease keeps two deliveries of one attempt from deciding at once.
+func queueClearJobPayloads(batch *pgx.Batch, orgs, attempts, statuses, from []string) {
 	batch.Queue(`
 		UPDATE outbox SET payload = NULL
-		 WHERE id IN (SELECT id FROM outbox WHERE msg_id = ANY($1::text[]) AND payload IS NOT NULL ORDER BY id FOR UPDATE)`,
-		msgIDs)
+		 WHERE id IN (SELECT o.id
+		                FROM unnest($1::text[], $2::text[], $3::text[]) AS r(org_id, attempt_id, status)
+		                JOIN payment_attempts pa ON pa.org_id = r.org_id AND pa.attempt_id = r.attempt_id
+		                JOIN outbox o ON o.msg_id = pa.job_msg_id
+		               WHERE r.status <> $5 AND pa.status = ANY($4::text[]) AND o.payload IS NOT NULL
+		               ORDER BY o.id
+		                 FOR UPDATE OF o)`,
+		orgs, attempts, statuses, from, string(AttemptHeld))
 }

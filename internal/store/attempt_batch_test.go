@@ -299,3 +299,90 @@ func lineItemStatusOf(t *testing.T, ref AttemptRef) Status {
 	}
 	return s
 }
+
+// A result whose job row a publisher holds (a relay batch waiting for
+// PubAcks from a hung NATS node holds its rows until its ack timeout)
+// waits for that row before it locks its attempt, so a redelivery of the
+// attempt is answered meanwhile instead of queueing behind it, and with
+// it every delivery of its set. When the publisher lets go, the result
+// commits and the job's payload is gone. Both ways a result is applied:
+// in a set, and alone (the set's fallback).
+func TestResultWaitingForItsJobRowHoldsNoAttempt(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name     string
+		complete func(st *Store, r AttemptResult) error
+	}{
+		{"set", func(st *Store, r AttemptResult) error { return st.CompleteAttempts(ctx, []AttemptResult{r})[0] }},
+		{"alone", func(st *Store, r AttemptResult) error { _, err := st.CompleteAttempt(ctx, r); return err }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			st := New(env.Pool, env.Ring, sqlEvents{})
+			ref, _ := newPayment(t, st)
+			if _, err := st.BeginDelivery(ctx, ref, 1, time.Minute); err != nil {
+				t.Fatal(err)
+			}
+			publisher, err := env.Pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer publisher.Rollback(ctx)
+			if _, err := publisher.Exec(ctx, `SELECT id FROM outbox WHERE msg_id = $1 FOR UPDATE`, "job_"+ref.AttemptID); err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() {
+				done <- c.complete(st, AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptSucceeded,
+					LineItemStatus: StatusValid, Actor: "worker:AUTHORIZE_NET", Reason: "processor outcome succeeded"})
+			}()
+			waitForLockWait(t)
+
+			deliver, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, errs, err := st.BeginDeliveries(deliver, []DeliveryClaim{{ref, 2}}, time.Minute)
+			if err != nil {
+				t.Fatalf("a redelivery of the attempt was not answered while its result waited for the job row: %v", err)
+			}
+			if !errors.Is(errs[0], ErrAttemptLeased) {
+				t.Errorf("redelivery: %v, want the first delivery's lease", errs[0])
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the result did not wait for the job row the publisher holds: %v", err)
+			default:
+			}
+
+			if err := publisher.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			var payload []byte
+			if err := env.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1`, "job_"+ref.AttemptID).Scan(&payload); err != nil {
+				t.Fatal(err)
+			}
+			if got := lineItemStatusOf(t, ref); got != StatusValid || payload != nil {
+				t.Errorf("after the publisher let go: line item %s, job payload %q; want VALID and purged", got, payload)
+			}
+		})
+	}
+}
+
+// waitForLockWait returns once a session of the test database waits for a
+// row lock.
+func waitForLockWait(t *testing.T) {
+	t.Helper()
+	for range 1000 {
+		var n int
+		if err := env.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n > 0 {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("no session waited for a lock within 10s")
+}
