@@ -82,8 +82,10 @@ func (h *harness) insert(n int, prefix string) {
 	}
 }
 
-func (h *harness) stored() uint64 {
-	s, err := h.js.Stream(context.Background(), h.topo.Events)
+func (h *harness) stored() uint64 { return h.storedIn(h.topo.Events) }
+
+func (h *harness) storedIn(stream string) uint64 {
+	s, err := h.js.Stream(context.Background(), stream)
 	if err != nil {
 		h.t.Fatal(err)
 	}
