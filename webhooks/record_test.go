@@ -152,11 +152,7 @@ func TestRecordWritesASetInOneStatement(t *testing.T) {
 	if recorded != len(ids) {
 		t.Errorf("%d deliveries recorded, want %d", recorded, len(ids))
 	}
-	for i, m := range msgs {
-		if f := m.(*fakeMsg); !f.acked || f.nakked {
-			t.Errorf("message %d: acked %v, nakked %v; want acknowledged", i, f.acked, f.nakked)
-		}
-	}
+	wantAcked(t, msgs)
 }
 
 // Events of an org without a subscription are acknowledged unread: no
@@ -191,11 +187,7 @@ func TestRecordLeavesOrgsWithoutSubscriptionUnread(t *testing.T) {
 	if logs.Len() != 0 {
 		t.Errorf("events of an org without a subscription were read: %s", logs.String())
 	}
-	for i, m := range msgs {
-		if f := m.(*fakeMsg); !f.acked || f.nakked {
-			t.Errorf("message %d: acked %v, nakked %v; want acknowledged", i, f.acked, f.nakked)
-		}
-	}
+	wantAcked(t, msgs)
 }
 
 // In a set mixing orgs, the subscribed org's events get their deliveries
@@ -242,11 +234,7 @@ func TestRecordMixedSet(t *testing.T) {
 	if n := strings.Count(logs.String(), "unreadable event skipped"); n != 1 {
 		t.Errorf("%d unreadable events logged, want 1 (the subscribed org's):\n%s", n, logs.String())
 	}
-	for i, m := range msgs {
-		if f := m.(*fakeMsg); !f.acked || f.nakked {
-			t.Errorf("message %d: acked %v, nakked %v; want acknowledged", i, f.acked, f.nakked)
-		}
-	}
+	wantAcked(t, msgs)
 }
 
 // When the pre-check fails, every event that names an org is handed back
@@ -295,5 +283,15 @@ func BenchmarkRecordUnsubscribed(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		s.record(ctx, msgs)
+	}
+}
+
+// wantAcked fails t for every message not acknowledged, or handed back.
+func wantAcked(t *testing.T, msgs []jetstream.Msg) {
+	t.Helper()
+	for i, m := range msgs {
+		if f := m.(*fakeMsg); !f.acked || f.nakked {
+			t.Errorf("message %d: acked %v, nakked %v; want acknowledged", i, f.acked, f.nakked)
+		}
 	}
 }

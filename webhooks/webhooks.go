@@ -255,9 +255,7 @@ func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
 	subscribed, err := s.store.WebhookSubscribers(ctx, distinct)
 	if err != nil {
 		s.log.Warn("webhooks: look up subscriptions; the events will be redelivered", "events", len(withOrg), "err", err)
-		for _, msg := range withOrg {
-			_ = msg.NakWithDelay(5 * time.Second)
-		}
+		redeliverLater(withOrg)
 		return
 	}
 	if len(subscribed) == 0 {
@@ -295,9 +293,7 @@ func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
 	added, err := s.store.EnqueueWebhooks(ctx, events)
 	if err != nil {
 		s.log.Warn("webhooks: record deliveries; the events will be redelivered", "events", len(events), "err", err)
-		for _, msg := range pending {
-			_ = msg.NakWithDelay(5 * time.Second)
-		}
+		redeliverLater(pending)
 		return
 	}
 	for i, msg := range pending {
@@ -307,6 +303,14 @@ func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	if added > 0 {
 		s.poke()
+	}
+}
+
+// redeliverLater hands events back to JetStream after a database
+// failure, to come again once it may have passed.
+func redeliverLater(msgs []jetstream.Msg) {
+	for _, msg := range msgs {
+		_ = msg.NakWithDelay(5 * time.Second)
 	}
 }
 

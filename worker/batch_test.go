@@ -73,11 +73,7 @@ func TestBatcherWritesOneSetAtATime(t *testing.T) {
 		mu.Lock()
 		writing--
 		mu.Unlock()
-		out := make([]answer[int], len(reqs))
-		for i, r := range reqs {
-			out[i].res = r
-		}
-		return out
+		return echo(reqs)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -113,11 +109,7 @@ func TestBatcherWritesBesideAHungSet(t *testing.T) {
 		if reqs[0] == 0 {
 			<-hang
 		}
-		out := make([]answer[int], len(reqs))
-		for i, r := range reqs {
-			out[i].res = r
-		}
-		return out
+		return echo(reqs)
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -153,4 +145,13 @@ func TestFlushersShareThePool(t *testing.T) {
 			t.Errorf("flushers(%d) = %d, want %d", c.pool, got, c.want)
 		}
 	}
+}
+
+// echo answers each request with itself.
+func echo(reqs []int) []answer[int] {
+	out := make([]answer[int], len(reqs))
+	for i, r := range reqs {
+		out[i].res = r
+	}
+	return out
 }

@@ -15,16 +15,7 @@ func TestEnqueueWebhooksOneStatement(t *testing.T) {
 	pool, count := env.CountingPool(t)
 	st := New(pool, env.Ring, plainEvents{})
 	ctx := context.Background()
-	subscribed, other := testenv.UniqueID("org_"), testenv.UniqueID("org_")
-	for _, org := range []string{subscribed, other} {
-		if err := st.EnsureOrg(ctx, org, "t"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, _, err := st.SubscribeWebhook(ctx, subscribed, WebhookSubscription{URL: "https://example.com/hook"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.DeleteWebhookSubscription(context.Background(), subscribed) })
+	subscribed, other := subscribedAndOther(t, st)
 	now := time.Now()
 	ev := func(org, id string, at time.Time) WebhookEvent {
 		return WebhookEvent{OrgID: org, EventID: id, Name: "line_item.valid", At: at, Data: []byte(`{"id":"` + id + `"}`)}
@@ -82,16 +73,7 @@ func TestWebhookSubscribers(t *testing.T) {
 	pool, count := env.CountingPool(t)
 	st := New(pool, env.Ring, plainEvents{})
 	ctx := context.Background()
-	subscribed, other := testenv.UniqueID("org_"), testenv.UniqueID("org_")
-	for _, org := range []string{subscribed, other} {
-		if err := st.EnsureOrg(ctx, org, "t"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, _, err := st.SubscribeWebhook(ctx, subscribed, WebhookSubscription{URL: "https://example.com/hook"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.DeleteWebhookSubscription(context.Background(), subscribed) })
+	subscribed, other := subscribedAndOther(t, st)
 
 	before := count.Count()
 	got, err := st.WebhookSubscribers(ctx, []string{other, subscribed, testenv.UniqueID("org_")})
@@ -120,4 +102,22 @@ func TestWebhookSubscribers(t *testing.T) {
 	if got, err := st.WebhookSubscribers(ctx, []string{subscribed}); err != nil || len(got) != 0 {
 		t.Errorf("after unsubscribing: %v, %v; want none", got, err)
 	}
+}
+
+// subscribedAndOther makes two orgs, the first with a webhook
+// subscription (removed when t ends).
+func subscribedAndOther(t *testing.T, st *Store) (subscribed, other string) {
+	t.Helper()
+	ctx := context.Background()
+	subscribed, other = testenv.UniqueID("org_"), testenv.UniqueID("org_")
+	for _, org := range []string{subscribed, other} {
+		if err := st.EnsureOrg(ctx, org, "t"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := st.SubscribeWebhook(ctx, subscribed, WebhookSubscription{URL: "https://example.com/hook"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.DeleteWebhookSubscription(context.Background(), subscribed) })
+	return subscribed, other
 }
