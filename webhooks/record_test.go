@@ -295,3 +295,40 @@ func wantAcked(t *testing.T, msgs []jetstream.Msg) {
 		}
 	}
 }
+
+// An event whose org header PostgreSQL cannot take as text (a NUL byte,
+// bytes that are not UTF-8: a forged or broken message) is acknowledged
+// and logged on its own; one of a megabyte is just an org without a
+// subscription. Sent along, it would fail the
+// whole set's statements, so every event of the set would be handed back
+// again and again, until the good ones ran out of deliveries with it.
+func TestRecordSkipsAnUnusableOrgHeader(t *testing.T) {
+	ctx := context.Background()
+	pool, _ := countingPool(t)
+	st := store.New(pool, env.Ring, canopy.Events{})
+	org := newOrg(t, st, true)
+	var logs bytes.Buffer
+	s := New(nil, topology(), st, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+
+	good, id := eventMsg(t, org, "li_good")
+	msgs := []jetstream.Msg{good}
+	for _, bad := range []string{org + "\x00", "org_\xff\xfe", strings.Repeat("o", 1<<20)} {
+		m, _ := eventMsg(t, org, "li_bad")
+		m.headers.Set(canopy.HeaderOrgID, bad)
+		msgs = append(msgs, m)
+	}
+	s.record(ctx, msgs)
+
+	var recorded int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries WHERE org_id = $1 AND event_id = $2`,
+		org, id).Scan(&recorded); err != nil {
+		t.Fatal(err)
+	}
+	if recorded != 1 {
+		t.Errorf("the good event's delivery recorded %d times, want once", recorded)
+	}
+	wantAcked(t, msgs)
+	if n := strings.Count(logs.String(), "unusable org header"); n != 2 {
+		t.Errorf("%d events logged with an unusable org header, want 2:\n%.2000s", n, logs.String())
+	}
+}

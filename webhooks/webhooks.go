@@ -32,8 +32,10 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -243,6 +245,14 @@ func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
 			_ = msg.Ack()
 			continue
 		}
+		if !usableOrgID(org) {
+			// Sent along, it would fail the set's statements, and every
+			// event of the set would come back until the good ones ran out
+			// of deliveries with it.
+			s.log.Warn("webhooks: event with an unusable org header skipped", "subject", msg.Subject(), "header_bytes", len(org))
+			_ = msg.Ack()
+			continue
+		}
 		if !slices.Contains(distinct, org) { // a set rarely has more than a few orgs
 			distinct = append(distinct, org)
 		}
@@ -304,6 +314,14 @@ func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
 	if added > 0 {
 		s.poke()
 	}
+}
+
+// usableOrgID reports whether an org header can go to PostgreSQL as
+// text: UTF-8 without NUL. Headers come from NATS, where anyone who can
+// publish on the events subjects can write them. Length is left alone: a
+// long header is only an org without a subscription (NATS bounds it).
+func usableOrgID(org string) bool {
+	return utf8.ValidString(org) && strings.IndexByte(org, 0) < 0
 }
 
 // redeliverLater hands events back to JetStream after a database
