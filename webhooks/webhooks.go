@@ -30,7 +30,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -239,6 +238,10 @@ func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
 	orgs := make([]string, 0, len(msgs)) // orgs[i] is the org of withOrg[i]
 	withOrg := make([]jetstream.Msg, 0, len(msgs))
 	var distinct []string
+	// A map, not a scan of distinct: the headers are the publisher's to
+	// choose, and 256 long ones that differ only at the end would make a
+	// scan compare gigabytes.
+	seen := make(map[string]bool)
 	for _, msg := range msgs {
 		org := msg.Headers().Get(canopy.HeaderOrgID)
 		if org == "" { // published before events named their org
@@ -253,7 +256,8 @@ func (s *Service) record(ctx context.Context, msgs []jetstream.Msg) {
 			_ = msg.Ack()
 			continue
 		}
-		if !slices.Contains(distinct, org) { // a set rarely has more than a few orgs
+		if !seen[org] {
+			seen[org] = true
 			distinct = append(distinct, org)
 		}
 		orgs = append(orgs, org)

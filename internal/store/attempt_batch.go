@@ -197,11 +197,12 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 		clear(seen)
 		clear(applied)
 		events = events[:0]
-		// 1. Lock every attempt and its line item (in key order, as
-		// BeginDeliveries does), apply the results to the attempts still
-		// in From, and move their line items with a transition each.
-		// 0. First, before any attempt is locked, the jobs' payloads
-		// (queueClearJobPayloads says why first); same round trip.
+		// 1. In one round trip: first, before any attempt is locked, the
+		// removal of the jobs' payloads (queueClearJobPayloads says why
+		// first); then lock every attempt and its line item (in key
+		// order, as BeginDeliveries does), apply the results to the
+		// attempts still in From, and move their line items with a
+		// transition each.
 		first := &pgx.Batch{}
 		queueClearJobPayloads(first, orgs, attempts, statuses, fromText)
 		var evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons []string
