@@ -33,16 +33,20 @@ func BenchmarkRelayBacklog(b *testing.B) {
 			h := newHarness(b)
 			ctx := context.Background()
 			prefix := fmt.Sprintf("bench-%d", time.Now().UnixNano())
-			const chunk = 10000
-			for start := 0; start < b.N; start += chunk {
-				n := min(chunk, b.N-start)
-				rows := make([][]any, n)
-				for i := range rows {
-					rows[i] = []any{fmt.Sprintf("%s-%08d", prefix, start+i), c.subject, benchBody}
-				}
-				if _, err := env.Pool.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"msg_id", "subject", "payload"},
-					pgx.CopyFromRows(rows)); err != nil {
-					b.Fatal(err)
+			if strings.HasPrefix(c.subject, "jobs.") {
+				insertJobBacklog(b, prefix, b.N)
+			} else {
+				const chunk = 10000
+				for start := 0; start < b.N; start += chunk {
+					n := min(chunk, b.N-start)
+					rows := make([][]any, n)
+					for i := range rows {
+						rows[i] = []any{fmt.Sprintf("%s-%08d", prefix, start+i), c.subject, benchBody}
+					}
+					if _, err := env.Pool.CopyFrom(ctx, pgx.Identifier{"outbox"}, []string{"msg_id", "subject", "payload"},
+						pgx.CopyFromRows(rows)); err != nil {
+						b.Fatal(err)
+					}
 				}
 			}
 			r := NewRelay(h.st, env.Pool, h.js, h.topo, RelayOptions{Logger: quiet()})
@@ -90,4 +94,42 @@ func BenchmarkRelayBacklog(b *testing.B) {
 			b.Fatalf("the stream holds %d messages, want %d", got, b.N)
 		}
 	})
+}
+
+// insertJobBacklog writes n queued card payments as the intake stores
+// them, each attempt holding its sealed job (benchBody) and each job's
+// outbox row naming its attempt, without a payload: what a relay finds
+// after an outage.
+func insertJobBacklog(b *testing.B, prefix string, n int) {
+	b.Helper()
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO orgs (org_id, name) VALUES ($1, 'bench')`,
+		`INSERT INTO accounts (org_id, account_id, product_id, request_hash) VALUES ($1, 'acct', 'prod', '\x00')`,
+		`INSERT INTO line_items (org_id, account_id, line_item_id, line_item_type, status, original_amount_cents,
+		     effective_at, created_at, updated_at, origin, request_hash, client_id)
+		 SELECT $1, 'acct', 'li-' || i, 'PAYMENT', 'PENDING', 100, now(), now(), now(), 'guest_payment', '\x00', 'bench'
+		   FROM generate_series(1, $2::int) i`,
+		`INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
+		     job_msg_id, job, created_at, updated_at)
+		 SELECT $1 || '-' || i, $1, 'acct', 'li-' || i, 'AUTHORIZE_NET', 'DEBIT', 'queued', 'job_' || $1 || '-' || i, $3,
+		        now(), now()
+		   FROM generate_series(1, $2::int) i`,
+		`INSERT INTO outbox (msg_id, subject, attempt_id)
+		 SELECT 'job_' || $1 || '-' || i, 'jobs.AUTHORIZE_NET', $1 || '-' || i FROM generate_series(1, $2::int) i ORDER BY i`,
+	} {
+		args := []any{prefix, n, benchBody}
+		switch {
+		case strings.Contains(q, "INSERT INTO orgs"), strings.Contains(q, "INSERT INTO accounts"):
+			args = args[:1]
+		case !strings.Contains(q, "$3"):
+			args = args[:2]
+		}
+		if _, err := env.Pool.Exec(ctx, q, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := env.Pool.Exec(ctx, `ANALYZE outbox, payment_attempts`); err != nil {
+		b.Fatal(err)
+	}
 }

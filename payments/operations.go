@@ -163,7 +163,7 @@ func (s *Service) Redrive(ctx context.Context, r Redrive, now time.Time) (Redriv
 
 // redriveJob is the job a new attempt of a's payment executes.
 func (s *Service) redriveJob(ctx context.Context, a *store.OpsAttempt, li *store.LineItem) (processors.Job, error) {
-	payload, err := s.store.JobPayload(ctx, a.JobMsgID)
+	payload, err := s.store.JobPayload(ctx, store.AttemptRef{OrgID: a.OrgID, AttemptID: a.AttemptID})
 	if err != nil {
 		return processors.Job{}, err
 	}
@@ -182,7 +182,7 @@ func (s *Service) redriveJob(ctx context.Context, a *store.OpsAttempt, li *store
 		if a.PaymentType == processors.PaymentTypeACH {
 			what = "bank account number"
 		}
-		return processors.Job{}, refused("attempt %s is a %s whose job was removed from the outbox when it died, and payrail keeps no %s "+
+		return processors.Job{}, refused("attempt %s is a %s whose job was removed when it died, and payrail keeps no %s "+
 			"of a guest payment: it cannot be executed again; the customer must pay again", a.AttemptID, a.Origin, what)
 	}
 	acct, err := s.store.PaymentMethods(ctx, a.OrgID, a.AccountID)

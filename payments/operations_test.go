@@ -194,9 +194,9 @@ func TestRedriveNothingChargedRequeues(t *testing.T) {
 		a == nil || a.AttemptID != got.NewAttemptID || a.AttemptID == dead || a.Status != store.AttemptQueued || got.WithoutCardCode {
 		t.Fatalf("redrive: %+v, attempt %+v; want a new queued attempt and PENDING", got, a)
 	}
-	// The job is in the outbox, for the relay (no fast path in an
-	// operator's process), with the new attempt's id.
-	payload, err := f.svc.store.JobPayload(ctx, "job_"+a.AttemptID)
+	// The new attempt holds the job, for the relay (no fast path in an
+	// operator's process), with its own id.
+	payload, err := f.svc.store.JobPayload(ctx, store.AttemptRef{OrgID: got.LineItem.OrgID, AttemptID: a.AttemptID})
 	if err != nil || payload == nil {
 		t.Fatalf("job row: %v, %v", payload, err)
 	}

@@ -247,11 +247,18 @@ func (s *Service) sealJob(job processors.Job) (store.OutboxMessage, error) {
 			return store.OutboxMessage{}, err
 		}
 	}
+	msg := JobMessage(job.OrgID, job.AttemptID, job.Processor)
+	msg.Payload, msg.FastPayload = stored, fast
+	return msg, nil
+}
+
+// JobMessage is the outbox row that carries the job of an org's attempt
+// to the workers of its processor, without a body. The reconciler
+// re-publishes a stranded attempt's job with it (store.StrandedQuery).
+func JobMessage(orgID, attemptID, processor string) store.OutboxMessage {
 	return store.OutboxMessage{
-		MsgID:       "job_" + job.AttemptID,
-		Subject:     queue.JobSubject(job.Processor),
-		Payload:     stored,
-		FastPayload: fast,
-		Headers:     map[string]string{processors.HeaderOrgID: job.OrgID, processors.HeaderAttemptID: job.AttemptID},
-	}, nil
+		MsgID:   "job_" + attemptID,
+		Subject: queue.JobSubject(processor),
+		Headers: map[string]string{processors.HeaderOrgID: orgID, processors.HeaderAttemptID: attemptID},
+	}
 }

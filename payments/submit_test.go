@@ -80,7 +80,7 @@ func TestSubmitCard(t *testing.T) {
 		t.Fatalf("fast path job: %+v, %v; want the CVV and the account's name", fast.Card, err)
 	}
 	var stored []byte
-	if err := env.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1`, job.MsgID).Scan(&stored); err != nil {
+	if err := env.Pool.QueryRow(ctx, `SELECT job FROM payment_attempts WHERE job_msg_id = $1`, job.MsgID).Scan(&stored); err != nil {
 		t.Fatal(err)
 	}
 	kept, err := processors.DecodeJob(env.Ring, stored)

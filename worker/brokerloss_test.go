@@ -149,10 +149,11 @@ func TestBrokerLossRecoversWithoutRestart(t *testing.T) {
 		return n
 	}
 	const pendingSQL = `SELECT count(*) FROM line_items WHERE org_id = $1 AND status = 'PENDING'`
-	// Jobs the broker acknowledged (their rows are marked published) and
-	// no worker has finished.
-	const inBrokerSQL = `SELECT count(*) FROM payment_attempts pa JOIN outbox o ON o.msg_id = pa.job_msg_id
-		WHERE pa.org_id = $1 AND pa.status IN ('queued', 'processing') AND o.published_at IS NOT NULL`
+	// Jobs the broker acknowledged (their rows are deleted once
+	// published) and no worker has finished.
+	const inBrokerSQL = `SELECT count(*) FROM payment_attempts pa
+		WHERE pa.org_id = $1 AND pa.status IN ('queued', 'processing')
+		  AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.msg_id = pa.job_msg_id)`
 	const unpublishedSQL = `SELECT count(*) FROM payment_attempts pa JOIN outbox o ON o.msg_id = pa.job_msg_id
 		WHERE pa.org_id = $1 AND o.published_at IS NULL`
 	workerLog := func() string { return tail(wrk.out.String(), 3000) }

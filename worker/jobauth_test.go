@@ -200,13 +200,14 @@ func (f *fixture) snapshot(ids ...string) map[string]paymentState {
 	return out
 }
 
-// storedJob returns the outbox's copy of an attempt's job and its headers.
+// storedJob returns the stored copy of an attempt's job (its attempt
+// holds it) and the headers of its outbox row.
 func (f *fixture) storedJob(attempt string) ([]byte, map[string]string) {
 	f.t.Helper()
 	var body []byte
 	var headers map[string]string
-	if err := env.Pool.QueryRow(f.ctx, `SELECT payload, headers FROM outbox WHERE msg_id = $1`, "job_"+attempt).
-		Scan(&body, &headers); err != nil {
+	if err := env.Pool.QueryRow(f.ctx, `SELECT pa.job, o.headers FROM outbox o JOIN payment_attempts pa ON pa.attempt_id = o.attempt_id
+		WHERE o.msg_id = $1`, "job_"+attempt).Scan(&body, &headers); err != nil {
 		f.t.Fatal(err)
 	}
 	return body, headers

@@ -5,20 +5,23 @@ import (
 	"time"
 
 	"github.com/payrail/payrail/internal/store"
+	"github.com/payrail/payrail/payments"
 )
 
 // reconcile re-publishes the jobs of unfinished attempts that are no
 // longer on their way to a worker, until ctx ends. The broker can lose
 // jobs it acknowledged: its store wiped (disk loss, a fresh cluster), the
-// jobs stream deleted by mistake. Their outbox rows are marked published,
-// so the relay will not send them again, and their attempts stay queued
-// with no delivery forever. Every ReconcileEvery the reconciler takes, for
+// jobs stream deleted by mistake. Their outbox rows were deleted when
+// published, so the relay will not send them again, and their attempts
+// stay queued with no delivery forever. Every ReconcileEvery the reconciler takes, for
 // the processors this worker serves (store.RepublishStranded):
 //
-//   - attempts whose job was published before the jobs stream was created
-//     (the broker no longer holds it), once no delivery holds a lease;
-//   - queued attempts never delivered, published longer than
-//     ReconcileAfter ago, while their consumer has nothing undelivered;
+//   - attempts whose job was delivered or put back for a retry before the
+//     jobs stream was created (the broker no longer holds it), once no
+//     delivery holds a lease, and attempts queued before it and never
+//     delivered while their consumer has nothing undelivered;
+//   - queued attempts never delivered, queued longer than ReconcileAfter
+//     ago and published, while their consumer has nothing undelivered;
 //   - queued attempts waiting for a retry longer than the longest backoff
 //     plus ReconcileAfter;
 //   - processing attempts whose delivery started longer than lease +
@@ -67,6 +70,9 @@ func (w *Worker) reconcileOnce(ctx context.Context) {
 		Lease:          w.lease(),
 		MaxDeliver:     w.opts.MaxDeliver,
 		Limit:          500,
+		Job: func(a store.Stranded) store.OutboxMessage {
+			return payments.JobMessage(a.OrgID, a.AttemptID, a.Processor)
+		},
 	}
 	for _, name := range q.Processors {
 		cons, err := stream.Consumer(ctx, w.topo.WorkerConsumer(name))
@@ -83,7 +89,7 @@ func (w *Worker) reconcileOnce(ctx context.Context) {
 		return
 	}
 	for _, a := range stranded {
-		w.log.Warn("job no longer on its way to a worker; re-published from the outbox", "processor", a.Processor,
+		w.log.Warn("job no longer on its way to a worker; re-published through the outbox", "processor", a.Processor,
 			"org_id", a.OrgID, "attempt_id", a.AttemptID, "reason", a.Reason, "msg_id", a.MsgID)
 		w.opts.Metrics.republish(a.Processor)
 	}

@@ -405,7 +405,7 @@ type outboxView struct {
 }
 
 const eventsNote = "published events live in the PAYRAIL_EVENTS stream (payrail events --status S); " +
-	"event rows are deleted once published, job rows 24 h after they are published (or once published and finished), and a job's sealed payload when its attempt's result commits"
+	"outbox rows are deleted once published, and an attempt's sealed job when its result commits"
 
 func paymentView(ctx context.Context, st *store.Store, li store.LineItem) (paymentShow, error) {
 	v := paymentShow{LineItem: canopy.Render(li), OrgID: li.OrgID, Note: eventsNote, li: li}
@@ -525,9 +525,9 @@ func printPayment(w io.Writer, v paymentShow, now time.Time, asJSON bool) {
 		}
 		extra := ""
 		if o.Kind == "job" {
-			extra = ", sealed payload removed"
+			extra = ", sealed job removed (nothing to publish)"
 			if o.HasPayload {
-				extra = ", sealed payload kept"
+				extra = ", sealed job kept"
 			}
 		}
 		fmt.Fprintf(w, "  %s %s  %s  created %s, %s%s\n", o.Kind, o.MsgID, o.Subject, o.CreatedAt.Format(time.RFC3339), pub, extra)

@@ -295,9 +295,9 @@ func TestPaymentsListShowRedrive(t *testing.T) {
 		t.Fatalf("after redrive: %s %+v, %v", li.Status, li.Attempt, err)
 	}
 	var payload []byte
-	if err := env.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1 AND published_at IS NULL`,
-		"job_"+li.Attempt.AttemptID).Scan(&payload); err != nil || payload == nil {
-		t.Fatalf("new job row: %v", err)
+	if err := env.Pool.QueryRow(ctx, `SELECT pa.job FROM outbox o JOIN payment_attempts pa ON pa.attempt_id = o.attempt_id
+		WHERE o.msg_id = $1 AND o.published_at IS NULL`, "job_"+li.Attempt.AttemptID).Scan(&payload); err != nil || payload == nil {
+		t.Fatalf("new job row and the job its attempt holds: %v", err)
 	}
 	trs, _ = st.Transitions(ctx, orgA, "acct", "pay-nothing")
 	if last := trs[len(trs)-1]; last.Actor != "operator:alice" || last.From != store.StatusInvalid || last.To != store.StatusPending ||

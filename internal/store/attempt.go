@@ -29,6 +29,13 @@ const (
 	AttemptReturned          AttemptStatus = "returned"
 )
 
+// jobKeepingStatuses are the attempt statuses (as an SQL list) in which an
+// attempt keeps its sealed job (payment_attempts.job): a later delivery,
+// the reconciler or a held attempt's resolution may still need it. A
+// result that moves the attempt to any other status removes it in the
+// same UPDATE.
+const jobKeepingStatuses = `'queued', 'processing', 'held'`
+
 // ErrAttemptClosed: the attempt already has a result; nothing was changed.
 var ErrAttemptClosed = errors.New("store: attempt already has a result")
 
@@ -95,8 +102,9 @@ type NewPayment struct {
 	InstrumentKind     string
 	InstrumentBrand    string
 	InstrumentLastFour string
-	// Job is published to the processor's subject. Its Payload is stored
-	// (sealed details without CVV); FastPayload is published at once.
+	// Job is published to the processor's subject. Its Payload (sealed
+	// details without CVV) is stored with the attempt until the attempt's
+	// result commits; FastPayload is published at once.
 	Job OutboxMessage
 	// ProductID and CustomerName are the account's product and customer
 	// name ("" for none) as the caller read them, possibly a while ago
@@ -150,16 +158,17 @@ func (s *Store) CreatePayment(ctx context.Context, orgID string, in NewPayment) 
 	return s.createLineItem(ctx, orgID, in.LineItem, func(tx pgx.Tx, li *LineItem, emit func(...OutboxMessage)) error {
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
-			    instrument_kind, instrument_brand, instrument_last_four, job_msg_id, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), $10, $11, $11)`,
+			    instrument_kind, instrument_brand, instrument_last_four, job_msg_id, job, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), $10, $12, $11, $11)`,
 			in.AttemptID, orgID, li.AccountID, li.LineItemID, in.LineItem.Processor, in.PaymentType,
-			in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour, in.Job.MsgID, li.CreatedAt); err != nil {
+			in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour, in.Job.MsgID, li.CreatedAt,
+			in.Job.Payload); err != nil {
 			return fmt.Errorf("insert attempt: %w", err)
 		}
 		li.Attempt = &Attempt{AttemptID: in.AttemptID, Processor: in.LineItem.Processor, PaymentType: in.PaymentType,
 			Status: AttemptQueued, InstrumentKind: in.InstrumentKind, InstrumentBrand: in.InstrumentBrand,
 			InstrumentLastFour: in.InstrumentLastFour}
-		return s.insertOutbox(ctx, tx, emit, in.Job)
+		return s.insertOutbox(ctx, tx, emit, jobOf(in.AttemptID, in.Job))
 	})
 }
 
@@ -283,7 +292,7 @@ type AttemptResult struct {
 // CompleteAttempt applies a processor's result in one transaction: the
 // attempt's status and result, the line item's status change with its
 // transition and event, and the removal of the job's sealed payment
-// details from the outbox once no further delivery needs them. An attempt
+// details once no further delivery needs them. An attempt
 // in none of r.From is left alone (ErrAttemptClosed), so a duplicate
 // delivery can never apply a second result.
 func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem, error) {
@@ -296,24 +305,13 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 		var status AttemptStatus
 		var liStatus Status
 		var amount int64
-		from := make([]string, len(r.From))
-		for i, f := range r.From {
-			from[i] = string(f)
-		}
-		// The job's payload first, before the attempt is locked
-		// (queueClearJobPayloads says why); same round trip.
-		first := &pgx.Batch{}
-		queueClearJobPayloads(first, []string{r.OrgID}, []string{r.AttemptID}, []string{string(r.Status)}, from)
-		first.Queue(`
+		err := tx.QueryRow(ctx, `
 			SELECT pa.account_id, pa.line_item_id, pa.status, li.status, li.original_amount_cents
 			  FROM payment_attempts pa
 			  JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id
 			       AND li.line_item_id = pa.line_item_id
 			 WHERE pa.org_id = $1 AND pa.attempt_id = $2
-			   FOR UPDATE`, r.OrgID, r.AttemptID).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&accountID, &lineItemID, &status, &liStatus, &amount)
-		})
-		err := tx.SendBatch(ctx, first).Close()
+			   FOR UPDATE`, r.OrgID, r.AttemptID).Scan(&accountID, &lineItemID, &status, &liStatus, &amount)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return ErrNotFound
 		}
@@ -331,6 +329,7 @@ func (s *Store) CompleteAttempt(ctx context.Context, r AttemptResult) (LineItem,
 			       instrument_kind = COALESCE(NULLIF($7, ''), instrument_kind),
 			       instrument_brand = COALESCE(NULLIF($8, ''), instrument_brand),
 			       instrument_last_four = COALESCE(NULLIF($9, ''), instrument_last_four),
+			       job = CASE WHEN $3 IN (`+jobKeepingStatuses+`) THEN job END,
 			       updated_at = now()
 			 WHERE org_id = $1 AND attempt_id = $2`,
 			r.OrgID, r.AttemptID, r.Status, r.TransactionID, r.ResultCode, r.ResultMessage,

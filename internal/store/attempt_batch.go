@@ -123,8 +123,8 @@ func (s *Store) beginDeliveries(ctx context.Context, claims []DeliveryClaim, rou
 // applies one: errs[i] is what CompleteAttempt would have returned for
 // rs[i] (nil when it was applied, ErrAttemptClosed, ErrNotFound). The
 // results that apply commit together in one transaction: the attempts,
-// the line items' changes with their transitions, the jobs' payloads
-// removed, and the events, rendered by PostgreSQL (SQLEvents) and handed
+// the line items' changes with their transitions, the jobs removed from
+// the attempts that no longer need them, and the events, rendered by PostgreSQL (SQLEvents) and handed
 // to the fast path after the commit.
 //
 // A set of one result goes this way too: it is what the worker commits
@@ -197,14 +197,11 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 		clear(seen)
 		clear(applied)
 		events = events[:0]
-		// 1. In one round trip: first, before any attempt is locked, the
-		// removal of the jobs' payloads (queueClearJobPayloads says why
-		// first); then lock every attempt and its line item (in key
-		// order, as BeginDeliveries does), apply the results to the
-		// attempts still in From, and move their line items with a
-		// transition each.
+		// 1. In one round trip: lock every attempt and its line item (in
+		// key order, as BeginDeliveries does), apply the results to the
+		// attempts still in From (removing their jobs unless they stay
+		// open), and move their line items with a transition each.
 		first := &pgx.Batch{}
-		queueClearJobPayloads(first, orgs, attempts, statuses, fromText)
 		var evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons []string
 		var evTraces []*string
 		first.Queue(`
@@ -232,6 +229,7 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			           instrument_kind = COALESCE(NULLIF(ok.kind, ''), pa.instrument_kind),
 			           instrument_brand = COALESCE(NULLIF(ok.brand, ''), pa.instrument_brand),
 			           instrument_last_four = COALESCE(NULLIF(ok.last_four, ''), pa.instrument_last_four),
+			           job = CASE WHEN ok.status IN (`+jobKeepingStatuses+`) THEN pa.job END,
 			           updated_at = now()
 			      FROM ok
 			     WHERE pa.org_id = ok.org_id AND pa.attempt_id = ok.attempt_id
@@ -333,39 +331,4 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 		s.fastPath.Enqueue(events)
 	}
 	return nil
-}
-
-// queueClearJobPayloads queues the removal of the sealed payment details
-// from the outbox rows of the jobs whose results are about to be applied:
-// the attempts (orgs[i], attempts[i]) still in one of from, whose new
-// status (statuses[i]) is not held (a held attempt keeps its job until it
-// is resolved).
-//
-// It is queued first in the transaction that applies the results, before
-// the attempts and line items are locked. The job rows are where the
-// worker writes outbox rows it did not insert, and the publishers hold
-// them while they publish: a relay batch, until every PubAck is in or its
-// ack timeout (10 s) ends, which is what happens when a NATS node hangs.
-// A transaction that waited for them holding its attempts' locks held
-// back every redelivery of those attempts, and with them whole sets of
-// deliveries (TestClusterHungNode saw processing resume 16.4 s after the
-// hang, exactly when the relay's batch gave up). Waiting first, it holds
-// nothing a delivery needs. The rows are locked in id order, as the
-// publishers' set-based marks lock them, so the two never deadlock.
-//
-// An attempt that moves out of from between this statement and the one
-// that locks it gets its payload removed and its result refused
-// (ErrAttemptClosed): what moved it was a result of its own, and the
-// lease keeps two deliveries of one attempt from deciding at once.
-func queueClearJobPayloads(batch *pgx.Batch, orgs, attempts, statuses, from []string) {
-	batch.Queue(`
-		UPDATE outbox SET payload = NULL
-		 WHERE id IN (SELECT o.id
-		                FROM unnest($1::text[], $2::text[], $3::text[]) AS r(org_id, attempt_id, status)
-		                JOIN payment_attempts pa ON pa.org_id = r.org_id AND pa.attempt_id = r.attempt_id
-		                JOIN outbox o ON o.msg_id = pa.job_msg_id
-		               WHERE r.status <> $5 AND pa.status = ANY($4::text[]) AND o.payload IS NOT NULL
-		               ORDER BY o.id
-		                 FOR UPDATE OF o)`,
-		orgs, attempts, statuses, from, string(AttemptHeld))
 }

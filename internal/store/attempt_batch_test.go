@@ -162,9 +162,7 @@ func TestCompleteAttemptsAppliesEachLikeCompleteAttempt(t *testing.T) {
 			"events.line_item."+strings.ToLower(string(c.status)), c.ref.AttemptID, string(c.from), string(c.status)).Scan(&events); err != nil {
 			t.Fatal(err)
 		}
-		if err := env.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1`, "job_"+c.ref.AttemptID).Scan(&payload); err != nil {
-			t.Fatal(err)
-		}
+		payload = attemptJob(t, c.ref)
 		wantTransitions := 2
 		if c.status == StatusPending {
 			wantTransitions = 1 // no change of status: no transition
@@ -300,21 +298,26 @@ func lineItemStatusOf(t *testing.T, ref AttemptRef) Status {
 	return s
 }
 
-// A result whose job row a publisher holds (a relay batch waiting for
-// PubAcks from a hung NATS node holds its rows until its ack timeout)
-// waits for that row before it locks its attempt, so a redelivery of the
-// attempt is answered meanwhile instead of queueing behind it, and with
-// it every delivery of its set. When the publisher lets go, the result
-// commits and the job's payload is gone. Both ways a result is applied:
-// in a set, and alone (the set's fallback).
-func TestResultWaitingForItsJobRowHoldsNoAttempt(t *testing.T) {
+// A result never waits for its job's outbox row, which a publisher may
+// hold for long (a relay batch waiting for PubAcks from a hung NATS node
+// holds its rows until its ack timeout): the job is removed from the
+// attempt, which the result locks anyway, and no outbox row is touched.
+// Before schema 013 the result removed the job's payload from its row and
+// waited for the publisher. Both ways a result is applied: in a set, and
+// alone (the set's fallback).
+func TestResultDoesNotWaitForItsJobRow(t *testing.T) {
 	ctx := context.Background()
 	for _, c := range []struct {
 		name     string
-		complete func(st *Store, r AttemptResult) error
+		complete func(ctx context.Context, st *Store, r AttemptResult) error
 	}{
-		{"set", func(st *Store, r AttemptResult) error { return st.CompleteAttempts(ctx, []AttemptResult{r})[0] }},
-		{"alone", func(st *Store, r AttemptResult) error { _, err := st.CompleteAttempt(ctx, r); return err }},
+		{"set", func(ctx context.Context, st *Store, r AttemptResult) error {
+			return st.CompleteAttempts(ctx, []AttemptResult{r})[0]
+		}},
+		{"alone", func(ctx context.Context, st *Store, r AttemptResult) error {
+			_, err := st.CompleteAttempt(ctx, r)
+			return err
+		}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			st := New(env.Pool, env.Ring, sqlEvents{})
@@ -327,62 +330,34 @@ func TestResultWaitingForItsJobRowHoldsNoAttempt(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer publisher.Rollback(ctx)
-			if _, err := publisher.Exec(ctx, `SELECT id FROM outbox WHERE msg_id = $1 FOR UPDATE`, "job_"+ref.AttemptID); err != nil {
-				t.Fatal(err)
+			var held int
+			if err := publisher.QueryRow(ctx, `SELECT count(*) FROM (SELECT id FROM outbox WHERE msg_id = $1 FOR UPDATE) o`,
+				"job_"+ref.AttemptID).Scan(&held); err != nil || held != 1 {
+				t.Fatalf("hold the job row: %d rows, %v", held, err)
 			}
-			done := make(chan error, 1)
-			go func() {
-				done <- c.complete(st, AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptSucceeded,
-					LineItemStatus: StatusValid, Actor: "worker:AUTHORIZE_NET", Reason: "processor outcome succeeded"})
-			}()
-			waitForLockWait(t)
-
-			deliver, cancel := context.WithTimeout(ctx, 10*time.Second)
+			// Far longer than a result takes: a result that waited for
+			// the row would hit it, since the publisher holds the row
+			// until after the result returns.
+			resultCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
 			defer cancel()
-			_, errs, err := st.BeginDeliveries(deliver, []DeliveryClaim{{ref, 2}}, time.Minute)
-			if err != nil {
-				t.Fatalf("a redelivery of the attempt was not answered while its result waited for the job row: %v", err)
+			if err := c.complete(resultCtx, st, AttemptResult{AttemptRef: ref, From: resultFrom, Status: AttemptSucceeded,
+				LineItemStatus: StatusValid, Actor: "worker:AUTHORIZE_NET", Reason: "processor outcome succeeded"}); err != nil {
+				t.Fatalf("result while a publisher holds the job row: %v", err)
 			}
-			if !errors.Is(errs[0], ErrAttemptLeased) {
-				t.Errorf("redelivery: %v, want the first delivery's lease", errs[0])
-			}
-			select {
-			case err := <-done:
-				t.Fatalf("the result did not wait for the job row the publisher holds: %v", err)
-			default:
-			}
-
-			if err := publisher.Rollback(ctx); err != nil {
-				t.Fatal(err)
-			}
-			if err := <-done; err != nil {
-				t.Fatal(err)
-			}
-			var payload []byte
-			if err := env.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1`, "job_"+ref.AttemptID).Scan(&payload); err != nil {
-				t.Fatal(err)
-			}
-			if got := lineItemStatusOf(t, ref); got != StatusValid || payload != nil {
-				t.Errorf("after the publisher let go: line item %s, job payload %q; want VALID and purged", got, payload)
+			if got, job := lineItemStatusOf(t, ref), attemptJob(t, ref); got != StatusValid || job != nil {
+				t.Errorf("line item %s, attempt's job %q; want VALID and removed", got, job)
 			}
 		})
 	}
 }
 
-// waitForLockWait returns once a session of the test database waits for a
-// row lock.
-func waitForLockWait(t *testing.T) {
+// attemptJob is the sealed job the attempt holds (nil once removed).
+func attemptJob(t *testing.T, ref AttemptRef) []byte {
 	t.Helper()
-	for range 1000 {
-		var n int
-		if err := env.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		if n > 0 {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	var job []byte
+	if err := env.Pool.QueryRow(context.Background(), `SELECT job FROM payment_attempts WHERE org_id = $1 AND attempt_id = $2`,
+		ref.OrgID, ref.AttemptID).Scan(&job); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no session waited for a lock within 10s")
+	return job
 }

@@ -119,9 +119,7 @@ func TestCompleteAttemptWritesTransitionEventAndPurgesJob(t *testing.T) {
 		li.LineItemID, ref.AttemptID).Scan(&events); err != nil {
 		t.Fatal(err)
 	}
-	if err := env.Pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1`, "job_"+ref.AttemptID).Scan(&payload); err != nil {
-		t.Fatal(err)
-	}
+	payload = attemptJob(t, ref)
 	if transitions != 2 || events != 1 || payload != nil {
 		t.Errorf("transitions %d (want 2: created, declined), declined events %d (want 1), job payload %q (want purged)",
 			transitions, events, payload)

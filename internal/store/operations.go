@@ -161,9 +161,11 @@ func (s *Store) Transitions(ctx context.Context, orgID, accountID, lineItemID st
 
 // OutboxRow describes an outbox row without its payload.
 type OutboxRow struct {
-	ID          int64
-	MsgID       string
-	Subject     string
+	ID      int64
+	MsgID   string
+	Subject string
+	// HasPayload: the row has something to publish (a job's row: its
+	// attempt still holds the sealed job).
 	HasPayload  bool
 	CreatedAt   time.Time
 	PublishedAt *time.Time
@@ -171,13 +173,14 @@ type OutboxRow struct {
 
 // LineItemOutbox lists the outbox rows still present for a line item:
 // its events (by their line item and org headers) and the jobs named by
-// jobMsgIDs. Published rows are purged after a day.
+// jobMsgIDs. Rows are deleted once published.
 func (s *Store) LineItemOutbox(ctx context.Context, orgID, lineItemID string, jobMsgIDs []string) ([]OutboxRow, error) {
 	rows, err := s.pool.Query(ctx, `
-		SELECT id, msg_id, subject, payload IS NOT NULL, created_at, published_at FROM outbox
-		 WHERE msg_id = ANY($3)
-		    OR (headers->>'Payrail-Line-Item-Id' = $2 AND headers->>'Payrail-Org-Id' = $1)
-		 ORDER BY id`, orgID, lineItemID, jobMsgIDs)
+		SELECT o.id, o.msg_id, o.subject, o.payload IS NOT NULL OR pa.job IS NOT NULL, o.created_at, o.published_at
+		  FROM outbox o LEFT JOIN payment_attempts pa ON pa.attempt_id = o.attempt_id
+		 WHERE o.msg_id = ANY($3)
+		    OR (o.headers->>'Payrail-Line-Item-Id' = $2 AND o.headers->>'Payrail-Org-Id' = $1)
+		 ORDER BY o.id`, orgID, lineItemID, jobMsgIDs)
 	if err != nil {
 		return nil, fmt.Errorf("store: list outbox rows of %s: %w", lineItemID, err)
 	}
@@ -193,16 +196,17 @@ func (s *Store) LineItemOutbox(ctx context.Context, orgID, lineItemID string, jo
 	return out, nil
 }
 
-// JobPayload returns a job row's sealed payload; nil when the row is gone
-// or its payload was removed (the attempt's result committed).
-func (s *Store) JobPayload(ctx context.Context, msgID string) ([]byte, error) {
+// JobPayload returns the sealed job an attempt holds; nil when the
+// attempt is gone or no longer holds it (its result committed).
+func (s *Store) JobPayload(ctx context.Context, ref AttemptRef) ([]byte, error) {
 	var p []byte
-	err := s.pool.QueryRow(ctx, `SELECT payload FROM outbox WHERE msg_id = $1`, msgID).Scan(&p)
+	err := s.pool.QueryRow(ctx, `SELECT job FROM payment_attempts WHERE org_id = $1 AND attempt_id = $2`,
+		ref.OrgID, ref.AttemptID).Scan(&p)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("store: read job %s: %w", msgID, err)
+		return nil, fmt.Errorf("store: read the job of attempt %s: %w", ref.AttemptID, err)
 	}
 	return p, nil
 }
@@ -312,10 +316,10 @@ func (s *Store) RedriveAttempt(ctx context.Context, r Redrive) (LineItem, error)
 		now := time.Now().UTC()
 		if _, err := tx.Exec(ctx, `
 			INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
-			    instrument_kind, instrument_brand, instrument_last_four, job_msg_id, created_at, updated_at)
-			VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), $10, $11, $11)`,
+			    instrument_kind, instrument_brand, instrument_last_four, job_msg_id, job, created_at, updated_at)
+			VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), $10, $12, $11, $11)`,
 			r.NewAttemptID, r.Dead.OrgID, accountID, lineItemID, old.Processor, r.PaymentType,
-			r.InstrumentKind, r.InstrumentBrand, r.InstrumentLastFour, r.Job.MsgID, now); err != nil {
+			r.InstrumentKind, r.InstrumentBrand, r.InstrumentLastFour, r.Job.MsgID, now, r.Job.Payload); err != nil {
 			return fmt.Errorf("insert attempt: %w", err)
 		}
 		reason := fmt.Sprintf("operator redrive: dead attempt %s (created %s, %d deliveries, last error %s) replaced by attempt %s",
@@ -323,7 +327,7 @@ func (s *Store) RedriveAttempt(ctx context.Context, r Redrive) (LineItem, error)
 		if r.Reason != "" {
 			reason += ": " + r.Reason
 		}
-		if err := s.insertOutbox(ctx, tx, emit, r.Job); err != nil {
+		if err := s.insertOutbox(ctx, tx, emit, jobOf(r.NewAttemptID, r.Job)); err != nil {
 			return err
 		}
 		out, err = s.transition(ctx, tx, emit, r.Dead.OrgID, accountID, lineItemID, StatusPending, cur.AmountCents,

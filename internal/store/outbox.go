@@ -22,6 +22,11 @@ type OutboxMessage struct {
 	Subject string
 	Headers map[string]string
 	Payload []byte
+	// AttemptID is set on a job's row: the attempt that executes the job.
+	// Such a row is stored without its payload, which the attempt holds
+	// (payment_attempts.job) until its result commits; the relay publishes
+	// the job from there, and nothing when it is gone.
+	AttemptID string
 	// FastPayload, when set, is published by the fast path instead of
 	// Payload and is never stored. A card job's CVV travels only this way
 	// (docs/security.md: CVV never reaches PostgreSQL, even sealed).
@@ -101,8 +106,9 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMe
 		if headers == nil {
 			headers = map[string]string{}
 		}
-		batch.Queue(`INSERT INTO outbox (msg_id, subject, headers, payload, fast_path) VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-			m.MsgID, m.Subject, headers, m.Payload, fastPath).QueryRow(func(row pgx.Row) error { return row.Scan(&m.ID) })
+		batch.Queue(`INSERT INTO outbox (msg_id, subject, headers, payload, fast_path, attempt_id)
+			VALUES ($1, $2, $3, $4, $5, NULLIF($6, '')) RETURNING id`,
+			m.MsgID, m.Subject, headers, storedPayload(*m), fastPath, m.AttemptID).QueryRow(func(row pgx.Row) error { return row.Scan(&m.ID) })
 	}
 	if !fastPath {
 		batch.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
@@ -111,6 +117,22 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMe
 		return fmt.Errorf("insert outbox rows: %w", err)
 	}
 	return nil
+}
+
+// jobOf is the outbox row of the job attempt executes: stored without its
+// payload, which the attempt's row holds.
+func jobOf(attemptID string, job OutboxMessage) OutboxMessage {
+	job.AttemptID = attemptID
+	return job
+}
+
+// storedPayload is what m's outbox row stores as its payload: nothing for
+// a job, whose attempt holds it.
+func storedPayload(m OutboxMessage) []byte {
+	if m.AttemptID != "" {
+		return nil
+	}
+	return m.Payload
 }
 
 // announce writes the event of c inside tx. With emit (a transaction the
@@ -171,9 +193,8 @@ func (s *Store) writeTx(ctx context.Context, fn func(tx pgx.Tx, emit func(...Out
 
 // RelayBatch claims up to limit unpublished outbox rows (skipping rows
 // another relay holds, and fast-path rows younger than grace) and hands
-// them to publish. The claim settles the rows in the same statement, as
-// settlePublished does (events and finished jobs deleted, jobs that keep
-// their payload marked), so a batch costs PostgreSQL one statement and a
+// them to publish. The claim deletes the rows in the same statement, as
+// settlePublished does, so a batch costs PostgreSQL one statement and a
 // commit; the commit waits until publish reports every row acknowledged,
 // and the rows stay locked until then, so relays never publish the same
 // row concurrently. If publish fails for any row the claim is rolled back
@@ -194,16 +215,17 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 		}
 		msgs, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMessage, error) {
 			var m OutboxMessage
-			err := r.Scan(&m.ID, &m.MsgID, &m.Subject, &m.Headers, &m.Payload)
+			err := r.Scan(&m.ID, &m.MsgID, &m.Subject, &m.Headers, &m.Payload, &m.AttemptID)
 			return m, err
 		})
 		if err != nil {
 			return err
 		}
 		claimed = len(msgs)
-		// A job whose result committed before its row was settled (the
-		// fast path published it, then lost the mark) has no payload
-		// left: it needs no publish, and the claim deleted it.
+		// A job whose attempt's result committed before the row was
+		// published (the fast path published it, then lost the settle)
+		// has nothing left to publish and needs nothing: the claim
+		// deleted its row.
 		live := msgs[:0]
 		for _, m := range msgs {
 			if m.Payload != nil {
@@ -231,47 +253,45 @@ func (s *Store) RelayBatch(ctx context.Context, limit int, grace time.Duration,
 }
 
 // claimAndSettle is RelayBatch's claim: the oldest rows no relay holds,
-// settled as settlePublished settles them, returned in id order.
+// deleted as settlePublished deletes them and returned in id order, a
+// job's row with the job its attempt holds (NULL once the attempt's
+// result committed, or the attempt is gone). A row written before the
+// attempts held their jobs (schema 013) has no attempt_id and carries its
+// payload itself.
 const claimAndSettle = `
 WITH c AS (
-    SELECT id, subject LIKE 'jobs.%' AND payload IS NOT NULL AS keep FROM outbox
+    SELECT id FROM outbox
      WHERE published_at IS NULL
        AND (NOT fast_path OR created_at < now() - $2::interval)
      ORDER BY id LIMIT $1
        FOR UPDATE SKIP LOCKED
 ), d AS (
-    DELETE FROM outbox o USING c WHERE o.id = c.id AND NOT c.keep
-    RETURNING o.id, o.msg_id, o.subject, o.headers, o.payload
-), u AS (
-    UPDATE outbox o SET published_at = now() FROM c WHERE o.id = c.id AND c.keep
-    RETURNING o.id, o.msg_id, o.subject, o.headers, o.payload
+    DELETE FROM outbox o USING c WHERE o.id = c.id
+    RETURNING o.id, o.msg_id, o.subject, o.headers, o.payload, o.attempt_id
 )
-SELECT * FROM d UNION ALL SELECT * FROM u ORDER BY id`
+SELECT d.id, d.msg_id, d.subject, d.headers, CASE WHEN d.attempt_id IS NULL THEN d.payload ELSE pa.job END,
+       COALESCE(d.attempt_id, '')
+  FROM d LEFT JOIN payment_attempts pa ON pa.attempt_id = d.attempt_id
+ ORDER BY d.id`
 
-// settlePublished records that the rows $1 are published, touching each
-// row once more at most: an event row, or a job row whose payload is
-// already gone (its attempt finished), is deleted — nothing reads it
-// again, and a DELETE writes no new row version nor index entries, where
-// an UPDATE of published_at wrote both. A job row that still holds its
-// sealed payload is kept and marked, because the worker's reconciler
-// re-publishes an unfinished attempt's job from it and the worker's result
-// removes the payload (CompleteAttempt). Rows another transaction holds —
-// a worker completing the job's attempt, a relay publishing it — are
-// skipped rather than waited for (SKIP LOCKED): the publisher and the
-// worker never wait on each other's row locks, nor can they deadlock when
-// either works in batches. A skipped row stays unpublished: the statement
-// returns it, the fast path tries again on its next flush, and otherwise
-// a relay settles it after its grace period (without a publish when its
-// payload is gone; JetStream drops a republish of the rest).
+// settlePublished records that the rows $1 are published by deleting
+// them: nothing reads an outbox row after its publish (the streams are
+// the record of what was sent, and a job's attempt holds the job the
+// reconciler may need to send again), and a DELETE writes no new row
+// version nor index entries, where an UPDATE of published_at wrote both.
+// Rows another transaction holds — a relay publishing them — are skipped
+// rather than waited for (SKIP LOCKED): publishers working in batches never
+// wait on each other nor deadlock. A skipped row stays unpublished: the
+// statement returns it, the fast path tries again on its next flush, and
+// otherwise a relay settles it after its grace period (JetStream drops
+// its republish as a duplicate).
 const settlePublished = `
 WITH t AS (
-    SELECT id, subject LIKE 'jobs.%' AND payload IS NOT NULL AS keep FROM outbox
+    SELECT id FROM outbox
      WHERE id = ANY($1) AND published_at IS NULL
        FOR UPDATE SKIP LOCKED
 ), d AS (
-    DELETE FROM outbox o USING t WHERE o.id = t.id AND NOT t.keep
-), u AS (
-    UPDATE outbox o SET published_at = now() FROM t WHERE o.id = t.id AND t.keep
+    DELETE FROM outbox o USING t WHERE o.id = t.id
 )
 SELECT COALESCE(array_agg(o.id), '{}') FROM outbox o
  WHERE o.id = ANY($1) AND o.published_at IS NULL AND o.id NOT IN (SELECT id FROM t)`
@@ -306,17 +326,13 @@ func (s *Store) OutboxBacklog(ctx context.Context) (count int64, oldest time.Dur
 	return count, time.Duration(age * float64(time.Second)), nil
 }
 
-// PurgePublished deletes outbox rows published longer ago than retention
-// — only job rows are kept once published (settlePublished) — except the
-// job rows of attempts that have not finished: a job row keeps
-// its payload until its attempt's result commits (CompleteAttempt sets it
-// to NULL), and the worker's reconciler re-publishes an unfinished job
-// from it if the broker lost the message (worker/reconcile.go).
+// PurgePublished deletes outbox rows marked published longer ago than
+// retention. Since schema 013 payrail deletes the rows it publishes; rows
+// marked published are those an earlier version marked (it kept a job's
+// row with its payload until the attempt's result), which nothing needs
+// once the migration moved their jobs to the attempts.
 func (s *Store) PurgePublished(ctx context.Context, retention time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `
-		DELETE FROM outbox
-		 WHERE published_at < now() - $1::interval
-		   AND NOT (subject LIKE 'jobs.%' AND payload IS NOT NULL)`, retention)
+	tag, err := s.pool.Exec(ctx, `DELETE FROM outbox WHERE published_at < now() - $1::interval`, retention)
 	if err != nil {
 		return 0, fmt.Errorf("store: purge published outbox rows: %w", err)
 	}

@@ -9,22 +9,25 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// Marking rows published deletes what nothing reads again (events, jobs
-// whose attempt finished) and marks jobs that keep their payload; a row
-// another transaction holds is skipped, not waited for, and stays for a
-// relay.
+// Marking rows published deletes them, jobs' rows as well as events': a
+// job is kept by its attempt, not by its row. A row another transaction
+// holds is skipped, not waited for, and stays for a relay.
 func TestMarkPublishedSettlesRows(t *testing.T) {
 	ctx := context.Background()
 	st := New(env.Pool, env.Ring, plainEvents{})
+	ref, _ := newPayment(t, st)
 	prefix := NewID("mp_")
-	ids := map[string]int64{}
+	var jobRow int64
+	if err := env.Pool.QueryRow(ctx, `SELECT id FROM outbox WHERE msg_id = $1`, "job_"+ref.AttemptID).Scan(&jobRow); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]int64{"job": jobRow}
 	for _, r := range []struct {
 		name, subject string
 		payload       []byte
 	}{
 		{"event", "events.line_item.valid", []byte(`{}`)},
-		{"job", "jobs.AUTHORIZE_NET", []byte("sealed")},
-		{"finished job", "jobs.AUTHORIZE_NET", nil},
+		{"earlier version's job", "jobs.AUTHORIZE_NET", []byte("sealed")},
 		{"held event", "events.line_item.valid", []byte(`{}`)},
 	} {
 		var id int64
@@ -34,19 +37,19 @@ func TestMarkPublishedSettlesRows(t *testing.T) {
 		}
 		ids[r.name] = id
 	}
-	// Another transaction (a worker completing the job's attempt, say)
-	// holds one row while the rows are marked.
+	// Another transaction (a relay publishing it) holds one row while the
+	// rows are marked.
 	tx, err := env.Pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer func() { _ = tx.Rollback(ctx) }()
-	if _, err := tx.Exec(ctx, `UPDATE outbox SET headers = '{"x":"y"}' WHERE id = $1`, ids["held event"]); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT id FROM outbox WHERE id = $1 FOR UPDATE`, ids["held event"]); err != nil {
 		t.Fatal(err)
 	}
 	markCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	skipped, err := st.MarkPublished(markCtx, []int64{ids["event"], ids["job"], ids["finished job"], ids["held event"]})
+	skipped, err := st.MarkPublished(markCtx, []int64{ids["event"], ids["job"], ids["earlier version's job"], ids["held event"]})
 	if err != nil {
 		t.Fatalf("mark while a row is held: %v", err)
 	}
@@ -56,28 +59,72 @@ func TestMarkPublishedSettlesRows(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []struct {
-		name      string
-		present   bool
-		published bool
-	}{
-		{"event", false, false},
-		{"job", true, true},
-		{"finished job", false, false},
-		{"held event", true, false},
-	} {
+	for name, id := range ids {
 		var at *time.Time
-		err := env.Pool.QueryRow(ctx, `SELECT published_at FROM outbox WHERE id = $1`, ids[c.name]).Scan(&at)
+		err := env.Pool.QueryRow(ctx, `SELECT published_at FROM outbox WHERE id = $1`, id).Scan(&at)
 		switch {
-		case err == pgx.ErrNoRows && c.present:
-			t.Errorf("%s row deleted, want it kept", c.name)
-		case err == nil && !c.present:
-			t.Errorf("%s row kept, want it deleted", c.name)
-		case err == nil && (at != nil) != c.published:
-			t.Errorf("%s row published_at %v, want published %v", c.name, at, c.published)
-		case err != nil && err != pgx.ErrNoRows:
-			t.Fatal(err)
+		case name == "held event" && (err != nil || at != nil):
+			t.Errorf("%s row: published_at %v, %v; want it kept unpublished", name, at, err)
+		case name != "held event" && !errors.Is(err, pgx.ErrNoRows):
+			t.Errorf("%s row kept (published_at %v, %v), want it deleted", name, at, err)
 		}
+	}
+	if job := attemptJob(t, ref); string(job) != "sealed" {
+		t.Errorf("the attempt's job after its row was settled: %q, want it kept", job)
+	}
+}
+
+// A payment's job is stored once, with its attempt: its outbox row has no
+// payload. The relay publishes the job the attempt holds, and deletes
+// without publishing the row of a job whose attempt's result committed.
+// A row of an earlier version, which carries its payload, is published as
+// it is.
+func TestRelayBatchPublishesJobsFromTheirAttempts(t *testing.T) {
+	ctx := context.Background()
+	st := New(env.Pool, env.Ring, plainEvents{})
+	if _, err := env.Pool.Exec(ctx, `DELETE FROM outbox WHERE published_at IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	open, _ := newPayment(t, st)
+	finished, _ := newPayment(t, st)
+	if _, err := st.CompleteAttempt(ctx, AttemptResult{AttemptRef: finished, From: resultFrom, Status: AttemptSucceeded,
+		LineItemStatus: StatusValid, Actor: "test", Reason: "approved"}); err != nil {
+		t.Fatal(err)
+	}
+	var stored int
+	if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE msg_id = ANY($1) AND payload IS NOT NULL`,
+		[]string{"job_" + open.AttemptID, "job_" + finished.AttemptID}).Scan(&stored); err != nil || stored != 0 {
+		t.Fatalf("job rows with a payload: %d, %v; want none", stored, err)
+	}
+	legacy := NewID("job_legacy_")
+	if _, err := env.Pool.Exec(ctx, `INSERT INTO outbox (msg_id, subject, payload) VALUES ($1, 'jobs.AUTHORIZE_NET', 'legacy')`,
+		legacy); err != nil {
+		t.Fatal(err)
+	}
+	published := map[string]string{}
+	_, err := st.RelayBatch(ctx, 100, 0, func(_ context.Context, msgs []OutboxMessage) ([]int64, error) {
+		var acked []int64
+		for _, m := range msgs {
+			published[m.MsgID] = string(m.Payload)
+			acked = append(acked, m.ID)
+		}
+		return acked, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := published["job_"+open.AttemptID]; got != "sealed" {
+		t.Errorf("open attempt's job published as %q, want the job its attempt holds", got)
+	}
+	if got, ok := published["job_"+finished.AttemptID]; ok {
+		t.Errorf("finished attempt's job published (%q), want it dropped", got)
+	}
+	if got := published[legacy]; got != "legacy" {
+		t.Errorf("earlier version's job row published as %q, want its own payload", got)
+	}
+	var left int
+	if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&left); err != nil || left != 0 {
+		t.Errorf("%d rows left after the batch (%v), want none", left, err)
 	}
 }
 
@@ -111,22 +158,50 @@ func TestRelayBatchSettlesOnlyAcknowledgedRows(t *testing.T) {
 	if n != 3 || !errors.Is(err, failing) {
 		t.Fatalf("claimed %d, err %v", n, err)
 	}
-	rows, _ := env.Pool.Query(ctx, `SELECT id FROM outbox WHERE id = ANY($1) AND published_at IS NULL ORDER BY id`, ids)
+	rows, _ := env.Pool.Query(ctx, `SELECT id FROM outbox WHERE id = ANY($1) ORDER BY id`, ids)
 	left, err := pgx.CollectRows(rows, pgx.RowTo[int64])
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(left) != 1 || left[0] != ids[2] {
-		t.Errorf("unpublished rows %v, want only %d", left, ids[2])
-	}
-	var job int
-	if err := env.Pool.QueryRow(ctx, `SELECT count(*) FROM outbox WHERE id = $1 AND published_at IS NOT NULL`, ids[1]).Scan(&job); err != nil || job != 1 {
-		t.Errorf("the acknowledged job row is not kept and marked (%d, %v)", job, err)
+		t.Errorf("rows left %v, want only the unacknowledged %d", left, ids[2])
 	}
 	// The next batch publishes the rest and settles it.
 	if n, err := st.RelayBatch(ctx, 10, time.Second, func(_ context.Context, msgs []OutboxMessage) ([]int64, error) {
 		return []int64{msgs[0].ID}, nil
 	}); n != 1 || err != nil {
 		t.Fatalf("second batch: claimed %d, err %v", n, err)
+	}
+}
+
+// Rows an earlier version marked published (it kept a job's row until the
+// attempt's result) are purged after the retention; unpublished rows are
+// never purged.
+func TestPurgePublishedDeletesMarkedRows(t *testing.T) {
+	ctx := context.Background()
+	st := New(env.Pool, env.Ring, plainEvents{})
+	prefix := NewID("pp_")
+	for _, r := range []struct {
+		name string
+		age  *string
+	}{{"old", new("48 hours")}, {"recent", new("1 hour")}, {"unpublished", nil}} {
+		if _, err := env.Pool.Exec(ctx, `INSERT INTO outbox (msg_id, subject, payload, published_at)
+			VALUES ($1, 'jobs.AUTHORIZE_NET', 'x', now() - $2::interval)`, prefix+r.name, r.age); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := st.PurgePublished(ctx, 24*time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := env.Pool.Query(ctx, `SELECT msg_id FROM outbox WHERE msg_id LIKE $1 || '%' ORDER BY msg_id`, prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(left) != 2 || left[0] != prefix+"recent" || left[1] != prefix+"unpublished" {
+		t.Errorf("left %v, want the recent and the unpublished rows", left)
 	}
 }

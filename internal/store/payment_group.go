@@ -35,12 +35,14 @@ const (
 )
 
 // insertPayments is insertPayment for a set of payments, one row of the
-// arrays $1–$22 each (r.ord numbers them from 1). A line item is inserted
+// arrays $1–$22 and $30 (the sealed job, which the attempt holds) each
+// (r.ord numbers them from 1). A line item is inserted
 // only when its account has the product and customer name the payment was
 // built with (ra.expected). The line items are inserted in the order of
 // the arrays, which the caller sorts by key, so two batches that share
-// keys wait on each other in one order. $23–$27 are the outbox rows, two
-// per payment (m.ord is the payment's), inserted for the payments whose
+// keys wait on each other in one order. $23–$27 and $31 are the outbox
+// rows, two per payment (m.ord is the payment's; the job's row without
+// its payload, naming its attempt), inserted for the payments whose
 // line item was. The NOTIFY is part of the statement only when no fast
 // path publishes the rows ($28).
 //
@@ -52,11 +54,11 @@ WITH r AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::timestamptz[],
                          $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bytea[], $13::text[], $14::text[],
                          $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], $20::text[], $21::text[],
-                         $22::text[])
+                         $22::text[], $30::bytea[])
            WITH ORDINALITY AS r(org_id, account_id, line_item_id, line_item_type, description, amount_cents,
                                 effective_at, now, external_fields, origin, processor, request_hash, client_id,
                                 idempotency_key, product_id, attempt_id, payment_type, instrument_kind,
-                                instrument_brand, instrument_last_four, job_msg_id, customer_name, ord)
+                                instrument_brand, instrument_last_four, job_msg_id, customer_name, job, ord)
 ), ra AS MATERIALIZED (
     SELECT r.*, a.product_id = r.product_id AND COALESCE(a.customer_name, '') = r.customer_name AS expected
       FROM r JOIN accounts a ON a.org_id = r.org_id AND a.account_id = r.account_id
@@ -81,15 +83,15 @@ WITH r AS (
       FROM ins ORDER BY ord
 ), pa AS (
     INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
-        instrument_kind, instrument_brand, instrument_last_four, job_msg_id, created_at, updated_at)
+        instrument_kind, instrument_brand, instrument_last_four, job_msg_id, job, created_at, updated_at)
     SELECT attempt_id, org_id, account_id, line_item_id, processor, payment_type, 'queued', NULLIF(instrument_kind, ''),
-           NULLIF(instrument_brand, ''), NULLIF(instrument_last_four, ''), job_msg_id, now, now
+           NULLIF(instrument_brand, ''), NULLIF(instrument_last_four, ''), job_msg_id, job, now, now
       FROM ins ORDER BY ord
 ), ob AS (
-    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
-    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $28
-      FROM unnest($23::int8[], $24::text[], $25::text[], $26::text[], $27::bytea[]) WITH ORDINALITY
-           AS m(ord, msg_id, subject, headers, payload, n)
+    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path, attempt_id)
+    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $28, NULLIF(m.attempt_id, '')
+      FROM unnest($23::int8[], $24::text[], $25::text[], $26::text[], $27::bytea[], $31::text[]) WITH ORDINALITY
+           AS m(ord, msg_id, subject, headers, payload, attempt_id, n)
       JOIN ins ON ins.ord = m.ord
      ORDER BY m.n
     RETURNING id, msg_id
@@ -150,8 +152,8 @@ func (s *Store) preparePayment(ctx context.Context, orgID string, in NewPayment)
 	if err != nil {
 		return pendingPayment{}, fmt.Errorf("encode external fields of line item %s: %w", n.LineItemID, err)
 	}
-	p := pendingPayment{orgID: orgID, in: in, li: li, msgs: []OutboxMessage{in.Job, ev}, headers: make([]string, 2),
-		ext: string(ext)}
+	p := pendingPayment{orgID: orgID, in: in, li: li, msgs: []OutboxMessage{jobOf(in.AttemptID, in.Job), ev},
+		headers: make([]string, 2), ext: string(ext)}
 	for i, m := range p.msgs {
 		// The rows carry the request's trace, as insertOutbox's do.
 		h := tracing.Inject(ctx, m.Headers)
@@ -230,9 +232,9 @@ func (s *Store) insertPaymentBatch(ctx context.Context, batch []pendingPayment) 
 	clients, idems, products, attempts, paymentTypes := make([]string, k), make([]string, k), make([]string, k),
 		make([]string, k), make([]string, k)
 	kinds, brands, lastFours, jobs := make([]string, k), make([]string, k), make([]string, k), make([]string, k)
-	names := make([]string, k)
+	names, sealedJobs := make([]string, k), make([][]byte, k)
 	var msgOrds []int64
-	var msgIDs, subjects, headers []string
+	var msgIDs, subjects, headers, msgAttempts []string
 	var payloads [][]byte
 	for j, i := range sent {
 		p := batch[i]
@@ -245,11 +247,11 @@ func (s *Store) insertPaymentBatch(ctx context.Context, batch []pendingPayment) 
 			p.in.AttemptID, p.in.PaymentType
 		kinds[j], brands[j], lastFours[j], jobs[j] = p.in.InstrumentKind, p.in.InstrumentBrand, p.in.InstrumentLastFour,
 			p.in.Job.MsgID
-		names[j] = p.in.CustomerName
+		names[j], sealedJobs[j] = p.in.CustomerName, p.in.Job.Payload
 		for m, msg := range p.msgs {
 			msgOrds = append(msgOrds, int64(j+1))
 			msgIDs, subjects, headers = append(msgIDs, msg.MsgID), append(subjects, msg.Subject), append(headers, p.headers[m])
-			payloads = append(payloads, msg.Payload)
+			payloads, msgAttempts = append(payloads, storedPayload(msg)), append(msgAttempts, msg.AttemptID)
 		}
 	}
 	fastPath := s.fastPath != nil
@@ -259,7 +261,7 @@ func (s *Store) insertPaymentBatch(ctx context.Context, batch []pendingPayment) 
 	err := s.pool.QueryRow(ctx, insertPayments,
 		orgs, accounts, lineItems, types, descriptions, amounts, effs, nows, exts, origins, procs, hashes, clients,
 		idems, products, attempts, paymentTypes, kinds, brands, lastFours, jobs, names,
-		msgOrds, msgIDs, subjects, headers, payloads, fastPath, outboxChannel,
+		msgOrds, msgIDs, subjects, headers, payloads, fastPath, outboxChannel, sealedJobs, msgAttempts,
 	).Scan(&ords, &seqs, &rowIDs, &rowMsgIDs, &notified, &changed)
 	if err != nil {
 		err = fmt.Errorf("insert %d payments: %w", k, err)

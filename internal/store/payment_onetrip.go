@@ -10,7 +10,8 @@ import (
 
 // insertPayment writes a payment in one statement, and so in one round
 // trip and one commit: the line item, its creation transition, the queued
-// attempt and the outbox rows (the job and the creation event), each
+// attempt holding its sealed job ($30) and the outbox rows (the job's,
+// without its payload, and the creation event's), each
 // inserted only if the line item was. It always returns the account's row
 // when the account exists, with whether its product and customer name are
 // the expected ones; seq is NULL when nothing was inserted (the id or the
@@ -39,14 +40,15 @@ WITH acct AS (
       FROM li
 ), pa AS (
     INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
-        instrument_kind, instrument_brand, instrument_last_four, job_msg_id, created_at, updated_at)
+        instrument_kind, instrument_brand, instrument_last_four, job_msg_id, job, created_at, updated_at)
     SELECT $17, org_id, account_id, line_item_id, $12, $18, 'queued', NULLIF($19, ''), NULLIF($20, ''),
-           NULLIF($21, ''), $22, $9, $9
+           NULLIF($21, ''), $22, $30, $9, $9
       FROM li
 ), ob AS (
-    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
-    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $27
-      FROM li, unnest($23::text[], $24::text[], $25::text[], $26::bytea[]) AS m(msg_id, subject, headers, payload)
+    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path, attempt_id)
+    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $27, NULLIF(m.attempt_id, '')
+      FROM li, unnest($23::text[], $24::text[], $25::text[], $26::bytea[], $31::text[])
+           AS m(msg_id, subject, headers, payload, attempt_id)
     RETURNING id, msg_id
 ), n AS (
     SELECT pg_notify($28, '') FROM li WHERE NOT $27
@@ -68,8 +70,9 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 	n := in.LineItem
 	msgs := p.msgs
 	ids, subjects, payloads := make([]string, len(msgs)), make([]string, len(msgs)), make([][]byte, len(msgs))
+	attempts := make([]string, len(msgs))
 	for i, m := range msgs {
-		ids[i], subjects[i], payloads[i] = m.MsgID, m.Subject, m.Payload
+		ids[i], subjects[i], payloads[i], attempts[i] = m.MsgID, m.Subject, storedPayload(m), m.AttemptID
 	}
 	fastPath := s.fastPath != nil
 	var expected bool
@@ -81,7 +84,8 @@ func (s *Store) createPaymentOneTrip(ctx context.Context, orgID string, in NewPa
 		orgID, n.AccountID, n.LineItemID, n.Type, StatusPending, n.Description, n.AmountCents, p.li.EffectiveAt,
 		p.li.CreatedAt, p.li.ExternalFields, n.Origin, n.Processor, n.RequestHash, n.ClientID, n.IdempotencyKey,
 		in.ProductID, in.AttemptID, in.PaymentType, in.InstrumentKind, in.InstrumentBrand, in.InstrumentLastFour,
-		in.Job.MsgID, ids, subjects, p.headers, payloads, fastPath, outboxChannel, in.CustomerName,
+		in.Job.MsgID, ids, subjects, p.headers, payloads, fastPath, outboxChannel, in.CustomerName, in.Job.Payload,
+		attempts,
 	).Scan(&expected, &seq, &rowIDs, &rowMsgIDs, &notified)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return LineItem{}, false, false, nil

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -11,19 +12,30 @@ import (
 )
 
 // StrandedQuery says which unfinished attempts RepublishStranded takes: an
-// attempt is stranded when its job, published once, is no longer on its
-// way to a worker.
+// attempt is stranded when its job, published once (its outbox row is
+// gone), is no longer on its way to a worker.
+//
+// A published job's row is deleted, so when it was published is not
+// known: only when it was queued (written, or put back after a retry:
+// the attempt's updated_at while queued) or last delivered. A job queued
+// before the stream was created and never delivered may have been
+// published before (lost with the old stream) or after (a relay's
+// backlog after an outage, now in the new stream); it counts as stranded
+// only once its consumer has nothing undelivered, so a backlog is not
+// published twice.
 type StrandedQuery struct {
 	// Processors limits the attempts to those of these processors.
 	Processors []string
-	// StreamCreated is when the jobs stream was created: a job published
-	// before it is not in the broker (its store was lost, or the stream
-	// was deleted and recreated). Zero matches nothing.
+	// StreamCreated is when the jobs stream was created: a job delivered
+	// or put back for a retry before it, or queued before it and never
+	// delivered while its processor is idle, is not in the broker (its
+	// store was lost, or the stream was deleted and recreated). Zero
+	// matches nothing.
 	StreamCreated time.Time
 	// IdleProcessors are processors whose consumer has no undelivered
-	// message: a job of theirs published longer than NeverDelivered ago
-	// and never delivered is not in the stream (purged, or lost in a way
-	// the creation time does not show).
+	// message: a job of theirs queued longer than NeverDelivered ago,
+	// published and never delivered is not in the stream (purged, or lost
+	// in a way the creation time does not show).
 	IdleProcessors []string
 	NeverDelivered time.Duration
 	// RetryLost: an attempt put back in the queue after a retryable
@@ -41,6 +53,10 @@ type StrandedQuery struct {
 	// to the worker's dead sweep.
 	MaxDeliver int
 	Limit      int
+	// Job is the outbox row that re-publishes a's job: its subject and
+	// headers. The store gives it its msg id and the attempt; the relay
+	// publishes the job the attempt holds.
+	Job func(a Stranded) OutboxMessage
 }
 
 // Stranded is an attempt whose job RepublishStranded queued again.
@@ -59,10 +75,10 @@ type Stranded struct {
 const reconcileLock = `hashtext('payrail_reconcile')`
 
 // RepublishStranded finds stranded attempts (see StrandedQuery) and queues
-// their jobs again through the outbox: the job row, which keeps its sealed
-// payload until the attempt finishes (CompleteAttempt, PurgePublished), is
-// marked unpublished under a new msg id and the relays are woken. A
-// processing attempt goes back to queued. Only one reconciler works at a
+// their jobs again through the outbox: a new job row (q.Job) under a new
+// msg id, which the relays, woken, publish with the sealed job the
+// attempt keeps until its result commits. A processing attempt goes back
+// to queued. Only one reconciler works at a
 // time (a transaction-scoped advisory lock; the rows are also taken FOR
 // UPDATE SKIP LOCKED, so a delivery being recorded is never waited on).
 //
@@ -83,6 +99,9 @@ const reconcileLock = `hashtext('payrail_reconcile')`
 // The duplicate window still does its job for the new id: a relay that
 // publishes the row twice (a crash before its mark) is deduplicated.
 func (s *Store) RepublishStranded(ctx context.Context, q StrandedQuery) ([]Stranded, error) {
+	if q.Job == nil {
+		return nil, errors.New("store: re-publish stranded jobs: StrandedQuery.Job is not set")
+	}
 	var out []Stranded
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		out = out[:0]
@@ -99,19 +118,22 @@ func (s *Store) RepublishStranded(ctx context.Context, q StrandedQuery) ([]Stran
 		}
 		rows, err := tx.Query(ctx, `
 			SELECT pa.org_id, pa.attempt_id, pa.processor, pa.job_msg_id,
-			       CASE WHEN o.published_at < $2 THEN 'stream_recreated'
+			       CASE WHEN pa.status = 'queued' AND pa.updated_at < $2
+			                 AND (pa.deliveries > 0 OR pa.processor = ANY($3)) THEN 'stream_recreated'
+			            WHEN pa.status = 'processing' AND pa.last_delivery_at < $2 THEN 'stream_recreated'
 			            WHEN pa.status = 'processing' THEN 'lease_expired'
 			            WHEN pa.deliveries = 0 THEN 'never_delivered'
 			            ELSE 'retry_lost' END
 			  FROM payment_attempts pa
-			  JOIN outbox o ON o.msg_id = pa.job_msg_id
 			 WHERE pa.status IN ('queued', 'processing') AND pa.processor = ANY($1)
-			   AND o.published_at IS NOT NULL AND o.payload IS NOT NULL
+			   AND pa.job IS NOT NULL
+			   AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.msg_id = pa.job_msg_id)
 			   AND (pa.status = 'queued'
 			        OR (pa.deliveries < $8 AND pa.last_delivery_at < now() - $7::interval))
-			   AND (o.published_at < $2
+			   AND ((pa.status = 'queued' AND pa.updated_at < $2 AND (pa.deliveries > 0 OR pa.processor = ANY($3)))
+			        OR (pa.status = 'processing' AND pa.last_delivery_at < $2)
 			        OR (pa.status = 'queued' AND pa.deliveries = 0 AND pa.processor = ANY($3)
-			            AND o.published_at < now() - $4::interval)
+			            AND pa.updated_at < now() - $4::interval)
 			        OR (pa.status = 'queued' AND pa.deliveries > 0 AND pa.updated_at < now() - $5::interval)
 			        OR (pa.status = 'processing' AND pa.last_delivery_at < now() - $6::interval))
 			 ORDER BY pa.updated_at
@@ -133,18 +155,21 @@ func (s *Store) RepublishStranded(ctx context.Context, q StrandedQuery) ([]Stran
 		if len(found) == 0 {
 			return nil
 		}
+		jobs := make([]OutboxMessage, len(found))
 		batch := &pgx.Batch{}
 		for i := range found {
-			old := found[i].MsgID
-			found[i].MsgID = nextJobMsgID(old)
-			batch.Queue(`UPDATE outbox SET msg_id = $2, published_at = NULL, fast_path = false WHERE msg_id = $1`,
-				old, found[i].MsgID)
+			found[i].MsgID = nextJobMsgID(found[i].MsgID)
+			jobs[i] = jobOf(found[i].AttemptID, q.Job(found[i]))
+			jobs[i].MsgID = found[i].MsgID
 			batch.Queue(`
 				UPDATE payment_attempts SET job_msg_id = $3, status = 'queued', updated_at = now()
 				 WHERE org_id = $1 AND attempt_id = $2`, found[i].OrgID, found[i].AttemptID, found[i].MsgID)
 		}
-		batch.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
 		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+			return err
+		}
+		// No fast path: the NOTIFY written with the rows wakes the relays.
+		if err := s.insertOutbox(ctx, tx, nil, jobs...); err != nil {
 			return err
 		}
 		out = found

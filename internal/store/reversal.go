@@ -121,16 +121,16 @@ func (s *Store) CreateReversal(ctx context.Context, orgID string, in NewReversal
 		if x := plan.Execution; x != nil {
 			if _, err := tx.Exec(ctx, `
 				INSERT INTO payment_attempts (attempt_id, org_id, account_id, line_item_id, processor, payment_type, status,
-				    instrument_kind, instrument_brand, instrument_last_four, job_msg_id, created_at, updated_at)
-				VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), $10, $11, $11)`,
+				    instrument_kind, instrument_brand, instrument_last_four, job_msg_id, job, created_at, updated_at)
+				VALUES ($1, $2, $3, $4, $5, $6, 'queued', NULLIF($7, ''), NULLIF($8, ''), NULLIF($9, ''), $10, $12, $11, $11)`,
 				x.AttemptID, orgID, li.AccountID, li.LineItemID, x.Processor, x.PaymentType,
-				x.InstrumentKind, x.InstrumentBrand, x.InstrumentLastFour, x.Job.MsgID, now); err != nil {
+				x.InstrumentKind, x.InstrumentBrand, x.InstrumentLastFour, x.Job.MsgID, now, x.Job.Payload); err != nil {
 				return fmt.Errorf("insert reversal attempt: %w", err)
 			}
 			li.Attempt = &Attempt{AttemptID: x.AttemptID, Processor: x.Processor, PaymentType: x.PaymentType,
 				Status: AttemptQueued, InstrumentKind: x.InstrumentKind, InstrumentBrand: x.InstrumentBrand,
 				InstrumentLastFour: x.InstrumentLastFour}
-			if err := s.insertOutbox(ctx, tx, emit, x.Job); err != nil {
+			if err := s.insertOutbox(ctx, tx, emit, jobOf(x.AttemptID, x.Job)); err != nil {
 				return err
 			}
 		}
