@@ -122,10 +122,10 @@ func (s *Store) beginDeliveries(ctx context.Context, claims []DeliveryClaim, rou
 // CompleteAttempts applies many processors' results as CompleteAttempt
 // applies one: errs[i] is what CompleteAttempt would have returned for
 // rs[i] (nil when it was applied, ErrAttemptClosed, ErrNotFound). The
-// results that apply commit together in one transaction: the attempts,
-// the line items' changes with their transitions, the jobs removed from
-// the attempts that no longer need them, and the events, rendered by PostgreSQL (SQLEvents) and handed
-// to the fast path after the commit.
+// results that apply commit together in one transaction: the attempts
+// (each closed one without its job any more), the line items' changes
+// with their transitions, and the events, rendered by PostgreSQL
+// (SQLEvents) and handed to the fast path after the commit.
 //
 // A set of one result goes this way too: it is what the worker commits
 // whenever results trickle in, and the set's transaction is two round
