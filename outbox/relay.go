@@ -30,7 +30,9 @@ type RelayOptions struct {
 	Grace time.Duration
 	// Backstop wakes the relay when no notification came. Default 1s.
 	Backstop time.Duration
-	// Retention keeps published rows this long before purging. Default 24h.
+	// Retention keeps rows marked published this long before purging
+	// them. Default 24h. Only an earlier version marked rows (schema 013
+	// deletes what it publishes); the purge clears what one left.
 	Retention  time.Duration
 	AckTimeout time.Duration // default 10s
 	Logger     *slog.Logger
