@@ -52,8 +52,9 @@ func TestNoCardDataEscapes(t *testing.T) {
 		if bytes.Contains(m.Data(), []byte(testPAN)) || bytes.Contains(bytes.ToLower(m.Data()), []byte(`"cvv"`)) {
 			t.Errorf("card data in event %s", m.Subject())
 		}
-		// Decoded, not searched as text: events the worker commits in sets
-		// are rendered by PostgreSQL (jsonb spacing), the others by Go.
+		// Decoded, not searched as text: events of NACHA drops and
+		// settlements are rendered by PostgreSQL (jsonb spacing), the
+		// others by Go.
 		var ev struct {
 			LineItem struct {
 				PaymentProcessing struct {

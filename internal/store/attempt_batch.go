@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 
@@ -124,8 +125,10 @@ func (s *Store) beginDeliveries(ctx context.Context, claims []DeliveryClaim, rou
 // rs[i] (nil when it was applied, ErrAttemptClosed, ErrNotFound). The
 // results that apply commit together in one transaction: the attempts
 // (each closed one without its job any more), the line items' changes
-// with their transitions, and the events, rendered by PostgreSQL
-// (SQLEvents) and handed to the fast path after the commit.
+// with their transitions, and the events, rendered in Go (Events) from
+// the line items as the set's statement returned them and handed to the
+// fast path after the commit. (PostgreSQL rendered them once, through
+// SQLEvents: that cost it more than any other statement of a result.)
 //
 // A set of one result goes this way too: it is what the worker commits
 // whenever results trickle in, and the set's transaction is two round
@@ -133,13 +136,11 @@ func (s *Store) beginDeliveries(ctx context.Context, claims []DeliveryClaim, rou
 //
 // When the transaction fails as a whole, each result is applied on its
 // own, so a result that cannot be written (a processor message PostgreSQL
-// refuses, say) fails alone and the others commit. Without SQLEvents
-// every result is applied on its own.
+// refuses, say) fails alone and the others commit.
 func (s *Store) CompleteAttempts(ctx context.Context, rs []AttemptResult) []error {
 	errs := make([]error, len(rs))
-	se, ok := s.events.(SQLEvents)
-	if ok && len(rs) > 0 {
-		err := s.completeAttempts(ctx, se, rs, errs)
+	if len(rs) > 0 {
+		err := s.completeAttempts(ctx, rs, errs)
 		if err == nil {
 			return errs
 		}
@@ -158,7 +159,7 @@ func (s *Store) CompleteAttempts(ctx context.Context, rs []AttemptResult) []erro
 
 // completeAttempts is CompleteAttempts' one transaction. It fills errs
 // only when it commits.
-func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []AttemptResult, errs []error) error {
+func (s *Store) completeAttempts(ctx context.Context, rs []AttemptResult, errs []error) error {
 	from := rs[0].From
 	for _, r := range rs[1:] {
 		if !slices.Equal(r.From, from) {
@@ -170,25 +171,18 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 	txIDs, codes, messages, kinds, brands, lastFours := make([]string, n), make([]string, n), make([]string, n),
 		make([]string, n), make([]string, n), make([]string, n)
 	actors, reasons := make([]string, n), make([]string, n)
-	traces := make([]*string, n) // JSON objects merged into the events' headers; NULL when untraced
 	for i, r := range rs {
 		orgs[i], attempts[i], statuses[i], liStatuses[i] = r.OrgID, r.AttemptID, string(r.Status), string(r.LineItemStatus)
 		txIDs[i], codes[i], messages[i] = r.TransactionID, r.ResultCode, r.ResultMessage
 		kinds[i], brands[i], lastFours[i] = r.InstrumentKind, r.InstrumentBrand, r.InstrumentLastFour
 		actors[i], reasons[i] = r.Actor, r.Reason
-		if len(r.TraceHeaders) > 0 {
-			b, err := json.Marshal(r.TraceHeaders)
-			if err != nil {
-				return fmt.Errorf("encode trace headers of attempt %s: %w", r.AttemptID, err)
-			}
-			traces[i] = new(string(b))
-		}
 	}
 	fromText := make([]string, len(from))
 	for i, f := range from {
 		fromText[i] = string(f)
 	}
-	now := time.Now().UTC()
+	// At PostgreSQL's precision, so the events say what the rows say.
+	now := time.Now().UTC().Truncate(time.Microsecond)
 	// seen[i]: the attempt exists; applied[i]: the result applies.
 	seen, applied := make([]bool, n), make([]bool, n)
 	var events []OutboxMessage
@@ -200,18 +194,20 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 		// 1. In one round trip: lock every attempt and its line item (in
 		// key order, as BeginDeliveries does), apply the results to the
 		// attempts still in From (removing their jobs unless they stay
-		// open), and move their line items with a transition each.
-		first := &pgx.Batch{}
-		var evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons []string
-		var evTraces []*string
-		first.Queue(`
+		// open), move their line items with a transition each, and read
+		// every line item back as it is after the statement (RETURNING
+		// for what it changed), for its event.
+		var changes []Change
+		var changed []int // changes[k] is rs[changed[k]]'s
+		rows, err := tx.Query(ctx, `
 			WITH r AS (
 			    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
 			                         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[])
 			           WITH ORDINALITY AS r(org_id, attempt_id, status, li_status, transaction_id, result_code,
 			                                result_message, kind, brand, last_four, actor, reason, ord)
 			), cur AS MATERIALIZED (
-			    SELECT r.ord, pa.account_id, pa.line_item_id, pa.status AS attempt_before, pa.job_msg_id, li.status AS li_before
+			    SELECT r.ord, r.org_id, r.attempt_id, pa.account_id, pa.line_item_id, pa.status AS attempt_before,
+			           pa.job_msg_id, li.status AS li_before
 			      FROM r
 			      JOIN payment_attempts pa ON pa.org_id = r.org_id AND pa.attempt_id = r.attempt_id
 			      JOIN line_items li ON li.org_id = pa.org_id AND li.account_id = pa.account_id AND li.line_item_id = pa.line_item_id
@@ -233,12 +229,13 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			           updated_at = now()
 			      FROM ok
 			     WHERE pa.org_id = ok.org_id AND pa.attempt_id = ok.attempt_id
+			    RETURNING pa.*
 			), uli AS (
 			    UPDATE line_items li SET status = ok.li_status, updated_at = $14,
 			           valid_at = CASE WHEN ok.li_status = 'VALID' AND li.valid_at IS NULL THEN $14 ELSE li.valid_at END
 			      FROM ok
 			     WHERE ok.moves AND li.org_id = ok.org_id AND li.account_id = ok.account_id AND li.line_item_id = ok.line_item_id
-			    RETURNING li.org_id, li.account_id, li.line_item_id, li.status, li.original_amount_cents
+			    RETURNING li.*
 			), tr AS (
 			    INSERT INTO line_item_transitions (org_id, account_id, line_item_id, from_status, to_status,
 			        amount_cents, actor, reason, at)
@@ -246,73 +243,103 @@ func (s *Store) completeAttempts(ctx context.Context, se SQLEvents, rs []Attempt
 			           ok.actor, ok.reason, $14
 			      FROM uli JOIN ok ON ok.org_id = uli.org_id AND ok.account_id = uli.account_id AND ok.line_item_id = uli.line_item_id
 			)
-			SELECT cur.ord, ok.ord IS NOT NULL, COALESCE(ok.account_id, ''), COALESCE(ok.line_item_id, ''),
-			       COALESCE(ok.li_before, '')
-			  FROM cur LEFT JOIN ok ON ok.ord = cur.ord`,
+			SELECT `+lineItemColumns+`, cur.ord, ok.ord IS NOT NULL, COALESCE(ok.li_before, '')
+			  FROM cur LEFT JOIN ok ON ok.ord = cur.ord
+			 CROSS JOIN LATERAL (
+			     SELECT * FROM uli WHERE ok.moves
+			        AND uli.org_id = cur.org_id AND uli.account_id = cur.account_id AND uli.line_item_id = cur.line_item_id
+			     UNION ALL
+			     SELECT l.* FROM line_items l WHERE ok.moves IS NOT TRUE
+			        AND l.org_id = cur.org_id AND l.account_id = cur.account_id AND l.line_item_id = cur.line_item_id) li
+			  JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
+			 CROSS JOIN LATERAL (
+			     SELECT * FROM upa WHERE ok.ord IS NOT NULL AND upa.attempt_id = cur.attempt_id
+			     UNION ALL
+			     SELECT p.* FROM payment_attempts p WHERE ok.ord IS NULL AND p.attempt_id = cur.attempt_id) pa`,
 			orgs, attempts, statuses, liStatuses, txIDs, codes, messages, kinds, brands, lastFours, actors, reasons,
-			fromText, now).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var ord int64
-				var ok bool
-				var account, lineItem, liBefore string
-				if err := rows.Scan(&ord, &ok, &account, &lineItem, &liBefore); err != nil {
-					return err
-				}
-				i := int(ord - 1)
-				seen[i] = true
-				if !ok {
-					continue
-				}
-				applied[i] = true
-				evOrgs, evAccounts, evLineItems = append(evOrgs, orgs[i]), append(evAccounts, account), append(evLineItems, lineItem)
-				evAttempts, evFrom = append(evAttempts, attempts[i]), append(evFrom, liBefore)
-				evActors, evReasons = append(evActors, actors[i]), append(evReasons, reasons[i])
-				evTraces = append(evTraces, traces[i])
-			}
-			return rows.Err()
-		})
-		if err := tx.SendBatch(ctx, first).Close(); err != nil {
+			fromText, now)
+		if err != nil {
 			return err
 		}
-		if len(evOrgs) == 0 {
+		for rows.Next() {
+			var ord int64
+			var ok bool
+			var liBefore string
+			li, err := scanLineItem(rows, &ord, &ok, &liBefore)
+			if err != nil {
+				rows.Close()
+				return err
+			}
+			i := int(ord - 1)
+			seen[i] = true
+			if !ok {
+				continue
+			}
+			applied[i] = true
+			changes = append(changes, Change{LineItem: li, From: Status(liBefore), Actor: rs[i].Actor, Reason: rs[i].Reason, At: now})
+			changed = append(changed, i)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(changes) == 0 {
 			return nil
 		}
 
-		// 2. The events.
-		batch := &pgx.Batch{}
-		batch.Queue(`
-			WITH u AS MATERIALIZED (
-			    SELECT u.*, `+se.EventIDSQL()+` AS event_id
-			      FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $10::text[])
-			           AS u(org_id, account_id, line_item_id, attempt_id, from_status, actor, reason, trace_headers)
-			)
-			INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
-			SELECT ev.msg_id, ev.subject, ev.headers || COALESCE(u.trace_headers::jsonb, '{}'), ev.payload, $9
-			  FROM u
-			  JOIN line_items li ON li.org_id = u.org_id AND li.account_id = u.account_id AND li.line_item_id = u.line_item_id
-			  JOIN accounts a ON a.org_id = li.org_id AND a.account_id = li.account_id
-			  JOIN payment_attempts pa ON pa.org_id = u.org_id AND pa.attempt_id = u.attempt_id
-			 CROSS JOIN LATERAL (SELECT u.event_id, u.from_status, u.actor, u.reason, $8::timestamptz AS at) c
-			 CROSS JOIN LATERAL (`+se.EventSQL()+`) ev
-			RETURNING id, msg_id, subject, headers, payload`,
-			evOrgs, evAccounts, evLineItems, evAttempts, evFrom, evActors, evReasons, now, fastPath, evTraces).Query(
-			func(rows pgx.Rows) error {
-				var err error
-				events, err = pgx.CollectRows(rows, func(r pgx.CollectableRow) (OutboxMessage, error) {
-					var m OutboxMessage
-					err := r.Scan(&m.ID, &m.MsgID, &m.Subject, &m.Headers, &m.Payload)
-					return m, err
-				})
-				return err
-			})
-		if !fastPath {
-			batch.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
+		// 2. The events, rendered here (Events, as CompleteAttempt's
+		// are) and inserted with one statement. Each carries the trace of
+		// the work that decided its result.
+		events = events[:0]
+		ids, subjects, headers, payloads := make([]string, len(changes)), make([]string, len(changes)),
+			make([]string, len(changes)), make([][]byte, len(changes))
+		for k, c := range changes {
+			m, err := s.events.Event(c)
+			if err != nil {
+				return fmt.Errorf("event for line item %s: %w", c.LineItem.LineItemID, err)
+			}
+			if trace := rs[changed[k]].TraceHeaders; len(trace) > 0 {
+				h := make(map[string]string, len(m.Headers)+len(trace))
+				maps.Copy(h, m.Headers)
+				maps.Copy(h, trace)
+				m.Headers = h
+			}
+			if m.Headers == nil {
+				m.Headers = map[string]string{}
+			}
+			b, err := json.Marshal(m.Headers)
+			if err != nil {
+				return fmt.Errorf("encode headers of %s: %w", m.MsgID, err)
+			}
+			ids[k], subjects[k], headers[k], payloads[k] = m.MsgID, m.Subject, string(b), m.Payload
+			events = append(events, m)
 		}
-		if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+		var rowIDs []int64
+		var rowMsgIDs []string
+		if err := tx.QueryRow(ctx, `
+			WITH ob AS (
+			    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
+			    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $5
+			      FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS m(msg_id, subject, headers, payload, n)
+			     ORDER BY m.n
+			    RETURNING id, msg_id
+			), n AS (
+			    SELECT pg_notify($6, '') WHERE NOT $5
+			)
+			SELECT (SELECT array_agg(id ORDER BY id) FROM ob), (SELECT array_agg(msg_id ORDER BY id) FROM ob),
+			       (SELECT count(*) FROM n)`,
+			ids, subjects, headers, payloads, fastPath, outboxChannel).Scan(&rowIDs, &rowMsgIDs, new(int64)); err != nil {
 			return err
 		}
-		if len(events) != len(evOrgs) {
-			return fmt.Errorf("wrote %d events for %d results", len(events), len(evOrgs))
+		if len(rowIDs) != len(events) {
+			return fmt.Errorf("wrote %d events for %d results", len(rowIDs), len(events))
+		}
+		byMsg := make(map[string]int64, len(rowIDs))
+		for k, id := range rowIDs {
+			byMsg[rowMsgIDs[k]] = id
+		}
+		for k := range events {
+			events[k].ID = byMsg[events[k].MsgID]
 		}
 		return nil
 	})

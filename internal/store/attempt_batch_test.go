@@ -9,7 +9,8 @@ import (
 )
 
 // sqlEvents is plainEvents that PostgreSQL can also build (SQLEvents), as
-// package canopy's events are: CompleteAttempts writes events this way.
+// package canopy's events are: ApplyBulkTx writes events this way, and
+// CompleteAttempts must not (it renders them in Go).
 type sqlEvents struct{ plainEvents }
 
 func (sqlEvents) EventIDSQL() string { return `('evt_' || gen_random_uuid()::text)` }
@@ -251,6 +252,78 @@ func TestCompleteAttemptsCarriesEachResultsTrace(t *testing.T) {
 			t.Errorf("event of %s: traceparent %q, want %q", tc.ref.AttemptID, got, tc.parent)
 		}
 	}
+}
+
+// A set of results commits in one transaction whatever renders the
+// events: they are rendered in Go (Events, as CompleteAttempt's are), from
+// each line item as the set's statement left it, and carry each result's
+// trace. Until they were, only an Events that PostgreSQL could also build
+// (SQLEvents) got a set; any other applied each result on its own.
+func TestCompleteAttemptsRendersEventsFromTheRowsItWrote(t *testing.T) {
+	fp := &recordingFastPath{}
+	st := New(env.Pool, env.Ring, plainEvents{}) // no SQL
+	st.SetFastPath(fp)
+	ctx := context.Background()
+	valid, _ := newPayment(t, st)
+	staged, _ := newPayment(t, st)
+	fp.got = nil
+	errs := st.CompleteAttempts(ctx, []AttemptResult{
+		{AttemptRef: valid, From: resultFrom, Status: AttemptSucceeded, LineItemStatus: StatusValid, TransactionID: "t-1",
+			Actor: "worker:AUTHORIZE_NET", Reason: "approved", TraceHeaders: map[string]string{"traceparent": "00-abc-def-01"}},
+		{AttemptRef: staged, From: resultFrom, Status: AttemptPendingSettlement, Actor: "worker:CANOPY_NACHA", Reason: "staged"},
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("result %d: %v", i, err)
+		}
+	}
+	if n := distinctWriters(t, valid, staged); n != 1 {
+		t.Errorf("the results were written by %d transactions, want 1", n)
+	}
+	if len(fp.got) != 2 {
+		t.Fatalf("fast path got %d events, want 2", len(fp.got))
+	}
+	for k, c := range []struct {
+		ref   AttemptRef
+		from  Status
+		trace string
+	}{{valid, StatusPending, "00-abc-def-01"}, {staged, StatusPending, ""}} {
+		li := lineItemOf(t, st, c.ref)
+		want, err := plainEvents{}.Event(Change{LineItem: li, From: c.from})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := fp.got[k]
+		var stored []byte
+		var traceparent *string
+		if err := env.Pool.QueryRow(ctx, `SELECT payload, headers->>'traceparent' FROM outbox WHERE id = $1 AND msg_id = $2`,
+			got.ID, got.MsgID).Scan(&stored, &traceparent); err != nil {
+			t.Fatalf("event %d's row: %v", k, err)
+		}
+		if string(got.Payload) != string(want.Payload) || string(stored) != string(want.Payload) {
+			t.Errorf("event %d: handed over %s, stored %s; want %s (the line item as written: %s, attempt %s)",
+				k, got.Payload, stored, want.Payload, li.Status, li.Attempt.Status)
+		}
+		if (traceparent == nil && c.trace != "") || (traceparent != nil && *traceparent != c.trace) ||
+			got.Headers["traceparent"] != c.trace {
+			t.Errorf("event %d: traceparent %v stored, %q handed over; want %q", k, traceparent, got.Headers["traceparent"], c.trace)
+		}
+	}
+}
+
+// lineItemOf reads the line item of an attempt as the store does.
+func lineItemOf(t *testing.T, st *Store, ref AttemptRef) LineItem {
+	t.Helper()
+	var account, lineItem string
+	if err := env.Pool.QueryRow(context.Background(), `SELECT account_id, line_item_id FROM payment_attempts
+		WHERE org_id = $1 AND attempt_id = $2`, ref.OrgID, ref.AttemptID).Scan(&account, &lineItem); err != nil {
+		t.Fatal(err)
+	}
+	li, err := st.LineItem(context.Background(), ref.OrgID, account, lineItem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return li
 }
 
 // A set of one result costs what a set of two does: the worker commits
