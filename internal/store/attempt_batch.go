@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -291,8 +290,6 @@ func (s *Store) completeAttempts(ctx context.Context, rs []AttemptResult, errs [
 		// are) and inserted with one statement. Each carries the trace of
 		// the work that decided its result.
 		events = events[:0]
-		ids, subjects, headers, payloads := make([]string, len(changes)), make([]string, len(changes)),
-			make([]string, len(changes)), make([][]byte, len(changes))
 		for k, c := range changes {
 			m, err := s.events.Event(c)
 			if err != nil {
@@ -304,44 +301,9 @@ func (s *Store) completeAttempts(ctx context.Context, rs []AttemptResult, errs [
 				maps.Copy(h, trace)
 				m.Headers = h
 			}
-			if m.Headers == nil {
-				m.Headers = map[string]string{}
-			}
-			b, err := json.Marshal(m.Headers)
-			if err != nil {
-				return fmt.Errorf("encode headers of %s: %w", m.MsgID, err)
-			}
-			ids[k], subjects[k], headers[k], payloads[k] = m.MsgID, m.Subject, string(b), m.Payload
 			events = append(events, m)
 		}
-		var rowIDs []int64
-		var rowMsgIDs []string
-		if err := tx.QueryRow(ctx, `
-			WITH ob AS (
-			    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path)
-			    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $5
-			      FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[]) WITH ORDINALITY AS m(msg_id, subject, headers, payload, n)
-			     ORDER BY m.n
-			    RETURNING id, msg_id
-			), n AS (
-			    SELECT pg_notify($6, '') WHERE NOT $5
-			)
-			SELECT (SELECT array_agg(id ORDER BY id) FROM ob), (SELECT array_agg(msg_id ORDER BY id) FROM ob),
-			       (SELECT count(*) FROM n)`,
-			ids, subjects, headers, payloads, fastPath, outboxChannel).Scan(&rowIDs, &rowMsgIDs, new(int64)); err != nil {
-			return err
-		}
-		if len(rowIDs) != len(events) {
-			return fmt.Errorf("wrote %d events for %d results", len(rowIDs), len(events))
-		}
-		byMsg := make(map[string]int64, len(rowIDs))
-		for k, id := range rowIDs {
-			byMsg[rowMsgIDs[k]] = id
-		}
-		for k := range events {
-			events[k].ID = byMsg[events[k].MsgID]
-		}
-		return nil
+		return insertOutbox(ctx, tx, fastPath, events)
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -94,30 +95,61 @@ type SQLEvents interface {
 	EventSQL() string
 }
 
-// insertOutbox writes msgs in tx and fills in their ids.
+// insertOutbox writes msgs in tx with one statement and fills in their
+// ids; with no fast path to publish them, the statement also NOTIFYs the
+// relays (on commit).
 func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMessage) error {
 	if len(msgs) == 0 {
 		return nil
 	}
-	batch := &pgx.Batch{}
+	n := len(msgs)
+	ids, subjects, headers, attempts := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	payloads := make([][]byte, n)
 	for i := range msgs {
 		m := &msgs[i]
-		headers := m.Headers
-		if headers == nil {
-			headers = map[string]string{}
+		if m.Headers == nil {
+			m.Headers = map[string]string{}
 		}
-		batch.Queue(`INSERT INTO outbox (msg_id, subject, headers, payload, fast_path, attempt_id)
-			VALUES ($1, $2, $3, $4, $5, NULLIF($6, '')) RETURNING id`,
-			m.MsgID, m.Subject, headers, storedPayload(*m), fastPath, m.AttemptID).QueryRow(func(row pgx.Row) error { return row.Scan(&m.ID) })
+		h, err := json.Marshal(m.Headers)
+		if err != nil {
+			return fmt.Errorf("encode headers of %s: %w", m.MsgID, err)
+		}
+		ids[i], subjects[i], headers[i], payloads[i], attempts[i] = m.MsgID, m.Subject, string(h), storedPayload(*m), m.AttemptID
 	}
-	if !fastPath {
-		batch.Queue(`SELECT pg_notify($1, '')`, outboxChannel)
-	}
-	if err := tx.SendBatch(ctx, batch).Close(); err != nil {
+	var rowIDs []int64
+	var rowMsgIDs []string
+	if err := tx.QueryRow(ctx, insertOutboxRows, ids, subjects, headers, payloads, attempts, fastPath, outboxChannel).
+		Scan(&rowIDs, &rowMsgIDs); err != nil {
 		return fmt.Errorf("insert outbox rows: %w", err)
+	}
+	if len(rowIDs) != n {
+		return fmt.Errorf("insert outbox rows: wrote %d of %d", len(rowIDs), n)
+	}
+	byMsg := make(map[string]int64, n)
+	for k, id := range rowIDs {
+		byMsg[rowMsgIDs[k]] = id
+	}
+	for i := range msgs {
+		msgs[i].ID = byMsg[msgs[i].MsgID]
 	}
 	return nil
 }
+
+// insertOutboxRows is insertOutbox's statement: the rows over arrays, in
+// their order, and the NOTIFY when no fast path publishes them ($6).
+const insertOutboxRows = `
+WITH ob AS (
+    INSERT INTO outbox (msg_id, subject, headers, payload, fast_path, attempt_id)
+    SELECT m.msg_id, m.subject, m.headers::jsonb, m.payload, $6, NULLIF(m.attempt_id, '')
+      FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::text[]) WITH ORDINALITY
+           AS m(msg_id, subject, headers, payload, attempt_id, n)
+     ORDER BY m.n
+    RETURNING id, msg_id
+), notified AS (
+    SELECT pg_notify($7, '') WHERE NOT $6
+)
+SELECT (SELECT array_agg(id ORDER BY id) FROM ob), (SELECT array_agg(msg_id ORDER BY id) FROM ob)
+  FROM (SELECT count(*) FROM notified) n`
 
 // jobOf is the outbox row of the job attempt executes: stored without its
 // payload, which the attempt's row holds.
