@@ -163,8 +163,7 @@ func TestRecordLeavesOrgsWithoutSubscriptionUnread(t *testing.T) {
 	pool, count := countingPool(t)
 	st := store.New(pool, env.Ring, canopy.Events{})
 	org := newOrg(t, st, false)
-	var logs bytes.Buffer
-	s := New(nil, topology(), st, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, logs := loggingService(st)
 
 	var msgs []jetstream.Msg
 	for i := range 20 {
@@ -198,8 +197,7 @@ func TestRecordMixedSet(t *testing.T) {
 	pool, count := countingPool(t)
 	st := store.New(pool, env.Ring, canopy.Events{})
 	subscribed, other := newOrg(t, st, true), newOrg(t, st, false)
-	var logs bytes.Buffer
-	s := New(nil, topology(), st, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, logs := loggingService(st)
 
 	var msgs []jetstream.Msg
 	var ids []string
@@ -246,8 +244,7 @@ func TestRecordPrecheckFailureRedelivers(t *testing.T) {
 	st := store.New(pool, env.Ring, canopy.Events{})
 	org := newOrg(t, st, true)
 	pool.Close() // every statement now fails
-	var logs bytes.Buffer
-	s := New(nil, topology(), st, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, logs := loggingService(st)
 
 	event, _ := eventMsg(t, org, "li_1")
 	unreadable := unreadableMsg(org)
@@ -307,8 +304,7 @@ func TestRecordSkipsAnUnusableOrgHeader(t *testing.T) {
 	pool, _ := countingPool(t)
 	st := store.New(pool, env.Ring, canopy.Events{})
 	org := newOrg(t, st, true)
-	var logs bytes.Buffer
-	s := New(nil, topology(), st, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	s, logs := loggingService(st)
 
 	good, id := eventMsg(t, org, "li_good")
 	msgs := []jetstream.Msg{good}
@@ -331,4 +327,11 @@ func TestRecordSkipsAnUnusableOrgHeader(t *testing.T) {
 	if n := strings.Count(logs.String(), "unusable org header"); n != 2 {
 		t.Errorf("%d events logged with an unusable org header, want 2:\n%.2000s", n, logs.String())
 	}
+}
+
+// loggingService is a webhooks service over st (no NATS: record is
+// called directly) whose log lines the test reads.
+func loggingService(st *store.Store) (*Service, *bytes.Buffer) {
+	logs := &bytes.Buffer{}
+	return New(nil, topology(), st, Options{Logger: slog.New(slog.NewTextHandler(logs, nil))}), logs
 }
