@@ -70,7 +70,7 @@ func (g *batchGate) writtenByBatch(t *testing.T) int {
 }
 
 // orgWithAccount makes an org with account a1 of product p.
-func orgWithAccount(t *testing.T, st *Store) string {
+func orgWithAccount(t testing.TB, st *Store) string {
 	t.Helper()
 	ctx := context.Background()
 	org := testenv.UniqueID("org_")
