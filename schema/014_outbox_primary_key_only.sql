@@ -3,7 +3,7 @@
 -- indexes the same rows in the same order as the primary key, and every
 -- row written (two per payment at intake, one per event after) paid for a
 -- second index entry, and every delete left a second dead one. The relay's
--- claim and the backlog queries read the primary key instead.
+-- claim reads the primary key instead.
 -- outbox_published_idx stays: no row written now matches it, so it costs
 -- nothing, and PurgePublished uses it for rows an earlier version marked.
 DROP INDEX outbox_unpublished_idx;
