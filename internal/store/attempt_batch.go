@@ -303,7 +303,7 @@ func (s *Store) completeAttempts(ctx context.Context, rs []AttemptResult, errs [
 			}
 			events = append(events, m)
 		}
-		return insertOutbox(ctx, tx, fastPath, events)
+		return writeOutboxRows(ctx, tx, fastPath, events)
 	})
 	if err != nil {
 		return err

@@ -95,10 +95,10 @@ type SQLEvents interface {
 	EventSQL() string
 }
 
-// insertOutbox writes msgs in tx with one statement and fills in their
+// writeOutboxRows writes msgs in tx with one statement and fills in their
 // ids; with no fast path to publish them, the statement also NOTIFYs the
 // relays (on commit).
-func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMessage) error {
+func writeOutboxRows(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMessage) error {
 	if len(msgs) == 0 {
 		return nil
 	}
@@ -135,7 +135,7 @@ func insertOutbox(ctx context.Context, tx pgx.Tx, fastPath bool, msgs []OutboxMe
 	return nil
 }
 
-// insertOutboxRows is insertOutbox's statement: the rows over arrays, in
+// insertOutboxRows is writeOutboxRows' statement: the rows over arrays, in
 // their order, and the NOTIFY when no fast path publishes them ($6).
 const insertOutboxRows = `
 WITH ob AS (
@@ -197,7 +197,7 @@ func (s *Store) insertOutbox(ctx context.Context, tx pgx.Tx, emit func(...Outbox
 		msgs[i].Headers = tracing.Inject(ctx, msgs[i].Headers)
 	}
 	// Insert first: the fast path marks rows by the id the insert fills in.
-	if err := insertOutbox(ctx, tx, fastPath, msgs); err != nil {
+	if err := writeOutboxRows(ctx, tx, fastPath, msgs); err != nil {
 		return err
 	}
 	if emit != nil {
